@@ -1,0 +1,11 @@
+"""nodegraph: typed node graphs for image-processing pipelines.
+
+Declare nodes as typed functions (:func:`node`), wire them in YAML graph files, validate,
+run with a recipe-hash cache, and edit them in the visual editor (``nodegraph gui``).
+"""
+from .node import Out, Param, node
+from .types import Any, Flow, Gray, Image, Mask, OutPath, Path, Rect, Scalar, Shift, Text
+
+__all__ = ["node", "Param", "Out", "Image", "Gray", "Mask", "Flow", "Rect", "Shift", "Scalar",
+           "Path", "OutPath", "Text", "Any"]
+__version__ = "0.1.0"

@@ -1,0 +1,232 @@
+"""Declaring a node: a typed Python function becomes a graph node.
+
+    from nodegraph import node, Param, Out, Image
+
+    @node("image.blur", version=1)
+    def blur(image: Image, *,
+             sigma: float = Param(1.0, range=(0.0, 100.0), unit="px",
+                                  doc="standard deviation of the Gaussian")) -> Out(image=Image):
+        '''Gaussian blur of each channel.'''
+        return cv2.GaussianBlur(image, (0, 0), sigma)
+
+* Parameters before ``*`` are **input ports**; their annotation is a port type
+  (``nodegraph.types``). A default of ``None`` makes the input optional: it may stay
+  unlinked, and the function then receives ``None``.
+* Keyword-only parameters are **node parameters** (set in YAML under ``params:`` or with
+  ``--set node.param=value``); their default is a :class:`Param` carrying range, choices,
+  unit and documentation. The annotation (``float``, ``int``, ``bool``, ``str``, or
+  ``float | None``...) is the parameter's value type.
+* The return annotation :class:`Out` names and types the **output ports**. The function
+  returns a dict keyed by output name, a tuple in declaration order, or the bare value when
+  there is one output.
+* ``version`` is part of the cache key: bump it when the node's results change.
+* ``side_effect=True`` marks nodes that write files: they run every time and are never cached.
+"""
+from __future__ import annotations
+
+import inspect
+import types as _pytypes
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .types import PortType
+
+_PARAM_TYPES = (float, int, bool, str)
+
+
+@dataclass(frozen=True)
+class Param:
+    """Default value and metadata of a node parameter."""
+
+    default: Any
+    range: tuple[float, float] | None = None  # inclusive bounds for numbers
+    choices: tuple[Any, ...] | None = None
+    unit: str = ""
+    doc: str = ""
+
+    def __post_init__(self) -> None:
+        if self.choices is not None:
+            object.__setattr__(self, "choices", tuple(self.choices))
+
+
+class Out:
+    """Output ports of a node, in order: ``Out(forward=Flow, backward=Flow)``."""
+
+    def __init__(self, **ports: PortType) -> None:
+        if not ports:
+            raise TypeError("Out() needs at least one output port")
+        for name, ptype in ports.items():
+            if not isinstance(ptype, PortType):
+                raise TypeError(f"output {name!r}: {ptype!r} is not a port type")
+        self.ports: dict[str, PortType] = dict(ports)
+
+    def __repr__(self) -> str:
+        return "Out(" + ", ".join(f"{k}={v}" for k, v in self.ports.items()) + ")"
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    type: PortType
+    optional: bool
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    type: type  # float, int, bool or str
+    default: Any
+    optional: bool  # None is an accepted value
+    range: tuple[float, float] | None
+    choices: tuple[Any, ...] | None
+    unit: str
+    doc: str
+
+    def problem_with(self, value: Any) -> str | None:
+        """Why ``value`` is not acceptable for this parameter, or None."""
+        if value is None:
+            return None if self.optional else "must not be empty"
+        if self.type is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif self.type is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, self.type)
+        if not ok:
+            return f"expected {self.type.__name__}, got {type(value).__name__} {value!r}"
+        if self.choices is not None and value not in self.choices:
+            return f"{value!r} is not one of {list(self.choices)}"
+        if self.range is not None and not (self.range[0] <= value <= self.range[1]):
+            unit = f" {self.unit}" if self.unit else ""
+            return f"{value!r} is outside the range [{self.range[0]}, {self.range[1]}]{unit}"
+        return None
+
+    def parse(self, text: str) -> Any:
+        """Parse a command-line string into this parameter's type."""
+        if self.optional and text.lower() in ("none", "null", "auto", ""):
+            return None
+        if self.type is bool:
+            lowered = text.lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"expected true or false, got {text!r}")
+        if self.type is int:
+            return int(text)
+        if self.type is float:
+            return float(text)
+        return text
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """Everything the framework knows about a node type."""
+
+    id: str
+    version: int
+    func: Callable[..., Any] = field(repr=False, compare=False)
+    inputs: dict[str, InputSpec]
+    params: dict[str, ParamSpec]
+    outputs: dict[str, PortType]
+    doc: str
+    side_effect: bool = False
+    source: str = ""  # where it came from: "builtin" or the plugin entry point's name
+
+    @property
+    def summary(self) -> str:
+        return self.doc.strip().splitlines()[0] if self.doc.strip() else ""
+
+    def default_params(self) -> dict[str, Any]:
+        return {name: p.default for name, p in self.params.items()}
+
+
+def _param_value_type(annotation: Any, where: str) -> tuple[type, bool]:
+    """(value type, optional) of a parameter annotation such as ``float`` or ``int | None``."""
+    if annotation in _PARAM_TYPES:
+        return annotation, False
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, _pytypes.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1 and args[0] in _PARAM_TYPES:
+            return args[0], True
+    raise TypeError(f"{where}: parameter annotation must be float, int, bool or str "
+                    f"(optionally '| None'), got {annotation!r}")
+
+
+def make_spec(func: Callable[..., Any], node_id: str, version: int,
+              side_effect: bool = False) -> NodeSpec:
+    """Read a node function's signature into a :class:`NodeSpec`; TypeError if malformed."""
+    where = f"node {node_id!r} ({func.__module__}.{func.__qualname__})"
+    hints = _resolved_annotations(func)
+    signature = inspect.signature(func)
+    inputs: dict[str, InputSpec] = {}
+    params: dict[str, ParamSpec] = {}
+    for name, parameter in signature.parameters.items():
+        annotation = hints.get(name, inspect.Parameter.empty)
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            if not isinstance(annotation, PortType):
+                raise TypeError(f"{where}: input {name!r} must be annotated with a port type")
+            if parameter.default not in (inspect.Parameter.empty, None):
+                raise TypeError(f"{where}: input {name!r} may only default to None (optional)")
+            inputs[name] = InputSpec(name, annotation, parameter.default is None)
+        elif parameter.kind == parameter.KEYWORD_ONLY:
+            default = parameter.default
+            if default is inspect.Parameter.empty:
+                raise TypeError(f"{where}: parameter {name!r} needs a default")
+            meta = default if isinstance(default, Param) else Param(default)
+            value_type, optional = _param_value_type(annotation, f"{where}, {name!r}")
+            spec = ParamSpec(name, value_type, meta.default, optional or meta.default is None,
+                             meta.range, meta.choices, meta.unit, meta.doc)
+            problem = spec.problem_with(meta.default)
+            if problem:
+                raise TypeError(f"{where}: default of parameter {name!r}: {problem}")
+            params[name] = spec
+        else:
+            raise TypeError(f"{where}: *args and **kwargs are not allowed in a node function")
+    returns = hints.get("return", inspect.Parameter.empty)
+    if not isinstance(returns, Out):
+        raise TypeError(f"{where}: the return annotation must be Out(name=Type, ...)")
+    return NodeSpec(id=node_id, version=version, func=func, inputs=inputs, params=params,
+                    outputs=dict(returns.ports), doc=inspect.getdoc(func) or "",
+                    side_effect=side_effect)
+
+
+def _resolved_annotations(func: Callable[..., Any]) -> dict[str, Any]:
+    # Port types and Out(...) are objects, not classes, so typing.get_type_hints rejects them;
+    # string annotations (from __future__ import annotations) are evaluated here instead.
+    return {name: eval(a, func.__globals__) if isinstance(a, str) else a  # noqa: S307
+            for name, a in func.__annotations__.items()}
+
+
+def node(node_id: str, version: int = 1, *, side_effect: bool = False) -> Callable:
+    """Declare a node type. The decorated function stays callable as a plain function."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        func.__nodegraph_spec__ = make_spec(func, node_id, version, side_effect)  # type: ignore[attr-defined]
+        return func
+
+    return decorate
+
+
+def spec_of(func: Callable[..., Any]) -> NodeSpec | None:
+    """The NodeSpec attached by :func:`node`, or None for an undecorated function."""
+    return getattr(func, "__nodegraph_spec__", None)
+
+
+def call_node(spec: NodeSpec, inputs: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """Call a node function and return its outputs as a dict keyed by output name."""
+    result = spec.func(**inputs, **params)
+    names = list(spec.outputs)
+    if isinstance(result, dict):
+        missing = [n for n in names if n not in result]
+        if missing:
+            raise TypeError(f"node {spec.id!r} returned no value for output(s) {missing}")
+        return {n: result[n] for n in names}
+    if len(names) == 1:
+        return {names[0]: result}
+    if isinstance(result, tuple) and len(result) == len(names):
+        return dict(zip(names, result))
+    raise TypeError(f"node {spec.id!r} must return a dict or a {len(names)}-tuple "
+                    f"for outputs {names}")

@@ -1,0 +1,144 @@
+"""Port types: what flows along a link, and which links are allowed.
+
+A port type names a kind of value (an RGB image, a mask, a flow field...), says how to
+check a value at run time, how to parse one from a command-line string, and which other
+types it may feed. Compatibility is an explicit table, not inheritance:
+
+==========  ==========================================  ===============================
+type        value                                       may also feed
+==========  ==========================================  ===============================
+Image       float32 array (H, W, 3), RGB in [0, 1]      Any
+Gray        float32 array (H, W)                        Any
+Mask        float32 array (H, W), values in [0, 1]      Gray, Any
+Flow        float32 array (H, W, 2), (dx, dy) in px     Any
+Rect        tuple (x0, y0, x1, y1) of floats, in px     Any
+Shift       tuple (dx, dy) of floats, in px             Any
+Scalar      float                                       Any
+Path        path of an existing file the graph reads    Any
+OutPath     path of a file the graph writes             Any
+Text        str                                         Any
+Any         anything                                    Any
+==========  ==========================================  ===============================
+
+``Path`` and ``OutPath`` are different types on purpose: the executor hashes the content of
+``Path`` files for its cache, and refuses to run a graph that would write over one of them.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any as _AnyValue, Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PortType:
+    """A named kind of value. Instances are used directly as annotations on node functions."""
+
+    name: str
+    doc: str
+    color: tuple[int, int, int]  # editor colour of ports and links of this type
+    check: Callable[[_AnyValue], str | None] = field(repr=False, compare=False)
+    parse: Callable[[str], _AnyValue] = field(repr=False, compare=False)
+    feeds: frozenset[str] = frozenset()  # other type names this type may be linked into
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def can_feed(self, target: "PortType") -> bool:
+        """True when a value of this type may be linked into a port of type ``target``."""
+        return target.name == self.name or target.name == "Any" or target.name in self.feeds
+
+    def problem_with(self, value: _AnyValue) -> str | None:
+        """A sentence saying why ``value`` is not of this type, or None when it is."""
+        return self.check(value)
+
+
+def _array_check(ndim: int, channels: int | None) -> Callable[[_AnyValue], str | None]:
+    def check(value: _AnyValue) -> str | None:
+        if not isinstance(value, np.ndarray):
+            return f"expected a numpy array, got {type(value).__name__}"
+        if value.dtype != np.float32:
+            return f"expected dtype float32, got {value.dtype}"
+        if value.ndim != ndim or (channels is not None and value.shape[-1] != channels):
+            want = "(H, W)" if ndim == 2 else f"(H, W, {channels})"
+            return f"expected shape {want}, got {value.shape}"
+        return None
+
+    return check
+
+
+def _tuple_check(length: int) -> Callable[[_AnyValue], str | None]:
+    def check(value: _AnyValue) -> str | None:
+        if not isinstance(value, (tuple, list)) or len(value) != length:
+            return f"expected {length} numbers, got {value!r}"
+        if not all(isinstance(v, (int, float, np.number)) for v in value):
+            return f"expected {length} numbers, got {value!r}"
+        return None
+
+    return check
+
+
+def _parse_numbers(length: int) -> Callable[[str], tuple[float, ...]]:
+    def parse(text: str) -> tuple[float, ...]:
+        parts = [p for p in text.replace(" ", "").strip("()[]").split(",") if p]
+        if len(parts) != length:
+            raise ValueError(f"expected {length} comma-separated numbers, got {text!r}")
+        return tuple(float(p) for p in parts)
+
+    return parse
+
+
+def _check_scalar(value: _AnyValue) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        return f"expected a number, got {value!r}"
+    return None
+
+
+def _check_path(value: _AnyValue) -> str | None:
+    return None if isinstance(value, (str, os.PathLike)) else f"expected a path, got {value!r}"
+
+
+def _check_text(value: _AnyValue) -> str | None:
+    return None if isinstance(value, str) else f"expected text, got {value!r}"
+
+
+def _no_parse(name: str) -> Callable[[str], _AnyValue]:
+    def parse(text: str) -> _AnyValue:
+        raise ValueError(f"a {name} cannot be given on the command line")
+
+    return parse
+
+
+Image = PortType("Image", "float32 RGB image (H, W, 3) in [0, 1]", (86, 156, 214),
+                 _array_check(3, 3), _no_parse("Image"))
+Gray = PortType("Gray", "float32 single-channel image (H, W)", (160, 160, 160),
+                _array_check(2, None), _no_parse("Gray"))
+Mask = PortType("Mask", "float32 weight map (H, W) in [0, 1]", (230, 180, 60),
+                _array_check(2, None), _no_parse("Mask"), frozenset({"Gray"}))
+Flow = PortType("Flow", "float32 displacement field (H, W, 2): (dx, dy) in pixels", (200, 90, 200),
+                _array_check(3, 2), _no_parse("Flow"))
+Rect = PortType("Rect", "rectangle (x0, y0, x1, y1) in pixels", (110, 200, 120),
+                _tuple_check(4), _parse_numbers(4))
+Shift = PortType("Shift", "translation (dx, dy) in pixels", (120, 200, 200),
+                 _tuple_check(2), _parse_numbers(2))
+Scalar = PortType("Scalar", "a number", (230, 230, 230), _check_scalar, float)
+Path = PortType("Path", "path of an existing file that the graph reads", (240, 120, 80),
+                _check_path, str)
+OutPath = PortType("OutPath", "path of a file that the graph writes", (240, 80, 120),
+                   _check_path, str)
+Text = PortType("Text", "a string", (200, 200, 140), _check_text, str)
+Any = PortType("Any", "any value", (255, 255, 255), lambda value: None, str)
+
+PORT_TYPES: dict[str, PortType] = {
+    t.name: t for t in (Image, Gray, Mask, Flow, Rect, Shift, Scalar, Path, OutPath, Text, Any)
+}
+
+
+def port_type(name: str) -> PortType:
+    """The port type called ``name``; KeyError listing the known names otherwise."""
+    try:
+        return PORT_TYPES[name]
+    except KeyError:
+        raise KeyError(f"unknown type {name!r}; known types: {', '.join(PORT_TYPES)}") from None

@@ -1,0 +1,1 @@
+"""Hybrid-zoom super-resolution (HZSR) stages, one module per stage."""

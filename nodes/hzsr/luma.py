@@ -1,0 +1,21 @@
+"""Luminance and chroma (BT.601, the weights of SPEC section 3) for fusing on luminance only."""
+from __future__ import annotations
+
+import numpy as np
+
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """Y = 0.299 R + 0.587 G + 0.114 B of a float RGB image (H, W, 3) -> (H, W) float32."""
+    return np.tensordot(rgb.astype(np.float32, copy=False), LUMA_WEIGHTS, axes=([-1], [0]))
+
+
+def replace_luminance(rgb: np.ndarray, y_new: np.ndarray) -> np.ndarray:
+    """``rgb`` with its luminance replaced by ``y_new`` and its chroma (U, V) kept.
+
+    In YUV with BT.601 weights, changing Y alone at fixed U, V adds the same offset to
+    R, G and B, so this is ``rgb + (y_new - Y)`` per channel, clipped to [0, 1].
+    """
+    delta = (y_new - luminance(rgb))[..., None]
+    return np.clip(rgb + delta, 0.0, 1.0).astype(np.float32, copy=False)
