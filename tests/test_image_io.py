@@ -1,0 +1,165 @@
+"""image.read / image.write: formats, EXIF, errors naming the file, atomic writes."""
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image as PilImage
+from PIL import ImageOps
+
+from nodegraph.errors import InputError
+from nodes.image_io import EXIF_FOCAL_35MM, apply_orientation, read, write, write_atomic
+
+
+def _gradient_rgb(h=40, w=60):
+    yy, xx = np.mgrid[0:h, 0:w]
+    return np.stack([xx * 4, yy * 6, (xx + yy) * 2], axis=-1).astype(np.uint8)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_apply_orientation_matches_pillow(orientation):
+    pixels = _gradient_rgb(5, 7)
+    exif = PilImage.Exif()
+    exif[0x0112] = orientation
+    pil = PilImage.fromarray(pixels)
+    pil.info["exif"] = exif.tobytes()
+    pil.getexif()[0x0112] = orientation
+    expected = np.asarray(ImageOps.exif_transpose(pil))
+    np.testing.assert_array_equal(apply_orientation(pixels, orientation), expected)
+
+
+def test_jpeg_orientation_6_is_rotated_clockwise(tmp_path):
+    # A wide image with a red left half: stored sideways with orientation 6 (rotate 90 CW to view).
+    pixels = np.zeros((40, 80, 3), np.uint8)
+    pixels[:, :40] = (255, 0, 0)
+    pixels[:, 40:] = (0, 0, 255)
+    exif = PilImage.Exif()
+    exif[0x0112] = 6
+    file = tmp_path / "rot.jpg"
+    PilImage.fromarray(pixels).save(file, quality=95, exif=exif)
+    out = read(str(file))["image"]
+    assert out.shape == (80, 40, 3) and out.dtype == np.float32
+    # Rotating clockwise puts the stored left (red) half on top.
+    assert out[:30, :, 0].mean() > 0.9 and out[:30, :, 2].mean() < 0.1
+    assert out[-30:, :, 2].mean() > 0.9 and out[-30:, :, 0].mean() < 0.1
+
+
+def test_focal_length_35mm_read_from_exif(tmp_path):
+    exif = PilImage.Exif()
+    exif.get_ifd(0x8769)[EXIF_FOCAL_35MM] = 52
+    file = tmp_path / "tele.jpg"
+    PilImage.fromarray(_gradient_rgb()).save(file, exif=exif)
+    assert read(str(file))["focal_35mm"] == 52.0
+    plain = tmp_path / "plain.png"
+    PilImage.fromarray(_gradient_rgb()).save(plain)
+    assert read(str(plain))["focal_35mm"] is None
+
+
+def test_png_8bit_rgb_exact(tmp_path):
+    pixels = _gradient_rgb()
+    file = tmp_path / "a.png"
+    PilImage.fromarray(pixels).save(file)
+    out = read(str(file))["image"]
+    np.testing.assert_allclose(out, pixels / 255.0, atol=1e-7)
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif"])
+def test_16bit_scaled_by_1_over_65535(tmp_path, ext):
+    rng = np.random.default_rng(0)
+    bgr = rng.integers(0, 65536, (20, 30, 3), dtype=np.uint16)
+    file = tmp_path / f"deep{ext}"
+    assert cv2.imwrite(str(file), bgr)
+    out = read(str(file))["image"]
+    np.testing.assert_allclose(out, bgr[:, :, ::-1] / 65535.0, atol=1e-7)
+
+
+def test_gray_8_and_16_bit_become_rgb(tmp_path):
+    gray8 = (np.arange(200).reshape(10, 20) % 256).astype(np.uint8)
+    PilImage.fromarray(gray8).save(tmp_path / "g8.png")
+    out = read(str(tmp_path / "g8.png"))["image"]
+    assert out.shape == (10, 20, 3)
+    for c in range(3):
+        np.testing.assert_allclose(out[:, :, c], gray8 / 255.0, atol=1e-7)
+    gray16 = (np.arange(200).reshape(10, 20) * 300).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "g16.png"), gray16)
+    out16 = read(str(tmp_path / "g16.png"))["image"]
+    np.testing.assert_allclose(out16[:, :, 1], gray16 / 65535.0, atol=1e-7)
+
+
+def test_rgba_drops_alpha(tmp_path):
+    rgba = np.zeros((8, 9, 4), np.uint8)
+    rgba[..., 0], rgba[..., 1], rgba[..., 2], rgba[..., 3] = 200, 100, 50, 7
+    PilImage.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    out = read(str(tmp_path / "a.png"))["image"]
+    assert out.shape == (8, 9, 3)
+    np.testing.assert_allclose(out[0, 0], np.array([200, 100, 50]) / 255.0, atol=1e-7)
+
+
+def test_missing_file_raises_input_error_naming_it(tmp_path):
+    missing = tmp_path / "nowhere.png"
+    with pytest.raises(InputError, match="nowhere.png"):
+        read(str(missing))
+
+
+@pytest.mark.parametrize("payload", [b"", b"this is not an image at all" * 10,
+                                     b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 20])
+def test_corrupt_file_raises_input_error_naming_it(tmp_path, payload):
+    file = tmp_path / "broken.png"
+    file.write_bytes(payload)
+    with pytest.raises(InputError, match="broken.png"):
+        read(str(file))
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif", ".tiff"])
+def test_write_read_roundtrip_8_and_16_bit(tmp_path, ext):
+    rng = np.random.default_rng(1)
+    image = rng.random((12, 17, 3)).astype(np.float32)
+    p8 = str(tmp_path / f"sub/dir/out8{ext}")  # parent directories are created
+    assert write(image, p8, bit_depth=8) == p8
+    np.testing.assert_allclose(read(p8)["image"], image, atol=0.5 / 255 + 1e-6)
+    p16 = str(tmp_path / f"out16{ext}")
+    write(image, p16, bit_depth=16)
+    np.testing.assert_allclose(read(p16)["image"], image, atol=0.5 / 65535 + 1e-6)
+    assert cv2.imread(p16, cv2.IMREAD_UNCHANGED).dtype == np.uint16
+
+
+def test_write_jpeg_and_reject_16_bit_jpeg(tmp_path):
+    image = np.full((16, 16, 3), 0.5, np.float32)
+    write(image, str(tmp_path / "a.jpg"), bit_depth=8)
+    assert abs(read(str(tmp_path / "a.jpg"))["image"].mean() - 0.5) < 0.01
+    with pytest.raises(InputError, match="16-bit"):
+        write(image, str(tmp_path / "b.jpg"), bit_depth=16)
+    with pytest.raises(InputError, match=".bmp"):
+        write(image, str(tmp_path / "c.bmp"), bit_depth=8)
+
+
+def test_failed_write_leaves_existing_file_and_no_temp(tmp_path, monkeypatch):
+    target = tmp_path / "keep.png"
+    target.write_bytes(b"original content")
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        write(np.zeros((4, 4, 3), np.float32), str(target), bit_depth=8)
+    assert target.read_bytes() == b"original content"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.png"]
+
+
+def test_failed_encode_leaves_existing_file(tmp_path):
+    target = tmp_path / "keep.jpg"
+    target.write_bytes(b"original")
+    with pytest.raises(InputError):
+        write(np.zeros((4, 4, 3), np.float32), str(target), bit_depth=16)
+    assert target.read_bytes() == b"original"
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.jpg"]
+
+
+def test_write_atomic_replaces_whole_file(tmp_path):
+    target = tmp_path / "f.bin"
+    target.write_bytes(b"old" * 100)
+    write_atomic(target, b"new")
+    assert target.read_bytes() == b"new"
