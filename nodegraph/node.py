@@ -132,7 +132,8 @@ class NodeSpec:
     outputs: dict[str, PortType]
     doc: str
     side_effect: bool = False
-    source: str = ""  # where it came from: "builtin" or the plugin entry point's name
+    source: str = ""  # where it came from: "builtin", "plugin NAME" or a graph file
+    subgraph: Any = field(default=None, repr=False, compare=False)  # the Graph of a subgraph node
 
     @property
     def summary(self) -> str:

@@ -1,0 +1,249 @@
+"""The ``nodegraph`` command line (SPEC section 2).
+
+    nodegraph run PIPELINE.yaml [--set NAME=VALUE ...] [--out PATH] [--debug-dir DIR] [--profile]
+    nodegraph validate PIPELINE.yaml [--set NAME=VALUE ...]
+    nodegraph nodes [--json]
+
+More commands (``eval``, ``train``, ``gui``) are contributed by installed packages through the
+entry-point group ``nodegraph.commands``: each entry point is a function ``register(subparsers)``
+that adds its sub-command and sets ``handler=fn(args) -> exit code``.
+
+Exit codes: 0 success; 2 invalid graph, options or input files; 1 a node failed while running.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import sys
+import warnings
+from typing import Any, Callable, Sequence
+
+from .errors import GraphError, InputError, NodeError, Problem
+from .execute import Cache, Event, RunResult, plan, run_plan
+from .graph import Graph, load_graph, require_loadable
+from .registry import Registry, default_registry
+from .render import write_debug_dir
+from .validate import apply_settings, validate
+
+COMMANDS_GROUP = "nodegraph.commands"
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def load_for_run(path: str, settings: list[str], registry: Registry) -> Graph:
+    """Load a graph file and apply ``--set`` bindings; GraphError lists every problem."""
+    graph = apply_settings(require_loadable(load_graph(path)), settings, registry)
+    problems = validate(graph, registry)
+    if problems:
+        raise GraphError(problems)
+    return graph
+
+
+class ProgressBar:
+    """Event sink drawing a tqdm bar on a terminal, silent otherwise; prints node warnings."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._enabled = enabled
+        self._bar: Any = None
+
+    def __call__(self, event: Event) -> None:
+        if event.kind == "warning":
+            self._write(f"warning: node '{event.node}': {event.message}")
+            return
+        if not self._enabled:
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+            self._bar = tqdm(total=event.total, unit="node", file=sys.stderr, leave=False)
+        if event.kind == "start":
+            self._bar.set_description(event.node)
+        elif event.kind == "finish":
+            self._bar.update(1)
+
+    def _write(self, message: str) -> None:
+        if self._bar is not None:
+            self._bar.write(message, file=sys.stderr)
+        else:
+            _say(message)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def profile_table(result: RunResult) -> str:
+    rows = [("node", "type", "status", "seconds", "peak MB")]
+    for record in result.records.values():
+        rows.append((record.name, record.type, record.status, f"{record.seconds:.3f}",
+                     f"{record.peak_rss_mb:.0f}"))
+    total = sum(r.seconds for r in result.records.values())
+    peak = max((r.peak_rss_mb for r in result.records.values()), default=0.0)
+    rows.append(("total", "", "", f"{total:.3f}", f"{peak:.0f}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = ["  ".join(cell.ljust(w) if i < 3 else cell.rjust(w)
+                       for i, (cell, w) in enumerate(zip(row, widths))) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def execute(graph: Graph, registry: Registry, *, debug_dir: str | None = None,
+            profile: bool = False, cache: Cache | None = None) -> RunResult:
+    """Run a validated graph with a progress bar, optional debug images and profile table."""
+    progress = ProgressBar(sys.stderr.isatty())
+    try:
+        the_plan = plan(graph, registry)
+        result = run_plan(the_plan, cache=cache, keep_all=debug_dir is not None, events=progress)
+    finally:
+        progress.close()
+    if debug_dir is not None:
+        items = [(f"{step.name}.{port}", result.values.get((step.name, port)), ptype)
+                 for step in the_plan.steps for port, ptype in step.spec.outputs.items()]
+        written = write_debug_dir(debug_dir, items)
+        _say(f"wrote {len(written)} debug images to {debug_dir}")
+    if profile:
+        print(profile_table(result))
+    return result
+
+
+def _describe(value: Any) -> str:
+    shape = getattr(value, "shape", None)
+    return f"array {tuple(shape)}" if shape is not None else repr(value)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    registry = default_registry()
+    settings = list(args.set)
+    if args.out is not None:
+        graph = require_loadable(load_graph(args.pipeline))
+        if "out" not in graph.inputs:
+            raise GraphError([Problem(
+                "--out needs a graph input named 'out' (type OutPath); this graph has inputs "
+                f"{sorted(graph.inputs) or 'none'}", graph.file, graph.line("inputs"))])
+        settings.append(f"out={args.out}")
+    graph = load_for_run(args.pipeline, settings, registry)
+    result = execute(graph, registry, debug_dir=args.debug_dir, profile=args.profile)
+    for name, value in result.outputs.items():
+        _say(f"{name}: {_describe(value)}")
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    registry = default_registry()
+    graph = load_graph(args.pipeline)
+    problems = list(graph.load_problems)
+    if not problems:
+        try:
+            graph = apply_settings(graph, list(args.set), registry)
+        except GraphError as error:
+            problems += error.problems
+        problems += validate(graph, registry)
+    for problem in problems:
+        _say(f"error: {problem}")
+    if problems:
+        _say(f"{len(problems)} problem(s) in {args.pipeline}")
+        return EXIT_INVALID
+    print(f"{args.pipeline}: valid ({len(graph.nodes)} nodes)")
+    return EXIT_OK
+
+
+def node_catalogue(registry: Registry) -> dict[str, Any]:
+    """Registered node types and plugin failures, as plain data (``nodegraph nodes --json``)."""
+    nodes = []
+    for spec in registry:
+        nodes.append({
+            "id": spec.id, "version": spec.version, "source": spec.source, "doc": spec.doc,
+            "side_effect": spec.side_effect,
+            "inputs": [{"name": i.name, "type": i.type.name, "optional": i.optional}
+                       for i in spec.inputs.values()],
+            "outputs": [{"name": n, "type": t.name} for n, t in spec.outputs.items()],
+            "params": [{"name": p.name, "type": p.type.__name__, "default": p.default,
+                        "range": list(p.range) if p.range else None,
+                        "choices": list(p.choices) if p.choices else None,
+                        "unit": p.unit, "doc": p.doc} for p in spec.params.values()],
+        })
+    failures = [{"name": f.name, "target": f.target, "error": f.error} for f in registry.failures]
+    return {"nodes": nodes, "plugin_failures": failures}
+
+
+def cmd_nodes(args: argparse.Namespace) -> int:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # failures are listed below instead
+        catalogue = node_catalogue(default_registry())
+    if args.json:
+        print(json.dumps(catalogue, indent=2, default=str))
+        return EXIT_OK
+    for entry in catalogue["nodes"]:
+        ins = ", ".join(f"{i['name']}: {i['type']}{'?' if i['optional'] else ''}"
+                        for i in entry["inputs"])
+        outs = ", ".join(f"{o['name']}: {o['type']}" for o in entry["outputs"])
+        summary = entry["doc"].strip().splitlines()[0] if entry["doc"].strip() else ""
+        print(f"{entry['id']} v{entry['version']} [{entry['source']}]  ({ins}) -> ({outs})")
+        if summary:
+            print(f"    {summary}")
+        for p in entry["params"]:
+            bounds = f" in [{p['range'][0]}, {p['range'][1]}]" if p["range"] else ""
+            choices = f" one of {p['choices']}" if p["choices"] else ""
+            unit = f" {p['unit']}" if p["unit"] else ""
+            print(f"    - {p['name']}: {p['type']} = {p['default']!r}{unit}{bounds}{choices}")
+    for failure in catalogue["plugin_failures"]:
+        print(f"FAILED plugin {failure['name']} ({failure['target']}): {failure['error']}")
+    return EXIT_OK
+
+
+def _add_settings(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="bind a graph input (wide=a.jpg) or a node parameter (blend.sigma=2)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nodegraph", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="run a pipeline")
+    run.add_argument("pipeline")
+    _add_settings(run)
+    run.add_argument("--out", help="output path (binds the graph input 'out')")
+    run.add_argument("--debug-dir", help="write every intermediate as PNG plus a contact sheet")
+    run.add_argument("--profile", action="store_true", help="print per-node time and memory")
+    run.set_defaults(handler=cmd_run)
+    check = sub.add_parser("validate", help="report every problem of a pipeline, exit 2 if any")
+    check.add_argument("pipeline")
+    _add_settings(check)
+    check.set_defaults(handler=cmd_validate)
+    nodes = sub.add_parser("nodes", help="list registered node types")
+    nodes.add_argument("--json", action="store_true")
+    nodes.set_defaults(handler=cmd_nodes)
+    for entry_point in importlib.metadata.entry_points(group=COMMANDS_GROUP):
+        try:
+            register: Callable[[Any], None] = entry_point.load()
+            register(sub)
+        except Exception as error:  # one broken command must not break the others
+            _say(f"warning: command plugin {entry_point.name!r} failed to load: {error}")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except GraphError as error:
+        for problem in error.problems:
+            _say(f"error: {problem}")
+        return EXIT_INVALID
+    except InputError as error:
+        _say(f"error: {error}")
+        return EXIT_INVALID
+    except NodeError as error:
+        _say(f"error: {error}")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,384 @@
+"""Running a graph: flatten subgraphs, order topologically, reuse cached results.
+
+Every node gets a *recipe key*: a hash of its type and version, its parameters, the keys of
+the outputs it reads and, for constant inputs, their values (the content of ``Path`` files,
+not just their names). With a :class:`Cache`, a node whose key is unchanged is not run again,
+so changing one parameter re-runs only the nodes downstream of it. Without one, values are
+freed as soon as their last reader has run, which keeps peak memory low for one-shot runs.
+
+Per node the executor records wall time, peak resident memory while it ran, the warnings it
+raised and whether it ran, came from the cache or was bypassed; the same facts go to an
+optional ``events`` callback (progress bars, the editor).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import networkx as nx
+
+from .errors import InputError, NodeError
+from .graph import AUTO, INPUTS, Graph, Ref
+from .node import NodeSpec, call_node
+from .registry import Registry
+from .types import PORT_TYPES, PortType
+from .validate import check, resolve_spec
+
+
+@dataclass(frozen=True)
+class Const:
+    """A constant input value (from a graph input) with its type."""
+
+    value: Any
+    type: PortType
+
+
+@dataclass
+class Step:
+    """One node of the flattened graph, ready to run."""
+
+    name: str  # "node", or "subgraph/node" inside subgraphs
+    spec: NodeSpec
+    sources: dict[str, Ref | Const]  # input port -> where its value comes from
+    params: dict[str, Any]
+    bypass: bool = False
+
+
+@dataclass
+class Plan:
+    """A flattened, topologically ordered graph."""
+
+    steps: list[Step]
+    outputs: dict[str, Ref | Const]
+    graph: Graph
+
+
+@dataclass
+class NodeRecord:
+    name: str
+    type: str
+    status: str = "pending"  # ran, cached, bypassed, failed
+    seconds: float = 0.0
+    peak_rss_mb: float = 0.0  # peak resident memory of the process while the node ran
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Event:
+    kind: str  # "start", "finish", "warning", "error"
+    node: str
+    index: int
+    total: int
+    record: NodeRecord
+    message: str = ""
+
+
+@dataclass
+class RunResult:
+    outputs: dict[str, Any]
+    records: dict[str, NodeRecord]
+    values: dict[tuple[str, str], Any]  # every kept output value by (node, port)
+    seconds: float = 0.0
+
+
+class Cache:
+    """In-process results by node: the latest recipe key and outputs of each node."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[str, dict[str, Any]]] = {}
+
+    def get(self, node: str, key: str) -> dict[str, Any] | None:
+        entry = self._entries.get(node)
+        return entry[1] if entry and entry[0] == key else None
+
+    def put(self, node: str, key: str, outputs: dict[str, Any]) -> None:
+        self._entries[node] = (key, outputs)  # replaces the stale entry: memory stays bounded
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+# ---------------------------------------------------------------- planning
+
+def _input_value(graph: Graph, name: str) -> Const:
+    gi = graph.inputs[name]
+    ptype = PORT_TYPES[gi.type]
+    value = gi.default
+    if value == AUTO:
+        value = None
+    elif ptype.name in ("Path", "OutPath") and value is not None:
+        value = str((graph.base_dir / Path(value).expanduser()).resolve())
+    elif ptype.name in ("Rect", "Shift") and isinstance(value, list):
+        value = tuple(float(v) for v in value)
+    elif ptype.name == "Scalar" and value is not None:
+        value = float(value)
+    return Const(value, ptype)
+
+
+def plan(graph: Graph, registry: Registry) -> Plan:
+    """Validate ``graph`` and flatten it into steps in topological order."""
+    check(graph, registry)
+    steps: list[Step] = []
+    outputs = _flatten(graph, registry, "", {n: _input_value(graph, n) for n in graph.inputs}, steps)
+    order = nx.DiGraph()
+    position = {s.name: i for i, s in enumerate(steps)}
+    for step in steps:
+        order.add_node(step.name)
+        for source in step.sources.values():
+            if isinstance(source, Ref):
+                order.add_edge(source.node, step.name)
+    # Ties keep file order, so runs and progress bars are repeatable.
+    ordered = [steps[position[n]] for n in nx.lexicographical_topological_sort(
+        order, key=position.__getitem__)]
+    return Plan(ordered, outputs, graph)
+
+
+def _flatten(graph: Graph, registry: Registry, prefix: str, inputs: dict[str, Ref | Const],
+             steps: list[Step], param_overrides: dict[str, Any] | None = None
+             ) -> dict[str, Ref | Const]:
+    """Append the steps of ``graph`` (names prefixed); return where its outputs come from."""
+    exported: dict[str, dict[str, Ref | Const]] = {}  # subgraph node -> its outputs
+
+    def source_of(link: str) -> Ref | Const:
+        ref = Ref.parse(link)
+        if ref.node == INPUTS:
+            return inputs[ref.port]
+        if ref.node in exported:
+            return exported[ref.node][ref.port]
+        return Ref(prefix + ref.node, ref.port)
+
+    overrides = param_overrides or {}
+    pending = list(graph.nodes.values())
+    # Subgraphs must be expanded before their readers resolve links into them.
+    dag = nx.DiGraph()
+    dag.add_nodes_from(graph.nodes)
+    for inst in pending:
+        for link in inst.links.values():
+            ref = Ref.parse(link)
+            if ref.node != INPUTS:
+                dag.add_edge(ref.node, inst.name)
+    for name in nx.topological_sort(dag):
+        inst = graph.nodes[name]
+        spec = resolve_spec(graph, inst.type, registry)
+        params = {**spec.default_params(), **inst.params}
+        params.update({k.split(".", 1)[1]: v for k, v in overrides.items()
+                       if k.split(".", 1)[0] == name})
+        sources = {port: source_of(link) for port, link in inst.links.items()}
+        if spec.subgraph is not None:
+            inner_inputs = {}
+            for port, in_spec in spec.inputs.items():
+                inner_inputs[port] = sources.get(port) or _input_value(spec.subgraph, port)
+            exported[name] = _flatten(spec.subgraph, registry, f"{prefix}{name}/", inner_inputs,
+                                      steps, params)
+            continue
+        steps.append(Step(prefix + name, spec, sources, params, inst.bypass))
+    return {out: source_of(link) for out, link in graph.outputs.items()}
+
+
+# ---------------------------------------------------------------- hashing
+
+_file_digests: dict[tuple[str, int, int], str] = {}
+
+
+def file_digest(path: str) -> str:
+    """Content hash of a file, memoised on (path, size, mtime)."""
+    stat = os.stat(path)
+    memo_key = (path, stat.st_size, stat.st_mtime_ns)
+    digest = _file_digests.get(memo_key)
+    if digest is None:
+        hasher = hashlib.blake2b(digest_size=16)
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                hasher.update(chunk)
+        digest = _file_digests[memo_key] = hasher.hexdigest()
+    return digest
+
+
+def _const_token(const: Const) -> str:
+    if const.type.name == "Path" and const.value is not None and os.path.isfile(const.value):
+        return f"file:{const.value}:{file_digest(const.value)}"
+    return f"value:{const.value!r}"
+
+
+def recipe_key(step: Step, upstream: dict[str, str]) -> str:
+    """Hash of what determines a step's outputs."""
+    sources = {}
+    for port, source in sorted(step.sources.items()):
+        sources[port] = (f"ref:{upstream[source.node]}:{source.port}" if isinstance(source, Ref)
+                         else _const_token(source))
+    recipe = [step.spec.id, step.spec.version, step.bypass, sorted(step.params.items(), key=str),
+              sources]
+    return hashlib.blake2b(json.dumps(recipe, default=repr).encode(), digest_size=16).hexdigest()
+
+
+# ---------------------------------------------------------------- memory
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm", "rb") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):  # not Linux: fall back to the process high-water mark
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class _PeakMemory:
+    """Samples resident memory in a background thread; ``window()`` gives the peak since reset."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self._interval = interval
+        self._peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> "_PeakMemory":
+        self.reset()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._peak = max(self._peak, _rss_bytes())
+
+    def reset(self) -> None:
+        self._peak = _rss_bytes()
+
+    def window(self) -> float:
+        self._peak = max(self._peak, _rss_bytes())
+        return self._peak / 2**20
+
+
+# ---------------------------------------------------------------- running
+
+def _check_paths(steps: list[Step]) -> None:
+    """Refuse missing input files and outputs that would overwrite an input."""
+    reads: dict[str, str] = {}
+    writes: dict[str, str] = {}
+    for step in steps:
+        for port, source in step.sources.items():
+            if isinstance(source, Const) and source.value is not None:
+                where = f"node '{step.name}', input '{port}'"
+                if source.type.name == "Path":
+                    if not os.path.isfile(source.value):
+                        raise InputError(f"{where}: file not found: {source.value}")
+                    reads[os.path.realpath(source.value)] = where
+                elif source.type.name == "OutPath":
+                    writes[os.path.realpath(source.value)] = where
+    for path, where in writes.items():
+        if path in reads:
+            raise InputError(f"{where}: the output {path} is also an input ({reads[path]}); "
+                             "refusing to overwrite it")
+
+
+def _bypass(step: Step, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Outputs of a bypassed node: the first input of a compatible type, else None."""
+    result = {}
+    for out_name, out_type in step.spec.outputs.items():
+        result[out_name] = next((inputs[port] for port, in_spec in step.spec.inputs.items()
+                                 if in_spec.type.can_feed(out_type) and inputs.get(port) is not None),
+                                None)
+    return result
+
+
+def run_plan(the_plan: Plan, *, cache: Cache | None = None, keep_all: bool = False,
+             events: Callable[[Event], None] | None = None) -> RunResult:
+    """Run the steps of a plan in order and return the graph outputs and per-node records."""
+    steps = the_plan.steps
+    _check_paths(steps)
+    readers: dict[str, int] = {}
+    for step in steps:
+        for source in step.sources.values():
+            if isinstance(source, Ref):
+                readers[source.node] = readers.get(source.node, 0) + 1
+    needed = {s.node for s in the_plan.outputs.values() if isinstance(s, Ref)}
+    values: dict[tuple[str, str], Any] = {}
+    keys: dict[str, str] = {}
+    records = {s.name: NodeRecord(s.name, s.spec.id) for s in steps}
+    emit = events or (lambda event: None)
+    started = time.perf_counter()
+    with _PeakMemory() as memory:
+        for index, step in enumerate(steps):
+            record = records[step.name]
+            emit(Event("start", step.name, index, len(steps), record))
+            key = keys[step.name] = recipe_key(step, keys)
+            inputs = {port: (values[(src.node, src.port)] if isinstance(src, Ref) else src.value)
+                      for port, src in step.sources.items()}
+            memory.reset()
+            t0 = time.perf_counter()
+            outputs = None if step.spec.side_effect or cache is None else cache.get(step.name, key)
+            if outputs is not None:
+                record.status = "cached"
+            elif step.bypass:
+                outputs, record.status = _bypass(step, inputs), "bypassed"
+            else:
+                outputs = _call(step, inputs, record, index, len(steps), emit)
+                record.status = "ran"
+                if cache is not None and not step.spec.side_effect:
+                    cache.put(step.name, key, outputs)
+            record.seconds = time.perf_counter() - t0
+            record.peak_rss_mb = memory.window()
+            del inputs
+            for port, value in outputs.items():
+                values[(step.name, port)] = value
+            emit(Event("finish", step.name, index, len(steps), record))
+            if not keep_all:
+                _release(step, values, readers, needed)
+    result_outputs = {name: (values[(s.node, s.port)] if isinstance(s, Ref) else s.value)
+                      for name, s in the_plan.outputs.items()}
+    return RunResult(result_outputs, records, values, time.perf_counter() - started)
+
+
+def _release(step: Step, values: dict[tuple[str, str], Any], readers: dict[str, int],
+             needed: set[str]) -> None:
+    for source in step.sources.values():
+        if isinstance(source, Ref):
+            readers[source.node] -= 1
+            if readers[source.node] == 0 and source.node not in needed:
+                for key in [k for k in values if k[0] == source.node]:
+                    del values[key]
+    if readers.get(step.name, 0) == 0 and step.name not in needed:
+        for key in [k for k in values if k[0] == step.name]:
+            del values[key]
+
+
+def _call(step: Step, inputs: dict[str, Any], record: NodeRecord, index: int, total: int,
+          emit: Callable[[Event], None]) -> dict[str, Any]:
+    for port, in_spec in step.spec.inputs.items():
+        inputs.setdefault(port, None)
+        if inputs[port] is None and not in_spec.optional:
+            raise NodeError(step.name, step.spec.id, ValueError(
+                f"required input '{port}' received no value (an upstream node gave none)"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            outputs = call_node(step.spec, inputs, step.params)
+        except InputError as error:
+            raise InputError(f"node '{step.name}' ({step.spec.id}): {error}") from error
+        except Exception as error:
+            raise NodeError(step.name, step.spec.id, error) from error
+    for warning in caught:
+        message = str(warning.message)
+        record.warnings.append(message)
+        emit(Event("warning", step.name, index, total, record, message))
+    for port, value in outputs.items():
+        problem = None if value is None else step.spec.outputs[port].problem_with(value)
+        if problem:
+            raise NodeError(step.name, step.spec.id, TypeError(f"output '{port}': {problem}"))
+    return outputs
+
+
+def run_graph(graph: Graph, registry: Registry, **options: Any) -> RunResult:
+    """Validate, plan and run ``graph``; options as for :func:`run_plan`."""
+    return run_plan(plan(graph, registry), **options)
+

@@ -1,0 +1,336 @@
+"""The graph model and its YAML file format.
+
+A graph file (``schema_version: 1``) has four blocks, all optional but ``nodes``::
+
+    schema_version: 1
+    description: Blur an image and write it.
+    inputs:                       # typed graph inputs, bound with --set NAME=VALUE
+      photo: {type: Path, default: photo.png}
+      out: {type: OutPath, default: blurred.png}
+    nodes:
+      read:
+        type: image.read          # a registered node type, or a graph file (subgraph)
+        in:
+          path: inputs.photo      # links: input port -> "node.port" or "inputs.NAME"
+      blur:
+        type: image.blur
+        in:
+          image: read.image
+        params:
+          sigma: 2.0
+        bypass: false             # optional: pass inputs through (ablations)
+    outputs:
+      image: blur.image           # graph outputs: name -> "node.port"
+    ui:                           # optional, for the editor
+      positions:
+        read: [40, 60]
+
+A ``type`` ending in ``.yaml``/``.yml`` names another graph file, relative to this one: the
+node's inputs are that graph's inputs, its outputs that graph's outputs, and its parameters
+are the inner nodes' parameters as ``inner_node.param``.
+
+Loading keeps the line of every key (:attr:`Graph.lines`) so that problems can point at it;
+:func:`dump_graph` writes a file that loads back to an equal :class:`Graph`.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import GraphError, Problem
+
+SCHEMA_VERSION = 1
+INPUTS = "inputs"  # reserved source name of graph inputs in links: "inputs.NAME"
+AUTO = "auto"  # a graph input value meaning "none given: the consuming node decides"
+
+_TOP_KEYS = {"schema_version", "description", "inputs", "nodes", "outputs", "ui"}
+_NODE_KEYS = {"type", "in", "params", "bypass", "doc"}
+_INPUT_KEYS = {"type", "default", "doc"}
+
+
+@dataclass(frozen=True)
+class Ref:
+    """The source end of a link: output ``port`` of ``node`` (``node == "inputs"`` for graph inputs)."""
+
+    node: str
+    port: str
+
+    @classmethod
+    def parse(cls, text: Any) -> "Ref":
+        if not isinstance(text, str) or text.count(".") < 1 or text.startswith(".") or text.endswith("."):
+            raise ValueError(f"a link must read 'node.port' or 'inputs.NAME', got {text!r}")
+        node, port = text.split(".", 1)
+        return cls(node, port)
+
+    def __str__(self) -> str:
+        return f"{self.node}.{self.port}"
+
+
+@dataclass
+class GraphInput:
+    name: str
+    type: str  # a port type name
+    default: Any = None  # None: no value (required unless the type's consumers are optional)
+    doc: str = ""
+
+
+@dataclass
+class NodeInstance:
+    name: str
+    type: str
+    links: dict[str, str] = field(default_factory=dict)  # input port -> "node.port"
+    params: dict[str, Any] = field(default_factory=dict)
+    bypass: bool = False
+    doc: str = ""
+
+
+@dataclass
+class Graph:
+    inputs: dict[str, GraphInput] = field(default_factory=dict)
+    nodes: dict[str, NodeInstance] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+    ui: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    schema_version: int = SCHEMA_VERSION
+    # Where it came from; not part of the graph's identity.
+    source: Path | None = field(default=None, compare=False)
+    lines: dict[tuple[str, ...], int] = field(default_factory=dict, compare=False, repr=False)
+    load_problems: list[Problem] = field(default_factory=list, compare=False, repr=False)
+
+    @property
+    def file(self) -> str | None:
+        return str(self.source) if self.source else None
+
+    @property
+    def base_dir(self) -> Path:
+        """Folder that relative paths in this file are resolved against."""
+        return self.source.parent if self.source else Path.cwd()
+
+    def line(self, *key: str) -> int | None:
+        """Line of the most specific known key, e.g. line("nodes", "blur", "params", "sigma")."""
+        for end in range(len(key), 0, -1):
+            if key[:end] in self.lines:
+                return self.lines[key[:end]]
+        return None
+
+    def problem(self, message: str, key: tuple[str, ...], node: str | None = None,
+                port: str | None = None) -> Problem:
+        return Problem(message, self.file, self.line(*key), node, port)
+
+    def copy(self) -> "Graph":
+        return copy.deepcopy(self)
+
+    def positions(self) -> dict[str, list[float]]:
+        return self.ui.setdefault("positions", {})
+
+
+# ---------------------------------------------------------------- loading
+
+def _located(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+def _plain(node: yaml.Node) -> Any:
+    """Python value of a YAML node (safe types only)."""
+    return yaml.safe_load(yaml.serialize(node))
+
+
+def _mapping(node: yaml.Node | None, graph: Graph, key: tuple[str, ...],
+             what: str) -> list[tuple[str, yaml.Node, int]]:
+    """(key, value node, line) of a YAML mapping; records a problem if it is not one."""
+    if node is None or (isinstance(node, yaml.ScalarNode) and node.value in ("", "~", "null")):
+        return []
+    if not isinstance(node, yaml.MappingNode):
+        graph.load_problems.append(graph.problem(f"{what} must be a mapping", key))
+        return []
+    items = []
+    for key_node, value_node in node.value:
+        name = str(_plain(key_node))
+        line = _located(key_node)
+        graph.lines[key + (name,)] = line
+        items.append((name, value_node, line))
+    return items
+
+
+def parse_graph(text: str, source: Path | str | None = None) -> Graph:
+    """Build a :class:`Graph` from YAML text; structural problems go to ``load_problems``."""
+    graph = Graph(source=Path(source) if source else None)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        reason = getattr(error, "problem", None) or str(error)
+        graph.load_problems.append(Problem(f"not valid YAML: {reason}", graph.file, line))
+        return graph
+    if root is None:
+        graph.load_problems.append(Problem("the file is empty", graph.file, 1))
+        return graph
+    top = _mapping(root, graph, (), "the file")
+    for name, value, line in top:
+        if name not in _TOP_KEYS:
+            graph.load_problems.append(Problem(
+                f"unknown key {name!r}; expected one of {sorted(_TOP_KEYS)}", graph.file, line))
+    blocks = {name: value for name, value, _ in top}
+    if "schema_version" in blocks:
+        graph.schema_version = _plain(blocks["schema_version"])
+        if graph.schema_version != SCHEMA_VERSION:
+            graph.load_problems.append(graph.problem(
+                f"schema_version {graph.schema_version!r} is not supported (expected {SCHEMA_VERSION})",
+                ("schema_version",)))
+    if "description" in blocks:
+        graph.description = str(_plain(blocks["description"]) or "")
+    _load_inputs(graph, blocks.get("inputs"))
+    if "nodes" not in blocks:
+        graph.load_problems.append(Problem("the graph has no 'nodes' block", graph.file, 1))
+    _load_nodes(graph, blocks.get("nodes"))
+    for name, value, line in _mapping(blocks.get("outputs"), graph, ("outputs",), "'outputs'"):
+        graph.outputs[name] = str(_plain(value))
+    if "ui" in blocks:
+        ui = _plain(blocks["ui"])
+        if isinstance(ui, dict):
+            graph.ui = ui
+        else:
+            graph.load_problems.append(graph.problem("'ui' must be a mapping", ("ui",)))
+    return graph
+
+
+def _load_inputs(graph: Graph, block: yaml.Node | None) -> None:
+    for name, value, line in _mapping(block, graph, ("inputs",), "'inputs'"):
+        if name == INPUTS or "." in name:
+            graph.load_problems.append(graph.problem(
+                f"invalid graph input name {name!r}", ("inputs", name), port=name))
+        spec = _plain(value)
+        if isinstance(spec, str):  # short form: "name: Type"
+            spec = {"type": spec}
+        if not isinstance(spec, dict) or "type" not in spec:
+            graph.load_problems.append(graph.problem(
+                "a graph input needs at least a 'type'", ("inputs", name), port=name))
+            continue
+        if isinstance(value, yaml.MappingNode):
+            _mapping(value, graph, ("inputs", name), "a graph input")
+        for key in spec:
+            if key not in _INPUT_KEYS:
+                graph.load_problems.append(graph.problem(
+                    f"unknown key {key!r} in graph input; expected {sorted(_INPUT_KEYS)}",
+                    ("inputs", name, key), port=name))
+        graph.inputs[name] = GraphInput(name, str(spec["type"]), spec.get("default"),
+                                        str(spec.get("doc") or ""))
+
+
+def _load_nodes(graph: Graph, block: yaml.Node | None) -> None:
+    for name, value, line in _mapping(block, graph, ("nodes",), "'nodes'"):
+        key = ("nodes", name)
+        if name in (INPUTS,) or "." in name or "/" in name:
+            graph.load_problems.append(graph.problem(
+                f"invalid node name {name!r} (no '.', '/', and not 'inputs')", key, node=name))
+        fields = dict((k, v) for k, v, _ in _mapping(value, graph, key, f"node {name!r}"))
+        for unknown in set(fields) - _NODE_KEYS:
+            graph.load_problems.append(graph.problem(
+                f"unknown key {unknown!r}; expected one of {sorted(_NODE_KEYS)}",
+                key + (unknown,), node=name))
+        if "type" not in fields:
+            graph.load_problems.append(graph.problem("the node has no 'type'", key, node=name))
+        instance = NodeInstance(name, str(_plain(fields["type"])) if "type" in fields else "")
+        for port, link, _ in _mapping(fields.get("in"), graph, key + ("in",), "'in'"):
+            instance.links[port] = str(_plain(link))
+        for param, param_value, _ in _mapping(fields.get("params"), graph, key + ("params",),
+                                              "'params'"):
+            instance.params[param] = _plain(param_value)
+        if "bypass" in fields:
+            bypass = _plain(fields["bypass"])
+            if not isinstance(bypass, bool):
+                graph.load_problems.append(graph.problem(
+                    f"'bypass' must be true or false, got {bypass!r}", key + ("bypass",), node=name))
+            instance.bypass = bypass is True
+        if "doc" in fields:
+            instance.doc = str(_plain(fields["doc"]) or "")
+        graph.nodes[name] = instance
+
+
+def load_graph(path: str | os.PathLike) -> Graph:
+    """Read a graph file. Raises GraphError naming the file if it cannot be read at all."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise GraphError([Problem(f"cannot read the graph file: {error}", str(path))]) from None
+    return parse_graph(text, path)
+
+
+# ---------------------------------------------------------------- saving
+
+class _BlockDumper(yaml.SafeDumper):
+    """Block style everywhere except short lists of numbers (positions), which stay on one line."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
+    flow = len(data) <= 4 and all(isinstance(v, (int, float, str, bool)) for v in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_BlockDumper.add_representer(list, _represent_list)
+_BlockDumper.add_representer(tuple, _represent_list)
+
+
+def graph_to_dict(graph: Graph) -> dict[str, Any]:
+    data: dict[str, Any] = {"schema_version": graph.schema_version}
+    if graph.description:
+        data["description"] = graph.description
+    if graph.inputs:
+        data["inputs"] = {}
+        for name, gi in graph.inputs.items():
+            entry: dict[str, Any] = {"type": gi.type}
+            if gi.default is not None:
+                entry["default"] = gi.default
+            if gi.doc:
+                entry["doc"] = gi.doc
+            data["inputs"][name] = entry
+    data["nodes"] = {}
+    for name, inst in graph.nodes.items():
+        entry = {"type": inst.type}
+        if inst.doc:
+            entry["doc"] = inst.doc
+        if inst.links:
+            entry["in"] = dict(inst.links)
+        if inst.params:
+            entry["params"] = dict(inst.params)
+        if inst.bypass:
+            entry["bypass"] = True
+        data["nodes"][name] = entry
+    if graph.outputs:
+        data["outputs"] = dict(graph.outputs)
+    if graph.ui:
+        data["ui"] = graph.ui
+    return data
+
+
+def dump_graph(graph: Graph) -> str:
+    """YAML text of ``graph`` in block style; parsing it gives back an equal graph."""
+    return yaml.dump(graph_to_dict(graph), Dumper=_BlockDumper, sort_keys=False,
+                     default_flow_style=False, allow_unicode=True, width=100)
+
+
+def save_graph(graph: Graph, path: str | os.PathLike) -> None:
+    """Write ``graph`` to ``path`` atomically (an existing file is replaced only on success)."""
+    path = Path(path)
+    text = dump_graph(graph)
+    temp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        temp.write_text(text, encoding="utf-8")
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+    graph.source = path
+
+
+def require_loadable(graph: Graph) -> Graph:
+    """Raise GraphError if the file had structural problems."""
+    if graph.load_problems:
+        raise GraphError(graph.load_problems)
+    return graph

@@ -1,0 +1,99 @@
+"""Turning node outputs into pictures: masks as heat maps, flow in colour, a labelled contact sheet.
+
+Used by ``nodegraph run --debug-dir`` and by the editor's preview; it knows port types, not
+what any particular node computes.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .types import PortType
+
+PREVIEWABLE = ("Image", "Gray", "Mask", "Flow")
+
+
+def flow_to_color(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
+    """Middlebury-style colour coding: hue = direction, saturation = magnitude. uint8 BGR."""
+    dx, dy = flow[..., 0], flow[..., 1]
+    magnitude, angle = cv2.cartToPolar(dx, dy, angleInDegrees=True)
+    scale = max_magnitude or float(np.percentile(magnitude, 99)) or 1.0
+    hsv = np.empty(flow.shape[:2] + (3,), np.uint8)
+    hsv[..., 0] = (angle / 2).astype(np.uint8)
+    hsv[..., 1] = np.clip(magnitude / scale * 255, 0, 255).astype(np.uint8)
+    hsv[..., 2] = 255
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
+
+
+def heat_map(values: np.ndarray, low: float = 0.0, high: float = 1.0) -> np.ndarray:
+    """Values in [low, high] mapped through the inferno colour map. uint8 BGR."""
+    scaled = np.clip((values - low) / max(high - low, 1e-12), 0, 1)
+    return cv2.applyColorMap((scaled * 255).astype(np.uint8), cv2.COLORMAP_INFERNO)
+
+
+def to_bgr8(value: Any, ptype: PortType) -> np.ndarray | None:
+    """A uint8 BGR picture of a value of a previewable type, or None."""
+    if value is None or ptype.name not in PREVIEWABLE:
+        return None
+    if ptype.name == "Image":
+        return cv2.cvtColor((np.clip(value, 0, 1) * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR)
+    if ptype.name == "Mask":
+        return heat_map(value)
+    if ptype.name == "Flow":
+        return flow_to_color(value)
+    low, high = float(np.min(value)), float(np.max(value))
+    gray = ((value - low) / max(high - low, 1e-12) * 255).astype(np.uint8)
+    return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+
+
+def downscaled(picture: np.ndarray, max_side: int) -> np.ndarray:
+    scale = max_side / max(picture.shape[:2])
+    if scale >= 1:
+        return picture
+    size = (max(1, round(picture.shape[1] * scale)), max(1, round(picture.shape[0] * scale)))
+    return cv2.resize(picture, size, interpolation=cv2.INTER_AREA)
+
+
+def contact_sheet(tiles: list[tuple[str, np.ndarray]], tile_side: int = 320,
+                  columns: int = 4) -> np.ndarray:
+    """Pictures side by side, each scaled to fit ``tile_side`` and labelled underneath."""
+    label_height = 22
+    rows = (len(tiles) + columns - 1) // columns
+    sheet = np.full((rows * (tile_side + label_height), columns * tile_side, 3), 32, np.uint8)
+    for i, (label, picture) in enumerate(tiles):
+        small = downscaled(picture, tile_side)
+        if max(small.shape[:2]) < tile_side:  # small pictures are enlarged to fill the tile
+            scale = tile_side / max(small.shape[:2])
+            small = cv2.resize(small, (max(1, int(small.shape[1] * scale)),
+                                       max(1, int(small.shape[0] * scale))),
+                               interpolation=cv2.INTER_NEAREST)
+        y0 = (i // columns) * (tile_side + label_height)
+        x0 = (i % columns) * tile_side
+        sheet[y0:y0 + small.shape[0], x0:x0 + small.shape[1]] = small
+        cv2.putText(sheet, label[:40], (x0 + 4, y0 + tile_side + 16), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.45, (235, 235, 235), 1, cv2.LINE_AA)
+    return sheet
+
+
+def write_debug_dir(directory: str | os.PathLike, items: list[tuple[str, Any, PortType]]) -> list[Path]:
+    """Write each previewable (label, value, type) as ``NN_label.png`` plus ``contact_sheet.png``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written, tiles = [], []
+    for label, value, ptype in items:
+        picture = to_bgr8(value, ptype)
+        if picture is None:
+            continue
+        path = directory / f"{len(tiles):02d}_{label.replace('/', '_')}.png"
+        cv2.imwrite(str(path), picture)
+        written.append(path)
+        tiles.append((label, picture))
+    if tiles:
+        sheet_path = directory / "contact_sheet.png"
+        cv2.imwrite(str(sheet_path), contact_sheet(tiles))
+        written.append(sheet_path)
+    return written

@@ -1,0 +1,159 @@
+import pytest
+
+from nodegraph.errors import InputError, NodeError
+from nodegraph.execute import Cache, plan, run_graph, run_plan
+from nodegraph.graph import parse_graph
+from nodegraph.validate import apply_settings
+
+CHAIN = """\
+nodes:
+  a: {type: toy.number, params: {value: 1.0}}
+  b: {type: toy.number, params: {value: 10.0}}
+  a2: {type: toy.scale, in: {x: a.value}}
+  b2: {type: toy.scale, in: {x: b.value}}
+  sum: {type: toy.add, in: {a: a2.y, b: b2.y}}
+  final: {type: toy.scale, in: {x: sum.total}, params: {factor: 1.0}}
+outputs:
+  result: final.y
+"""
+
+
+def statuses(result):
+    return {name: record.status for name, record in result.records.items()}
+
+
+def test_changing_one_parameter_reruns_only_its_downstream(toy_registry):
+    graph = parse_graph(CHAIN)
+    cache = Cache()
+    first = run_graph(graph, toy_registry, cache=cache)
+    assert first.outputs["result"] == 22.0
+    assert set(statuses(first).values()) == {"ran"}
+
+    graph.nodes["b2"].params["factor"] = 3.0
+    second = run_graph(graph, toy_registry, cache=cache)
+    assert second.outputs["result"] == 32.0
+    assert statuses(second) == {"a": "cached", "b": "cached", "a2": "cached", "b2": "ran",
+                                "sum": "ran", "final": "ran"}
+
+    third = run_graph(graph, toy_registry, cache=cache)
+    assert set(statuses(third).values()) == {"cached"}
+
+    graph.nodes["final"].params["factor"] = 0.5
+    fourth = run_graph(graph, toy_registry, cache=cache)
+    assert [n for n, s in statuses(fourth).items() if s == "ran"] == ["final"]
+    assert fourth.outputs["result"] == 16.0
+
+
+def test_changing_an_input_file_content_invalidates_the_cache(tmp_path, toy_registry):
+    data = tmp_path / "data.bin"
+    data.write_bytes(b"1234")
+    graph = parse_graph(f"inputs:\n  f: {{type: Path, default: {data}}}\nnodes:\n"
+                        "  size: {type: toy.file_size, in: {path: inputs.f}}\n"
+                        "  twice: {type: toy.scale, in: {x: size.size}}\noutputs: {n: twice.y}\n")
+    cache = Cache()
+    assert run_graph(graph, toy_registry, cache=cache).outputs["n"] == 8.0
+    assert set(statuses(run_graph(graph, toy_registry, cache=cache)).values()) == {"cached"}
+    data.write_bytes(b"123456")  # same name, new content
+    again = run_graph(graph, toy_registry, cache=cache)
+    assert again.outputs["n"] == 12.0 and statuses(again) == {"size": "ran", "twice": "ran"}
+
+
+def test_node_version_is_part_of_the_key(toy_registry):
+    from dataclasses import replace
+    graph = parse_graph(CHAIN)
+    cache = Cache()
+    run_graph(graph, toy_registry, cache=cache)
+    toy_registry.specs["toy.scale"] = replace(toy_registry.specs["toy.scale"], version=99)
+    result = run_graph(graph, toy_registry, cache=cache)
+    assert statuses(result) == {"a": "cached", "b": "cached", "a2": "ran", "b2": "ran",
+                                "sum": "ran", "final": "ran"}
+
+
+def test_without_cache_values_are_released_after_their_last_reader(toy_registry):
+    result = run_graph(parse_graph(CHAIN), toy_registry)
+    assert set(result.values) == {("final", "y")}
+    kept = run_graph(parse_graph(CHAIN), toy_registry, keep_all=True)
+    assert ("a2", "y") in kept.values and len(kept.values) == 6
+
+
+def test_records_time_memory_and_events(toy_registry):
+    events = []
+    result = run_graph(parse_graph(CHAIN), toy_registry, events=events.append)
+    assert [e.kind for e in events[:2]] == ["start", "finish"] and len(events) == 12
+    assert all(r.seconds >= 0 and r.peak_rss_mb > 10 for r in result.records.values())
+
+
+def test_subgraph_is_a_node_with_the_inner_graph_ports(write_yaml, toy_registry):
+    write_yaml("inputs:\n  x: {type: Scalar}\n  k: {type: Scalar, default: 5}\nnodes:\n"
+               "  sc: {type: toy.scale, in: {x: inputs.x}}\n"
+               "  plus: {type: toy.add, in: {a: sc.y, b: inputs.k}}\n"
+               "outputs:\n  y: plus.total\n", "inner.yaml")
+    outer = write_yaml("nodes:\n  n: {type: toy.number, params: {value: 2.0}}\n"
+                       "  sub:\n    type: inner.yaml\n    in: {x: n.value}\n"
+                       "    params: {sc.factor: 10.0}\n"
+                       "  after: {type: toy.scale, in: {x: sub.y}, params: {factor: 1.0}}\n"
+                       "outputs:\n  r: after.y\n", "outer.yaml")
+    from nodegraph.graph import load_graph
+    graph = load_graph(outer)
+    result = run_graph(graph, toy_registry)
+    assert result.outputs["r"] == 25.0  # 2 * 10 + 5
+    assert set(result.records) == {"n", "sub/sc", "sub/plus", "after"}
+    bound = apply_settings(graph, ["sub.sc.factor=1"], toy_registry)
+    assert run_graph(bound, toy_registry).outputs["r"] == 7.0
+
+
+def test_subgraph_that_includes_itself_is_refused(write_yaml, toy_registry):
+    from nodegraph.graph import load_graph
+    from nodegraph.validate import validate
+    write_yaml("nodes:\n  again: {type: b.yaml}\n", "a.yaml")
+    path = write_yaml("nodes:\n  again: {type: a.yaml}\n", "b.yaml")
+    problems = validate(load_graph(path), toy_registry)
+    assert problems and "includes itself" in problems[0].message and problems[0].line == 2
+
+
+def test_bypass_passes_a_compatible_input_through(toy_registry):
+    graph = parse_graph(CHAIN)
+    graph.nodes["final"].bypass = True
+    result = run_graph(graph, toy_registry)
+    assert result.outputs["result"] == 22.0 and result.records["final"].status == "bypassed"
+
+
+def test_side_effect_nodes_always_run_and_cannot_overwrite_inputs(tmp_path, toy_registry):
+    out = tmp_path / "n.txt"
+    text = (f"inputs:\n  out: {{type: OutPath, default: {out}}}\n  src: {{type: Path, default: {out}}}\n"
+            "nodes:\n  n: {type: toy.number}\n  w: {type: toy.write_text, in: {value: n.value, path: inputs.out}}\n")
+    graph = parse_graph(text.replace("  src: {type: Path, default: " + str(out) + "}\n", ""))
+    cache = Cache()
+    run_graph(graph, toy_registry, cache=cache)
+    out.write_text("changed")
+    again = run_graph(graph, toy_registry, cache=cache)
+    assert again.records["w"].status == "ran" and out.read_text() == "1.0\n"
+
+    clash = parse_graph(text + "  size: {type: toy.file_size, in: {path: inputs.src}}\n")
+    with pytest.raises(InputError, match="also an input"):
+        run_graph(clash, toy_registry)
+    assert out.read_text() == "1.0\n"
+
+
+def test_missing_input_file_is_an_input_error(tmp_path, toy_registry):
+    graph = parse_graph(f"inputs:\n  f: {{type: Path, default: {tmp_path / 'nope.bin'}}}\n"
+                        "nodes:\n  s: {type: toy.file_size, in: {path: inputs.f}}\n")
+    with pytest.raises(InputError, match="node 's', input 'path': file not found: .*nope.bin"):
+        run_graph(graph, toy_registry)
+
+
+def test_failures_name_the_node(toy_registry):
+    graph = parse_graph("nodes:\n  n: {type: toy.number}\n  b: {type: toy.broken, in: {x: n.value}}\n")
+    with pytest.raises(NodeError, match="node 'b' \\(toy.broken\\) failed: RuntimeError: boom"):
+        run_graph(graph, toy_registry)
+    graph = parse_graph("nodes:\n  n: {type: toy.number}\n  b: {type: toy.bad_output, in: {x: n.value}}\n")
+    with pytest.raises(NodeError, match="output 'image': expected a numpy array"):
+        run_graph(graph, toy_registry)
+
+
+def test_relative_paths_are_resolved_against_the_graph_file(tmp_path, toy_registry):
+    (tmp_path / "data.bin").write_bytes(b"xyz")
+    graph = parse_graph("inputs:\n  f: {type: Path, default: data.bin}\n"
+                        "nodes:\n  s: {type: toy.file_size, in: {path: inputs.f}}\noutputs: {n: s.size}\n",
+                        tmp_path / "g.yaml")
+    assert run_plan(plan(graph, toy_registry)).outputs["n"] == 3.0
