@@ -1,0 +1,162 @@
+"""Downsampled dense optical flow between I_src and I_ref (SPEC §4 step 3).
+
+HZSR estimates flow at about 384x512 rather than at 12 MP: the W/T offset is large in full
+resolution pixels and flow is more accurate and robust at the small scale. The flow is then
+upsampled to full resolution and its vectors multiplied by the scale factors.
+
+F_fwd (``forward``) maps I_src to I_ref: I_ref(x + F_fwd(x)) ~ I_src(x), so warping I_ref by
+F_fwd lines it up with I_src. F_bwd (``backward``) is the same from I_ref to I_src.
+
+Backends: OpenCV DIS (default), Farneback, or an ONNX model with this layout:
+inputs ``image1`` (source) and ``image2`` (target), float32 (1, 3, H, W) RGB in [0, 1];
+output 0 of shape (1, 2, H, W) = flow (dx, dy) in pixels of that H x W grid, or (1, 4, H, W)
+= flow followed by the log-variances log Var_x, log Var_y. A model with static H, W runs at
+that size; a dynamic one at the work size. With log-variances the node outputs the HZSR
+uncertainty S(x) = sqrt(exp(log Var_x) + exp(log Var_y)) in full-resolution pixels.
+"""
+from __future__ import annotations
+
+import functools
+
+import cv2
+import numpy as np
+
+from nodegraph import Flow, Gray, Image, Out, Param, node
+from nodegraph.errors import InputError
+from nodes.hzsr.align import gray8
+
+DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+               "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+               "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+
+
+def work_shape(shape: tuple[int, int], work_size: tuple[int, int]) -> tuple[int, int]:
+    """(h, w) at which to compute flow: ``shape`` scaled to fit ``work_size`` keeping its aspect.
+
+    The work box is turned to the image's orientation (384x512 serves portrait as 512x384),
+    and images already smaller than it are not enlarged.
+    """
+    h, w = shape
+    box_long, box_short = max(work_size), min(work_size)
+    scale = min(1.0, box_long / max(h, w), box_short / min(h, w))
+    return max(8, round(h * scale)), max(8, round(w * scale))
+
+
+def resize_flow(flow: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinearly resample a flow field to ``shape`` (h, w) and rescale its vectors to that grid."""
+    h, w = shape
+    fh, fw = flow.shape[:2]
+    if (fh, fw) == (h, w):
+        return flow.astype(np.float32, copy=False)
+    out = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
+    out[..., 0] *= w / fw
+    out[..., 1] *= h / fh
+    return out.astype(np.float32, copy=False)
+
+
+def _opencv_flow(a: np.ndarray, b: np.ndarray, method: str, dis_preset: str) -> np.ndarray:
+    if method == "dis":
+        return cv2.DISOpticalFlow_create(DIS_PRESETS[dis_preset]).calc(a, b, None)
+    # Farneback: 5 pyramid levels cover the ~50 px W/T residual offsets at the work size.
+    return cv2.calcOpticalFlowFarneback(a, b, None, pyr_scale=0.5, levels=5, winsize=15,
+                                        iterations=3, poly_n=5, poly_sigma=1.1, flags=0)
+
+
+@functools.lru_cache(maxsize=4)
+def _onnx_session(model_path: str):
+    import onnxruntime
+
+    try:
+        return onnxruntime.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+    except Exception as error:  # noqa: BLE001 - any load failure is a bad user-supplied model
+        raise InputError(f"cannot load ONNX flow model {model_path!r}: {error}") from None
+
+
+def onnx_input_shape(session, default: tuple[int, int]) -> tuple[int, int]:
+    """The model's static (H, W) when its 'image1' input declares one, else ``default``."""
+    dims = {i.name: i.shape for i in session.get_inputs()}.get("image1")
+    if dims is None or not {"image1", "image2"} <= {i.name for i in session.get_inputs()}:
+        raise InputError("ONNX flow model must have inputs 'image1' and 'image2' (1, 3, H, W)")
+    h, w = dims[2], dims[3]
+    return (h, w) if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0 else default
+
+
+def _onnx_flow(session, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(flow (h, w, 2), log-variances (h, w, 2) or None) of one ONNX run at the inputs' size."""
+    def nchw(image):
+        return np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
+
+    out = np.asarray(session.run(None, {"image1": nchw(a), "image2": nchw(b)})[0])
+    if out.ndim != 4 or out.shape[0] != 1 or out.shape[1] not in (2, 4) \
+            or out.shape[2:] != a.shape[:2]:
+        raise InputError(f"ONNX flow model output 0 has shape {out.shape}; expected "
+                         f"(1, 2 or 4, {a.shape[0]}, {a.shape[1]})")
+    channels = out[0].transpose(1, 2, 0).astype(np.float32)
+    return channels[..., :2], (channels[..., 2:] if out.shape[1] == 4 else None)
+
+
+def flow_std_full_res(log_var: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """HZSR S(x) = sqrt(exp(log Var_x) + exp(log Var_y)) in full-resolution pixels.
+
+    The variances are in work-grid px^2; a standard deviation scales with the grid, so each
+    axis' variance is multiplied by its squared scale factor before the sum.
+    """
+    lh, lw = log_var.shape[:2]
+    sx2, sy2 = (shape[1] / lw) ** 2, (shape[0] / lh) ** 2
+    # Clamp the exponent: a wild log-variance must not overflow to inf.
+    lv = np.clip(log_var.astype(np.float64), -50.0, 50.0)
+    s = np.sqrt(np.exp(lv[..., 0]) * sx2 + np.exp(lv[..., 1]) * sy2).astype(np.float32)
+    return cv2.resize(s, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def estimate_flow(src: np.ndarray, ref: np.ndarray, method: str = "dis",
+                  work_size: tuple[int, int] = (384, 512), onnx_model: str | None = None,
+                  dis_preset: str = "medium"
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(F_fwd, F_bwd, S or None) at full resolution, computed at the work size (module doc)."""
+    if src.shape != ref.shape:
+        raise InputError(f"src and ref must have the same size, got {src.shape} and {ref.shape}")
+    full = src.shape[:2]
+    if method in ("dis", "farneback"):
+        shape = work_shape(full, work_size)
+        a, b = gray8(src, shape), gray8(ref, shape)
+        forward, backward = (_opencv_flow(a, b, method, dis_preset),
+                             _opencv_flow(b, a, method, dis_preset))
+        return resize_flow(forward, full), resize_flow(backward, full), None
+    if method != "onnx":
+        raise InputError(f"unknown flow method {method!r}; use dis, farneback or onnx")
+    if not onnx_model:
+        raise InputError("flow method 'onnx' needs the parameter onnx_model (path of a .onnx file)")
+    session = _onnx_session(str(onnx_model))
+    h, w = onnx_input_shape(session, work_shape(full, work_size))
+    a = cv2.resize(src, (w, h), interpolation=cv2.INTER_AREA)
+    b = cv2.resize(ref, (w, h), interpolation=cv2.INTER_AREA)
+    forward, log_var = _onnx_flow(session, a, b)
+    backward, _ = _onnx_flow(session, b, a)  # backward flow: the same model with inputs swapped
+    std = flow_std_full_res(log_var, full) if log_var is not None else None
+    return resize_flow(forward, full), resize_flow(backward, full), std
+
+
+@node("hzsr.flow", version=1)
+def flow(src: Image, ref: Image, *,
+         method: str = Param("dis", choices=("dis", "farneback", "onnx"),
+                             doc="flow backend: OpenCV DIS, OpenCV Farneback or an ONNX model"),
+         dis_preset: str = Param("medium", choices=tuple(DIS_PRESETS),
+                                 doc="OpenCV DIS preset (speed/accuracy)"),
+         work_height: int = Param(384, range=(32, 4096), unit="px",
+                                  doc="short side of the box the flow is computed in"),
+         work_width: int = Param(512, range=(32, 4096), unit="px",
+                                 doc="long side of the box the flow is computed in"),
+         onnx_model: str | None = Param(None, doc="path of the ONNX flow model (method onnx); "
+                                                  "layout in the module documentation"),
+         ) -> Out(forward=Flow, backward=Flow, flow_std=Gray):
+    """Forward (F_fwd: I_src -> I_ref) and backward (F_bwd) flow, computed downsampled.
+
+    Both images are resized to fit work_width x work_height (aspect kept, never enlarged),
+    flow is computed on luminance (DIS, Farneback) or RGB (ONNX), upsampled bilinearly and
+    its vectors rescaled to full resolution. ``flow_std`` is S(x) = sqrt(exp(log Var_x) +
+    exp(log Var_y)) in full-resolution px when the ONNX model emits log-variances, else None.
+    """
+    forward, backward, std = estimate_flow(src, ref, method, (work_height, work_width),
+                                           onnx_model, dis_preset)
+    return {"forward": forward, "backward": backward, "flow_std": std}

@@ -1,0 +1,126 @@
+"""hzsr.align: crop geometry, known translations of a real photo, no-overlap fallback."""
+from __future__ import annotations
+
+import warnings
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+from nodegraph.errors import InputError
+from nodes.hzsr.align import (align, central_rect, match_colour, resample_region,
+                              robust_translation)
+
+
+def _scene():
+    return skimage.data.astronaut().astype(np.float32) / 255.0
+
+
+def _pair(dx, dy, tele_scale=1.0):
+    """W = the whole scene at half size; T = its central half at full resolution, whose
+    content is displaced so that T must be translated by (dx, dy) to line up with W."""
+    scene = _scene()
+    h, w = scene.shape[:2]
+    wide = cv2.resize(scene, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    moved = cv2.warpAffine(scene, np.float32([[1, 0, -dx], [0, 1, -dy]]), (w, h),
+                           flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    tele = np.clip(moved[h // 4: 3 * h // 4, w // 4: 3 * w // 4], 0, 1)
+    if tele_scale != 1.0:
+        size = (round(tele.shape[1] * tele_scale), round(tele.shape[0] * tele_scale))
+        tele = cv2.resize(tele, size, interpolation=cv2.INTER_AREA)
+    return wide, np.ascontiguousarray(tele, dtype=np.float32)
+
+
+def _align(wide, tele, ratio):
+    return align(wide, tele, ratio, feature_long_side=1000, fast_threshold=10, tolerance_px=2.0)
+
+
+def test_central_rect_and_resample_pixel_centres():
+    assert central_rect(400, 300, 2.0) == (100.0, 75.0, 300.0, 225.0)
+    assert central_rect(400, 300, 1.0) == (0.0, 0.0, 400.0, 300.0)
+    ramp = np.tile(np.arange(64, dtype=np.float32)[None, :, None] / 64.0, (8, 1, 3))
+    same = resample_region(ramp, (0, 0, 64, 8), (64, 8))
+    np.testing.assert_allclose(same, ramp, atol=1e-6)
+    # 2x upsampling of a linear ramp: output centre u sits at x = (u + 0.5) / 2 - 0.5.
+    up = resample_region(ramp, (16, 0, 48, 8), (64, 16))
+    u = np.arange(8, 56)
+    # OpenCV quantises sample positions to 1/32 px: 1/32 px of this ramp is 5e-4.
+    np.testing.assert_allclose(up[4, u, 0], (16 + (u + 0.5) / 2 - 0.5) / 64.0, atol=1e-3)
+    # ...but without a systematic offset: pixel centres are aligned.
+    assert abs(up[4, u, 0].mean() - ((16 + (u + 0.5) / 2 - 0.5) / 64.0).mean()) < 1e-4
+
+
+@pytest.mark.parametrize("shift", [(7.3, -4.6), (-20.5, 12.25), (0.0, 0.0)])
+def test_recovers_known_translation_within_half_pixel(shift):
+    wide, tele = _pair(*shift)
+    out = _align(wide, tele, 2.0)
+    assert out["overlap"] == 1.0
+    assert np.hypot(out["shift"][0] - shift[0], out["shift"][1] - shift[1]) < 0.5
+    assert out["crop"] == (64.0, 64.0, 192.0, 192.0)
+    assert out["src"].shape == tele.shape and out["ref"].shape == tele.shape
+    # ref lines up with src: far smaller residual than the unshifted tele.
+    inner = (slice(40, -40), slice(40, -40))
+    aligned = np.abs(out["ref"] - out["src"])[inner].mean()
+    assert aligned < 0.03
+    # coverage is 0 in the strip the translation left without T data, 1 elsewhere.
+    cov = out["coverage"]
+    assert cov.min() >= 0.0 and cov.max() <= 1.0
+    if shift[0] > 1:
+        rows = slice(30, -30)  # away from the vertical part of the shift
+        assert cov[rows, : int(shift[0]) - 1].max() == 0.0
+        assert cov[rows, int(shift[0]) + 2:].min() == 1.0
+
+
+def test_tele_at_different_resolution_uses_tele_grid():
+    shift = (6.0, 3.0)  # in full-resolution scene pixels
+    wide, tele = _pair(*shift, tele_scale=0.75)
+    out = _align(wide, tele, 2.0)
+    assert out["src"].shape == tele.shape == (192, 192, 3)
+    assert out["overlap"] == 1.0
+    expected = np.array(shift) * 0.75  # the working grid is T's grid
+    assert np.hypot(*(np.array(out["shift"]) - expected)) < 0.5
+
+
+def test_large_tele_detects_on_downscaled_copy_and_scales_shift_back():
+    wide, tele = _pair(9.0, -5.0)
+    big = cv2.resize(tele, (512, 512), interpolation=cv2.INTER_CUBIC)  # 2x T grid
+    out = align(wide, np.clip(big, 0, 1), 2.0, feature_long_side=256, fast_threshold=10,
+                tolerance_px=2.0)
+    assert np.hypot(out["shift"][0] - 18.0, out["shift"][1] + 10.0) < 1.0
+
+
+def test_unrelated_tele_warns_and_falls_back():
+    wide, _ = _pair(0, 0)
+    unrelated = skimage.data.coffee().astype(np.float32)[:256, :256] / 255.0
+    with pytest.warns(UserWarning, match="tele does not overlap wide"):
+        out = _align(wide, np.ascontiguousarray(unrelated), 2.0)
+    assert out["overlap"] == 0.0 and out["shift"] == (0.0, 0.0)
+    assert out["coverage"].min() == 1.0
+
+
+def test_colour_match_equalises_mean_and_std():
+    rng = np.random.default_rng(0)
+    wide = rng.random((50, 50, 3)).astype(np.float32) * 0.5 + 0.2
+    tele = wide * np.float32([1.2, 0.9, 0.7]) + np.float32([0.05, 0.0, -0.05])
+    matched = match_colour(tele, tele, wide)
+    np.testing.assert_allclose(matched.mean(axis=(0, 1)), wide.mean(axis=(0, 1)), atol=1e-4)
+    np.testing.assert_allclose(matched, wide, atol=1e-4)
+    flat = np.full((4, 4, 3), 0.3, np.float32)  # zero variance: gain 1, no NaN
+    assert np.isfinite(match_colour(flat, flat, wide)).all()
+
+
+def test_robust_translation_ignores_outliers():
+    rng = np.random.default_rng(3)
+    good = np.array([4.0, -2.0]) + rng.normal(0, 0.3, (60, 2))
+    bad = rng.uniform(-50, 50, (40, 2))
+    shift, inliers = robust_translation(np.vstack([good, bad]))
+    assert np.hypot(*(shift - [4.0, -2.0])) < 0.15 and inliers[:60].mean() > 0.95
+    empty_shift, empty_inliers = robust_translation(np.zeros((0, 2)))
+    assert empty_inliers.size == 0 and tuple(empty_shift) == (0.0, 0.0)
+
+
+def test_ratio_below_one_is_an_input_error():
+    wide, tele = _pair(0, 0)
+    with pytest.raises(InputError, match="ratio"):
+        _align(wide, tele, 0.5)
