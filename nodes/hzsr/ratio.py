@@ -1,0 +1,96 @@
+"""The zoom ratio between W and T: how many times narrower T's field of view is.
+
+Sources, in order of trust: an explicit override; the ratio of the 35 mm-equivalent focal
+lengths in EXIF (T / W); an estimate from matched features, where the scale of the
+similarity transform mapping T's pixels into W's gives ratio = width_W / (width_T * scale).
+"""
+from __future__ import annotations
+
+import warnings
+
+import cv2
+import numpy as np
+
+from nodegraph import Image, Out, Param, Scalar, node
+from nodegraph.errors import InputError
+from nodes.hzsr.align import to_uint8_gray
+
+MIN_INLIERS = 12
+# T is pre-shrunk to its expected size in W for each candidate ratio, so ORB's own 8-level
+# pyramid (x1.2 per level) only has to bridge the gap to the nearest candidate.
+CANDIDATE_RATIOS = (1.5, 2.5, 4.0, 6.5)
+
+
+def similarity_scale(gray_tele: np.ndarray, gray_wide: np.ndarray,
+                     ratio_test: float = 0.8) -> tuple[float, int]:
+    """(scale of the RANSAC similarity T -> W, number of inliers); (nan, 0) when it fails."""
+    orb = cv2.ORB_create(nfeatures=3000)
+    kp_t, des_t = orb.detectAndCompute(gray_tele, None)
+    kp_w, des_w = orb.detectAndCompute(gray_wide, None)
+    if des_t is None or des_w is None or len(kp_t) < 2 or len(kp_w) < 2:
+        return float("nan"), 0
+    pairs = [m[0] for m in cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(des_t, des_w, k=2)
+             if len(m) == 2 and m[0].distance < ratio_test * m[1].distance]
+    if len(pairs) < MIN_INLIERS:
+        return float("nan"), 0
+    p_t = np.float32([kp_t[m.queryIdx].pt for m in pairs])
+    p_w = np.float32([kp_w[m.trainIdx].pt for m in pairs])
+    matrix, inliers = cv2.estimateAffinePartial2D(p_t, p_w, method=cv2.RANSAC,
+                                                  ransacReprojThreshold=3.0)
+    if matrix is None:
+        return float("nan"), 0
+    return float(np.hypot(matrix[0, 0], matrix[1, 0])), int(inliers.sum())
+
+
+def estimate_ratio_from_features(wide: np.ndarray, tele: np.ndarray,
+                                 long_side: int = 1500) -> tuple[float, int]:
+    """(zoom ratio, inliers) from ORB matches between T and W; (nan, best inliers) if too few agree."""
+    gray_wide, _ = to_uint8_gray(wide, long_side)
+    width_w = gray_wide.shape[1]
+    best = (float("nan"), 0)
+    for candidate in CANDIDATE_RATIOS:
+        # T as large as it appears in W at this candidate ratio (never enlarged).
+        gray_tele, _ = to_uint8_gray(tele, max(8, round(max(tele.shape[:2]) * min(
+            1.0, width_w / candidate / tele.shape[1]))))
+        scale, inliers = similarity_scale(gray_tele, gray_wide)
+        if inliers > best[1] and scale > 0:
+            best = (width_w / (gray_tele.shape[1] * scale), inliers)
+    if best[1] < MIN_INLIERS:
+        return float("nan"), best[1]
+    return best
+
+
+def resolve_ratio(wide: np.ndarray, tele: np.ndarray, wide_focal_35mm: float | None,
+                  tele_focal_35mm: float | None, override: float | None) -> tuple[float, str]:
+    """(ratio, sentence naming its source): override > EXIF focal ratio > features."""
+    if override is not None:
+        ratio, source = float(override), "given explicitly"
+    elif wide_focal_35mm and tele_focal_35mm:
+        ratio = float(tele_focal_35mm) / float(wide_focal_35mm)
+        source = (f"from the EXIF 35 mm focal lengths ({tele_focal_35mm:g} mm / "
+                  f"{wide_focal_35mm:g} mm)")
+    else:
+        ratio, inliers = estimate_ratio_from_features(wide, tele)
+        if not np.isfinite(ratio):
+            raise InputError("cannot determine the zoom ratio: the images carry no EXIF 35 mm "
+                             f"focal lengths and only {inliers} feature matches agree between "
+                             "them; give the ratio explicitly")
+        source = f"estimated from {inliers} matched features (no EXIF focal lengths)"
+    if not ratio >= 1.0:
+        raise InputError(f"zoom ratio {ratio:.4g} ({source}) is below 1: T must be the "
+                         "narrower view; swapped inputs?")
+    return ratio, source
+
+
+@node("hzsr.ratio", version=1)
+def ratio(wide: Image, tele: Image, wide_focal_35mm: Scalar = None,
+          tele_focal_35mm: Scalar = None, ratio: Scalar = None) -> Out(ratio=Scalar):
+    """Zoom ratio of T over W (>= 1): override > EXIF focal ratio (T / W) > matched features.
+
+    The feature estimate matches ORB keypoints of T against W (Lowe ratio test), fits a
+    similarity with RANSAC (cv2.estimateAffinePartial2D) and converts its scale s into
+    ratio = width_W / (width_T * s). Warns which source was used; InputError if none works.
+    """
+    value, source = resolve_ratio(wide, tele, wide_focal_35mm, tele_focal_35mm, ratio)
+    warnings.warn(f"zoom ratio {value:.4g} {source}")
+    return value

@@ -1,0 +1,86 @@
+"""hzsr.uncrop: base = bicubic W view; T's detail lands at the right place and scale."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+from nodegraph.errors import InputError
+from nodes.hzsr.align import central_rect, resample_region
+from nodes.hzsr.uncrop import uncrop
+
+RATIO = 2.0
+
+
+def _setup(tele_wh=(256, 256)):
+    scene = skimage.data.astronaut().astype(np.float32) / 255.0
+    wide = cv2.resize(scene, (256, 256), interpolation=cv2.INTER_AREA)
+    crop = central_rect(256, 256, RATIO)
+    src = resample_region(wide, crop, tele_wh)
+    return wide, src, crop
+
+
+def _working_to_output(u, v, crop, working_wh, zoom):
+    """Where working-grid pixel centre (u, v) lands on the output grid (both centre-aligned)."""
+    x0, y0, x1, y1 = crop
+    wx = x0 + (u + 0.5) * (x1 - x0) / working_wh[0] - 0.5
+    wy = y0 + (v + 0.5) * (y1 - y0) / working_wh[1] - 0.5
+    vx0, vy0, vx1, vy1 = central_rect(256, 256, zoom)
+    return ((wx + 0.5 - vx0) * 256 / (vx1 - vx0) - 0.5, (wy + 0.5 - vy0) * 256 / (vy1 - vy0) - 0.5)
+
+
+@pytest.mark.parametrize("zoom", [1.0, 1.5, 2.0, 3.0, 5.0])
+def test_unchanged_blend_gives_bicubic_view_of_wide(zoom):
+    wide, src, crop = _setup()
+    out = uncrop(wide, src, src.copy(), crop, RATIO, zoom)
+    expected = resample_region(wide, central_rect(256, 256, zoom), (256, 256))
+    assert out.shape == wide.shape and out.dtype == np.float32
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_zoom_defaults_to_ratio():
+    wide, src, crop = _setup()
+    np.testing.assert_array_equal(uncrop(wide, src, src, crop, RATIO, None),
+                                  uncrop(wide, src, src, crop, RATIO, RATIO))
+
+
+@pytest.mark.parametrize("zoom", [1.25, 2.0, 3.0])
+@pytest.mark.parametrize("tele_wh", [(256, 256), (320, 320)])
+def test_known_delta_lands_at_right_place_and_scale(zoom, tele_wh):
+    wide, src, crop = _setup(tele_wh)
+    u0, v0 = 0.45 * tele_wh[0], 0.3 * tele_wh[1]
+    yy, xx = np.mgrid[0:tele_wh[1], 0:tele_wh[0]].astype(np.float32)
+    sigma = 6.0  # working px
+    bump = 0.2 * np.exp(-((xx - u0) ** 2 + (yy - v0) ** 2) / (2 * sigma**2))
+    blended = src.copy()
+    blended[..., 1] += bump  # the green channel only; src green stays away from 1 below
+    out = uncrop(wide, src, blended, crop, RATIO, zoom)
+    base = resample_region(wide, central_rect(256, 256, zoom), (256, 256))
+    diff = (out - base)[..., 1]
+    np.testing.assert_allclose((out - base)[..., 0], 0.0, atol=1e-6)
+    weight = np.abs(diff)
+    oy, ox = np.mgrid[0:256, 0:256]
+    centre = ((weight * ox).sum() / weight.sum(), (weight * oy).sum() / weight.sum())
+    expected = _working_to_output(u0, v0, crop, tele_wh, zoom)
+    assert np.hypot(centre[0] - expected[0], centre[1] - expected[1]) < 0.1
+    # Output px per working px = (256 / view width) / (working width / crop width).
+    density = (zoom * 256 / 256) / (tele_wh[0] / (crop[2] - crop[0]))
+    assert diff.sum() == pytest.approx(bump.sum() * density**2, rel=0.02)
+    assert diff.max() == pytest.approx(0.2, rel=0.05 if density >= 1 else 0.5)
+
+
+def test_delta_outside_view_is_dropped_and_output_in_range():
+    wide, src, crop = _setup()
+    blended = np.clip(src + 0.5, 0, 1)
+    out = uncrop(wide, src, blended, crop, RATIO, 1.0)
+    base = resample_region(wide, central_rect(256, 256, 1.0), (256, 256))
+    # At zoom 1 T covers the central half only: the outer ring is plain W.
+    np.testing.assert_array_equal(out[:60], base[:60])
+    assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_zoom_below_one_rejected():
+    wide, src, crop = _setup()
+    with pytest.raises(InputError, match="zoom"):
+        uncrop(wide, src, src, crop, RATIO, 0.5)
