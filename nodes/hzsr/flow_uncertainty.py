@@ -11,8 +11,9 @@ S(x) is the flow's uncertainty in pixels. Two modes, chosen by whether ``flow_st
 
   - r_fb: forward-backward round-trip residual ||F_fwd(x) + F_bwd(x + F_fwd(x))|| (the M_occ
     residual, imported, not re-derived), per pixel.
-  - sigma_F: spread (standard deviation) of F_fwd inside the window: near zero on smooth
-    flow, about half the jump at motion boundaries, where the flow is unreliable.
+  - sigma_F: spread (standard deviation) of F_fwd over the 3x3 blocks around the pixel's
+    block: near zero on smooth flow, about half the jump at motion boundaries, where the
+    flow is unreliable.
   - delta = G^-1 <grad Y_src * e>, e = Y_src - Ỹ_ref: the displacement one Lucas-Kanade step
     would add, i.e. the linearised brightness-constancy error (e = grad Y . delta) solved
     over the window. Misalignment correlates with the gradient and shows up here; the extra
@@ -43,28 +44,16 @@ from .occlusion import fb_residual_at, fb_residual_reference
 from .warp import bilinear_channel, bilinear_setup, sample_bilinear_reference
 
 
-@numba.njit(cache=True, inline="always")
-def _window_variance(sxx, syy, sxy, sxe, sye, s_f, n, sigma_n, g0):
-    """The window terms of S^2 from window sums (see the module docstring)."""
-    a = sxx / n + g0 * g0
-    c = syy / n + g0 * g0
-    b = sxy / n
-    det = a * c - b * b
-    bx = sxe / n
-    by = sye / n
-    dx = (c * bx - b * by) / det
-    dy = (a * by - b * bx) / det
-    spread = max(s_f / n, 0.0)
-    return dx * dx + dy * dy + sigma_n * sigma_n * (a + c) / (det * n) + spread
+# Per-block sums, in this order, accumulated in float64 (the flow moments cancel otherwise).
+_N, _GXX, _GYY, _GXY, _GXE, _GYE, _FX, _FY, _FF = range(9)
 
 
 @numba.njit(parallel=True, cache=True)
-def _block_kernel(y_src, y_ref, flow, block, sigma_n, g0, out):
+def _block_sums_kernel(y_src, y_ref, flow, block, sums):
     h, w = y_src.shape
-    for bi in numba.prange(out.shape[0]):
-        for bj in range(out.shape[1]):
-            sxx = syy = sxy = sxe = sye = 0.0
-            mfx = mfy = sff = 0.0
+    for bi in numba.prange(sums.shape[0]):
+        for bj in range(sums.shape[1]):
+            acc = np.zeros(9)
             i_end = min(bi * block + block, h)
             j_end = min(bj * block + block, w)
             for i in range(bi * block, i_end):
@@ -74,19 +63,45 @@ def _block_kernel(y_src, y_ref, flow, block, sigma_n, g0, out):
                     gx = 0.5 * (y_src[i, min(j + 1, w - 1)] - y_src[i, max(j - 1, 0)])
                     gy = 0.5 * (y_src[down, j] - y_src[up, j])
                     e = y_src[i, j] - y_ref[i, j]
-                    sxx += gx * gx
-                    syy += gy * gy
-                    sxy += gx * gy
-                    sxe += gx * e
-                    sye += gy * e
                     fx = flow[i, j, 0]
                     fy = flow[i, j, 1]
-                    mfx += fx
-                    mfy += fy
-                    sff += fx * fx + fy * fy
-            n = (i_end - bi * block) * (j_end - bj * block)
-            s_f = sff - (mfx * mfx + mfy * mfy) / n  # n * (flow variance), float64 sums
-            out[bi, bj, 0] = _window_variance(sxx, syy, sxy, sxe, sye, s_f, n, sigma_n, g0)
+                    acc[_GXX] += gx * gx
+                    acc[_GYY] += gy * gy
+                    acc[_GXY] += gx * gy
+                    acc[_GXE] += gx * e
+                    acc[_GYE] += gy * e
+                    acc[_FX] += fx
+                    acc[_FY] += fy
+                    acc[_FF] += fx * fx + fy * fy
+            acc[_N] = (i_end - bi * block) * (j_end - bj * block)
+            sums[bi, bj, :] = acc
+
+
+@numba.njit(parallel=True, cache=True)
+def _block_variance_kernel(sums, sigma_n, g0, out):
+    hb, wb = sums.shape[0], sums.shape[1]
+    for bi in numba.prange(hb):
+        for bj in range(wb):
+            n = sums[bi, bj, _N]
+            a = sums[bi, bj, _GXX] / n + g0 * g0
+            c = sums[bi, bj, _GYY] / n + g0 * g0
+            b = sums[bi, bj, _GXY] / n
+            det = a * c - b * b
+            ex = sums[bi, bj, _GXE] / n
+            ey = sums[bi, bj, _GYE] / n
+            dx = (c * ex - b * ey) / det
+            dy = (a * ey - b * ex) / det
+            # flow spread over the 3x3 blocks around this one, so that a motion boundary
+            # lying on a block edge is still inside the window
+            nf = mfx = mfy = sff = 0.0
+            for ni in range(max(bi - 1, 0), min(bi + 2, hb)):
+                for nj in range(max(bj - 1, 0), min(bj + 2, wb)):
+                    nf += sums[ni, nj, _N]
+                    mfx += sums[ni, nj, _FX]
+                    mfy += sums[ni, nj, _FY]
+                    sff += sums[ni, nj, _FF]
+            spread = max((sff - (mfx * mfx + mfy * mfy) / nf) / nf, 0.0)
+            out[bi, bj, 0] = dx * dx + dy * dy + sigma_n * sigma_n * (a + c) / (det * n) + spread
 
 
 @numba.njit(parallel=True, cache=True)
@@ -111,8 +126,10 @@ def estimated_flow_mask(flow_fwd: np.ndarray, flow_bwd: np.ndarray, y_src: np.nd
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
     flow_fwd, flow_bwd, y_src, y_ref_warped = map(f32, (flow_fwd, flow_bwd, y_src, y_ref_warped))
     h, w = y_src.shape
-    block_var = np.empty((-(-h // window), -(-w // window), 1), np.float32)
-    _block_kernel(y_src, y_ref_warped, flow_fwd, window, sigma_n, g0, block_var)
+    sums = np.empty((-(-h // window), -(-w // window), 9), np.float64)
+    _block_sums_kernel(y_src, y_ref_warped, flow_fwd, window, sums)
+    block_var = np.empty(sums.shape[:2] + (1,), np.float32)
+    _block_variance_kernel(sums, sigma_n, g0, block_var)
     out = np.empty((h, w), np.float32)
     _combine_kernel(flow_fwd, flow_bwd, block_var, window, np.float32(s_max), out)
     return out
@@ -145,8 +162,15 @@ def estimated_flow_mask_reference(flow_fwd, flow_bwd, y_src, y_ref_warped, s_max
     det = a * c - b * b
     g_inv = np.stack([np.stack([c, -b], -1), np.stack([-b, a], -1)], -2) / det[..., None, None]
     delta = g_inv @ np.stack([block_mean(gx * e), block_mean(gy * e)], -1)[..., None]
-    spread = (block_mean(f[..., 0] ** 2 + f[..., 1] ** 2)
-              - block_mean(f[..., 0]) ** 2 - block_mean(f[..., 1]) ** 2)
+
+    def neighbourhood_sum(a):  # over the 3x3 blocks around each block
+        padded = np.pad(block_sum(a), 1)
+        hb, wb = n.shape
+        return sum(padded[di:di + hb, dj:dj + wb] for di in range(3) for dj in range(3))
+
+    nf = neighbourhood_sum(np.ones_like(y))
+    spread = (neighbourhood_sum(f[..., 0] ** 2 + f[..., 1] ** 2) / nf
+              - (neighbourhood_sum(f[..., 0]) / nf) ** 2 - (neighbourhood_sum(f[..., 1]) / nf) ** 2)
     block_var = (np.sum(delta[..., 0] ** 2, -1) + sigma_n ** 2 * (a + c) / (det * n)
                  + np.maximum(spread, 0)).astype(np.float32)
     v = (np.arange(h, dtype=np.float32) + 0.5) / window - 0.5
