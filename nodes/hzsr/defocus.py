@@ -1,0 +1,124 @@
+"""Defocus mask M_defocus from the flow as a depth proxy (HZSR §3.3, SPEC §4.7).
+
+W and T are roughly fronto-parallel, so F_fwd is a disparity and pixels on T's focal plane
+share one flow vector. The focus flow F_fwd(x_f) is the centre of the largest k-means cluster
+of the flow vectors inside the focus ROI, and
+
+    M_defocus(x) = sigmoid((||F_fwd(x) - F_fwd(x_f)||_2^2 - gamma) / sigma_f)
+
+is ~0 on T's focal plane and ~1 on layers whose disparity differs by more than sqrt(gamma) px.
+
+ROI convention: ``focus_roi`` is in T's pixels (as an autofocus module reports it); the
+working grid is T's grid translated by ``shift`` (hzsr.align: ref(x) = T(x - shift)), so T
+pixel p sits at p + shift and roi_on_grid = roi + (dx, dy, dx, dy), clipped to the grid.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import cv2
+import numba
+import numpy as np
+
+from nodegraph import Flow, Mask, Out, Param, Rect, Shift, node
+
+KMEANS_SEED = 0
+KMEANS_ATTEMPTS = 3
+KMEANS_CRITERIA = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.01)
+
+
+def focus_roi_on_grid(shape: tuple[int, int], focus_roi, shift) -> tuple[int, int, int, int]:
+    """Integer (x0, y0, x1, y1), x1/y1 exclusive, of the focus ROI on the working grid.
+
+    Default ROI: the central 25 % of T's area (half its width by half its height). A ROI
+    that misses the grid falls back to the grid's central 25 %, with a warning.
+    """
+    h, w = shape
+    central = (w / 4, h / 4, 3 * w / 4, 3 * h / 4)
+    dx, dy = shift if shift is not None else (0.0, 0.0)
+    x0, y0, x1, y1 = focus_roi if focus_roi is not None else central
+    box = (x0 + dx, y0 + dy, x1 + dx, y1 + dy)
+    xa, ya = max(int(math.floor(box[0])), 0), max(int(math.floor(box[1])), 0)
+    xb, yb = min(int(math.ceil(box[2])), w), min(int(math.ceil(box[3])), h)
+    if xb <= xa or yb <= ya:
+        warnings.warn(f"focus ROI {tuple(focus_roi or central)} shifted by ({dx}, {dy}) lies "
+                      f"outside the {w}x{h} working grid; using its central 25 %")
+        xa, ya = int(w // 4), int(h // 4)
+        xb, yb = max(int(math.ceil(3 * w / 4)), xa + 1), max(int(math.ceil(3 * h / 4)), ya + 1)
+    return xa, ya, xb, yb
+
+
+def focus_flow(flow_fwd: np.ndarray, roi: tuple[int, int, int, int], k: int,
+               max_samples: int) -> np.ndarray:
+    """F_fwd(x_f): centre of the largest k-means cluster of the ROI's flow vectors, (2,) float32.
+
+    The ROI is subsampled on a regular grid to at most ~``max_samples`` vectors; k-means runs
+    with a fixed seed, k-means++ initialisation and a fixed number of attempts (reproducible).
+    """
+    x0, y0, x1, y1 = roi
+    region = flow_fwd[y0:y1, x0:x1]
+    step = max(1, int(math.ceil(math.sqrt(region.shape[0] * region.shape[1] / max_samples))))
+    samples = np.ascontiguousarray(region[::step, ::step].reshape(-1, 2), dtype=np.float32)
+    if len(samples) == 1:  # OpenCV would read a single 1x2 sample as two 1-D samples
+        return samples[0].copy()
+    k = max(1, min(k, len(samples)))
+    cv2.setRNGSeed(KMEANS_SEED)
+    _, labels, centres = cv2.kmeans(samples, k, None, KMEANS_CRITERIA, KMEANS_ATTEMPTS,
+                                    cv2.KMEANS_PP_CENTERS)
+    largest = np.bincount(labels.ravel(), minlength=k).argmax()
+    return centres[largest].astype(np.float32)
+
+
+@numba.njit(parallel=True, cache=True)
+def _defocus_kernel(flow, focus, gamma, sigma_f, out):
+    for i in numba.prange(out.shape[0]):
+        for j in range(out.shape[1]):
+            dx = flow[i, j, 0] - focus[0]
+            dy = flow[i, j, 1] - focus[1]
+            t = (dx * dx + dy * dy - gamma) / sigma_f
+            # the two branches of the logistic function that never overflow exp
+            if t >= 0:
+                out[i, j] = 1.0 / (1.0 + math.exp(-t))
+            else:
+                e = math.exp(t)
+                out[i, j] = e / (1.0 + e)
+
+
+def defocus_mask(flow_fwd: np.ndarray, focus: np.ndarray, gamma: float, sigma_f: float) -> np.ndarray:
+    """M_defocus = sigmoid((||F_fwd(x) - focus||^2 - gamma) / sigma_f), float32 (H, W) (Numba)."""
+    flow_fwd = np.ascontiguousarray(flow_fwd, dtype=np.float32)
+    out = np.empty(flow_fwd.shape[:2], np.float32)
+    _defocus_kernel(flow_fwd, np.asarray(focus, np.float32), np.float32(gamma),
+                    np.float32(sigma_f), out)
+    return out
+
+
+def defocus_mask_reference(flow_fwd, focus, gamma, sigma_f):
+    """Plain NumPy version of :func:`defocus_mask`, for the tests."""
+    d2 = np.sum((flow_fwd.astype(np.float64) - np.asarray(focus, np.float64)) ** 2, axis=-1)
+    t = (d2 - gamma) / sigma_f
+    return (0.5 * (1.0 + np.tanh(0.5 * t))).astype(np.float32)  # = sigmoid(t), overflow-free
+
+
+@node("hzsr.defocus", version=1)
+def defocus(flow_fwd: Flow, focus_roi: Rect = None, shift: Shift = None, *,
+            gamma: float = Param(4.0, range=(0.0, 10000.0), unit="px^2",
+                                 doc="tolerance gamma on the squared flow difference to the "
+                                     "focal plane: 4 -> disparities within ~2 px count as in "
+                                     "focus"),
+            sigma_f: float = Param(1.0, range=(0.01, 1000.0), unit="px^2",
+                                   doc="softness sigma_f of the sigmoid (M goes 0.12 -> 0.88 "
+                                       "over gamma -/+ 2 sigma_f)"),
+            k: int = Param(3, range=(1, 16), doc="number of k-means clusters in the focus ROI"),
+            max_samples: int = Param(20000, range=(100, 1000000),
+                                     doc="flow vectors k-means sees at most (ROI subsampled)")
+            ) -> Out(M_defocus=Mask):
+    """Defocus mask M_defocus = sigmoid((||F_fwd(x) - F_fwd(x_f)||^2 - gamma) / sigma_f) (HZSR §3.3).
+
+    F_fwd(x_f) is the centre of the largest k-means cluster of F_fwd inside the focus ROI
+    (T pixels, default T's central 25 %; mapped onto the working grid by + shift).
+    """
+    roi = focus_roi_on_grid(flow_fwd.shape[:2], focus_roi, shift)
+    focus = focus_flow(flow_fwd, roi, k, max_samples)
+    return defocus_mask(flow_fwd, focus, gamma, sigma_f)
