@@ -1,0 +1,104 @@
+"""Alignment rejection mask M_reject (HZSR §3.3, SPEC §4.8).
+
+    P_delta = (P_src - mu_src) - (P_ref - mu_ref)
+    M_reject(x) = 1 - exp(-||P_delta(x)||^2 / (sigma_src^2(x) + eps0))
+
+P_src and P_ref are the local patches around x of Y_src and Ỹ_ref brought down to W's
+optical resolution (INTER_AREA by factor = src width / crop width, so T's extra detail, which
+W never saw, does not count as a mismatch). ||P_delta||^2 and sigma_src^2 are patch MEANS
+(variance of the difference, variance of Y_src), not sums, so eps0 and the mask do not
+depend on the patch size. Patches are read with the border replicated. Mean removal makes the
+test blind to the brightness offsets that colour matching leaves; a patch is rejected when its
+structure differs from W's by more than W's own local contrast (+ eps0, which keeps flat,
+noise-only patches from being rejected). The low-resolution map is resized back bilinearly.
+"""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numba
+import numpy as np
+
+from nodegraph import Image, Mask, Out, Param, Rect, node
+
+from .luma import luminance
+
+
+@numba.njit(parallel=True, cache=True)
+def _reject_kernel(y_src, y_ref, radius, eps0, out):
+    h, w = y_src.shape
+    n = (2 * radius + 1) ** 2
+    for i in numba.prange(h):
+        for j in range(w):
+            ss = ss2 = sd = sd2 = 0.0  # float64: E[x^2] - E[x]^2 must not cancel
+            for di in range(-radius, radius + 1):
+                r = min(max(i + di, 0), h - 1)
+                for dj in range(-radius, radius + 1):
+                    c = min(max(j + dj, 0), w - 1)
+                    s = np.float64(y_src[r, c])
+                    d = s - y_ref[r, c]
+                    ss += s
+                    ss2 += s * s
+                    sd += d
+                    sd2 += d * d
+            var_src = max(ss2 / n - (ss / n) ** 2, 0.0)
+            delta2 = max(sd2 / n - (sd / n) ** 2, 0.0)
+            out[i, j] = 1.0 - math.exp(-delta2 / (var_src + eps0))
+
+
+def reject_mask(y_src: np.ndarray, y_ref: np.ndarray, patch: int, eps0: float) -> np.ndarray:
+    """M_reject of two luminance images on the same grid (Numba); patch side 2*(patch//2)+1 px."""
+    y_src = np.ascontiguousarray(y_src, dtype=np.float32)
+    y_ref = np.ascontiguousarray(y_ref, dtype=np.float32)
+    out = np.empty(y_src.shape, np.float32)
+    _reject_kernel(y_src, y_ref, patch // 2, float(eps0), out)
+    return out
+
+
+def reject_mask_reference(y_src, y_ref, patch, eps0):
+    """Plain NumPy version of :func:`reject_mask` (explicit patches, two-pass), for the tests."""
+    radius = patch // 2
+    size = 2 * radius + 1
+    windows = np.lib.stride_tricks.sliding_window_view
+    p_src = windows(np.pad(y_src.astype(np.float64), radius, mode="edge"), (size, size))
+    p_ref = windows(np.pad(y_ref.astype(np.float64), radius, mode="edge"), (size, size))
+    centred_src = p_src - p_src.mean(axis=(-2, -1), keepdims=True)
+    p_delta = centred_src - (p_ref - p_ref.mean(axis=(-2, -1), keepdims=True))
+    delta2 = np.mean(p_delta ** 2, axis=(-2, -1))
+    var_src = np.mean(centred_src ** 2, axis=(-2, -1))
+    return (1.0 - np.exp(-delta2 / (var_src + eps0))).astype(np.float32)
+
+
+def optical_size(shape: tuple[int, int], crop) -> tuple[int, int] | None:
+    """(width, height) of the working grid at W's optical resolution, None when not smaller."""
+    h, w = shape
+    factor = w / (crop[2] - crop[0])
+    if factor <= 1.0:
+        return None
+    return max(1, round(w / factor)), max(1, round(h / factor))
+
+
+@node("hzsr.reject", version=1)
+def reject(src: Image, ref_warped: Image, crop: Rect, *,
+           patch: int = Param(5, range=(1, 31), unit="px at W's resolution",
+                              doc="side of the local patches (even sizes use the next odd); "
+                                  "5 W pixels span ~15 working-grid px at 3x"),
+           eps0: float = Param(1e-3, range=(1e-6, 1.0), unit="intensity^2 (0-1 scale)",
+                               doc="eps0: contrast floor added to sigma_src^2; 1e-3 = (0.03)^2, "
+                                   "above W's noise variance after downsampling")
+           ) -> Out(M_reject=Mask):
+    """Alignment rejection M_reject = 1 - exp(-||P_delta||^2 / (sigma_src^2 + eps0)) (HZSR §3.3).
+
+    Computed on Y_src and Ỹ_ref resized (INTER_AREA) to W's optical resolution, factor
+    src width / crop width, then resized back to the working grid (bilinear).
+    """
+    h, w = src.shape[:2]
+    y_src, y_ref = luminance(src), luminance(ref_warped)
+    low = optical_size((h, w), crop)
+    if low is None:
+        return reject_mask(y_src, y_ref, patch, eps0)
+    y_src = cv2.resize(y_src, low, interpolation=cv2.INTER_AREA)
+    y_ref = cv2.resize(y_ref, low, interpolation=cv2.INTER_AREA)
+    mask = cv2.resize(reject_mask(y_src, y_ref, patch, eps0), (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.clip(mask, 0.0, 1.0)
