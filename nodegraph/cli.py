@@ -200,7 +200,8 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nodegraph", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="nodegraph", description="Typed node graphs for image pipelines (HZSR built in).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="run a pipeline")
     run.add_argument("pipeline")
