@@ -1,0 +1,93 @@
+"""hzsr.blend: M_blend from the linked masks, smoothing, feathering, alpha blend."""
+import numpy as np
+import pytest
+
+from nodegraph.node import spec_of
+from nodes.hzsr.blend import (alpha_blend, alpha_blend_reference, blend, feather_weight,
+                              raw_blend_weight, raw_blend_weight_reference)
+
+DEFAULTS = spec_of(blend).default_params()
+NO_SMOOTHING = dict(grow=0, smooth_sigma=0.0, feather=0.0)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 15), (15, 1), (11, 14)])
+@pytest.mark.parametrize("count", [0, 1, 2, 4])
+def test_weight_matches_reference(shape, count):
+    rng = np.random.default_rng(count + shape[1])
+    masks = [rng.random(shape, dtype=np.float32) * 0.4 for _ in range(count)]
+    out = raw_blend_weight(masks, shape)
+    assert out.dtype == np.float32 and out.min() >= 0 and out.max() <= 1
+    np.testing.assert_allclose(out, raw_blend_weight_reference(masks, shape), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 15), (15, 1), (11, 14)])
+def test_alpha_blend_matches_reference(shape):
+    rng = np.random.default_rng(shape[0])
+    src, fused = (rng.random(shape + (3,), dtype=np.float32) for _ in range(2))
+    weight = rng.random(shape, dtype=np.float32)
+    out = alpha_blend(src, fused, weight)
+    np.testing.assert_allclose(out, alpha_blend_reference(src, fused, weight), atol=1e-6, rtol=0)
+    weight[:] = 0
+    np.testing.assert_array_equal(alpha_blend(src, fused, weight), src)
+
+
+def _images(shape=(24, 32), seed=0):
+    rng = np.random.default_rng(seed)
+    return tuple(rng.random(shape + (3,), dtype=np.float32) for _ in range(2))
+
+
+def test_unlinked_masks_are_left_out():
+    src, fused = _images()
+    m = np.full(src.shape[:2], 0.25, np.float32)
+    out = blend(src, fused, m, None, None, None, None, None, **NO_SMOOTHING)
+    np.testing.assert_allclose(out["M_blend"], 0.75, atol=1e-7)
+    out = blend(src, fused, m, None, m, None, None, 1.0, **NO_SMOOTHING)
+    np.testing.assert_allclose(out["M_blend"], 0.5, atol=1e-7)
+    np.testing.assert_allclose(out["image"], 0.5 * src + 0.5 * fused, atol=1e-6)
+    out = blend(src, fused, m, m, m, m, None, None, **NO_SMOOTHING)
+    np.testing.assert_array_equal(out["M_blend"], 0.0)
+    np.testing.assert_array_equal(out["image"], src)
+    out = blend(src, fused, None, None, None, None, None, None, **NO_SMOOTHING)
+    np.testing.assert_array_equal(out["image"], fused)
+
+
+def test_overlap_zero_gives_src_exactly():
+    src, fused = _images()
+    out = blend(src, fused, None, None, None, None, None, 0.0, **DEFAULTS)
+    np.testing.assert_array_equal(out["image"], src)
+    np.testing.assert_array_equal(out["M_blend"], 0.0)
+
+
+def test_feather_reaches_zero_at_coverage_and_image_edges():
+    src, fused = _images((60, 80))
+    coverage = np.ones((60, 80), np.float32)
+    coverage[:, 60:] = 0  # the translation left no T data on the right
+    out = blend(src, fused, None, None, None, None, coverage, 1.0, grow=0, smooth_sigma=0.0,
+                feather=10.0)
+    weight = out["M_blend"]
+    assert weight.min() >= 0 and weight.max() <= 1 and np.all(np.isfinite(weight))
+    np.testing.assert_array_equal(weight[:, 60:], 0.0)
+    np.testing.assert_array_equal(out["image"][:, 60:], src[:, 60:])
+    for ring in (weight[0], weight[-1], weight[:, 0]):
+        np.testing.assert_array_equal(ring, 0.0)
+    np.testing.assert_allclose(weight[30, 15:45], 1.0)
+    ramp = weight[30, 50:60]  # rises towards the inside, monotonically
+    assert np.all(np.diff(ramp) < 0) and ramp[-1] < 0.15
+
+
+def test_feather_without_coverage_still_fades_at_the_image_border():
+    w = feather_weight(None, (20, 20), 4.0)
+    assert w[0].max() == 0 and w[10, 10] == 1.0 and 0 < w[10, 2] < 1
+
+
+def test_rejected_region_grows_before_blurring():
+    src, fused = _images((40, 40))
+    m = np.zeros((40, 40), np.float32)
+    m[18:22, 18:22] = 1.0
+    out = blend(src, fused, m, None, None, None, None, None, grow=4, smooth_sigma=2.0, feather=0.0)
+    weight = out["M_blend"]
+    assert weight[18:22, 18:22].max() < 0.05  # the whole rejected block stays rejected
+    assert weight[0:5, 0:5].min() > 0.99
+    blurred_only = blend(src, fused, m, None, None, None, None, None, grow=0, smooth_sigma=2.0,
+                         feather=0.0)["M_blend"]
+    assert blurred_only[18:22, 18:22].max() > 0.3  # what the erosion prevents
