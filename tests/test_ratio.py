@@ -64,3 +64,17 @@ def test_ratio_below_one_rejected():
         ratio(wide, tele, 52.0, 26.0, None)
     with pytest.raises(InputError, match="below 1"):
         ratio(wide, tele, None, None, 0.8)
+
+
+def test_bundled_sample_ratio_from_exif():
+    from pathlib import Path
+
+    from nodes.image_io import read_image
+
+    sample = Path(__file__).resolve().parent.parent / "nodes" / "hzsr" / "sample"
+    (wide, f_wide), (tele, f_tele) = read_image(sample / "wide.jpg"), read_image(sample / "tele.jpg")
+    assert (f_wide, f_tele) == (26.0, 52.0)
+    with pytest.warns(UserWarning, match="EXIF"):
+        assert ratio(wide, tele, f_wide, f_tele, None) == 2.0
+    assert estimate_ratio_from_features(wide, tele)[0] == pytest.approx(2.0, rel=0.02)
+    assert sum(p.stat().st_size for p in sample.glob("*.jpg")) < 200_000

@@ -134,8 +134,10 @@ def match_colour(tele: np.ndarray, tele_region: np.ndarray, wide_region: np.ndar
     mu_w = wide_region.reshape(-1, 3).mean(axis=0)
     sd_w = wide_region.reshape(-1, 3).std(axis=0)
     gain = np.where(sd_t > 1e-6, sd_w / np.maximum(sd_t, 1e-6), 1.0)
-    matched = (tele - mu_t) * gain + mu_w
-    return np.clip(matched, 0.0, 1.0).astype(np.float32)
+    # One per-channel affine map in a single OpenCV pass (speed at 12 MP).
+    affine = np.hstack([np.diag(gain), (mu_w - mu_t * gain)[:, None]])
+    matched = cv2.transform(np.ascontiguousarray(tele, dtype=np.float32), affine)
+    return np.clip(matched, 0.0, 1.0, out=matched)
 
 
 def align_images(wide: np.ndarray, tele: np.ndarray, ratio: float, *, feature_long_side: int = 1000,
@@ -173,7 +175,9 @@ def align_images(wide: np.ndarray, tele: np.ndarray, ratio: float, *, feature_lo
     tele_low = cv2.resize(tele_on_src, low_wh, interpolation=cv2.INTER_AREA)[seen]
     if len(src_low) < 16:  # the translation left (almost) no common area
         src_low, tele_low = src.reshape(-1, 3), tele.reshape(-1, 3)
-    ref = match_colour(tele_on_src, tele_low, src_low)
+    # Global means and deviations need no more than ~250k samples (speed at 12 MP).
+    step = max(1, len(src_low) // 250_000)
+    ref = match_colour(tele_on_src, tele_low[::step], src_low[::step])
     return {"src": src, "ref": ref, "coverage": np.clip(coverage, 0.0, 1.0),
             "crop": tuple(float(v) for v in crop), "shift": (float(shift[0]), float(shift[1])),
             "overlap": overlap, "inliers": n_inliers, "matches": len(inliers)}
