@@ -205,7 +205,10 @@ def node(node_id: str, version: int = 1, *, side_effect: bool = False) -> Callab
     """Declare a node type. The decorated function stays callable as a plain function."""
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        func.__nodegraph_spec__ = make_spec(func, node_id, version, side_effect)  # type: ignore[attr-defined]
+        spec = make_spec(func, node_id, version, side_effect)
+        # Plain calls get the parameters' default values, not the Param objects.
+        func.__kwdefaults__ = spec.default_params() or None
+        func.__nodegraph_spec__ = spec  # type: ignore[attr-defined]
         return func
 
     return decorate

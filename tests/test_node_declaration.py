@@ -25,6 +25,12 @@ def test_declaration_reads_inputs_params_outputs():
     assert spec.summary == "Mix two images."
     assert blend(1, 2, 3) == (1, 3)  # still a plain function
 
+    @node("t.plain")
+    def plain(a: Scalar, *, k: float = Param(2.0, range=(0, 5))) -> Out(y=Scalar):
+        return a * k
+
+    assert plain(3.0) == 6.0 and plain(3.0, k=1.0) == 3.0  # defaults, not Param objects
+
 
 @pytest.mark.parametrize("declare, message", [
     (lambda: node("x")(lambda a, *, p=1.0: a), "annotated with a port type"),
