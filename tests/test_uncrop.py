@@ -84,3 +84,22 @@ def test_zoom_below_one_rejected():
     wide, src, crop = _setup()
     with pytest.raises(InputError, match="zoom"):
         uncrop(wide, src, src, crop, RATIO, 0.5)
+
+
+def test_detail_fades_out_before_the_edge_of_t_below_the_ratio():
+    from nodes.hzsr.uncrop import uncrop_image
+    rng = np.random.default_rng(5)
+    wide = rng.random((120, 160, 3)).astype(np.float32) * 0.3 + 0.3  # no clipping at 0 or 1
+    src = np.full((120, 160, 3), 0.5, np.float32)
+    blended = src + 0.2  # a constant detail over all of T
+    crop = (40.0, 30.0, 120.0, 90.0)  # ratio 2
+    at_ratio = uncrop_image(wide, src, blended, crop, zoom=2.0, feather=0.05)
+    base = uncrop_image(wide, src, src, crop, zoom=2.0)
+    np.testing.assert_allclose((at_ratio - base)[2:-2, 2:-2], 0.2, atol=1e-4)  # no ramp: no seam there
+    below = uncrop_image(wide, src, blended, crop, zoom=1.25, feather=0.05) - \
+        uncrop_image(wide, src, src, crop, zoom=1.25)
+    row = below[60, :, 0]
+    inside = np.nonzero(row > 1e-3)[0]
+    assert row[inside[0]] < 0.1 and row[inside[-1]] < 0.1  # starts near 0 at T's edge
+    assert abs(row[80] - 0.2) < 1e-3  # full detail in the middle
+    assert np.all(np.diff(row[inside[0]: inside[0] + 5]) > 0)  # a ramp, not a step

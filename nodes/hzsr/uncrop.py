@@ -4,14 +4,15 @@ HZSR's I_final = uncrop(M_blend * I_fusion + (1 - M_blend) * I_src, W). The outp
 central 1/zoom view at W's pixel size, for any zoom >= 1: its base is bicubic upsampling of
 that W region, and the detail T added on the working grid, (blended - I_src), is resampled
 from the working grid to the output's pixel density and added where T covers the view.
-Blending feathers M_blend to 0 at the edge of T's field of view, so the seam is invisible.
+Where T's region lies inside the output (zoom < ratio) its detail fades out over a ramp
+before the region's edge, so no seam shows.
 """
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-from nodegraph import Image, Out, Rect, Scalar, node
+from nodegraph import Image, Out, Param, Rect, Scalar, node
 from nodegraph.errors import InputError
 from nodes.hzsr.align import central_rect, rect_to_grid_matrix, resample_region
 
@@ -50,8 +51,8 @@ def resample_delta(delta: np.ndarray, to_working: np.ndarray, out_wh) -> np.ndar
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def uncrop_image(wide: np.ndarray, src: np.ndarray, blended: np.ndarray, crop, zoom: float
-                 ) -> np.ndarray:
+def uncrop_image(wide: np.ndarray, src: np.ndarray, blended: np.ndarray, crop, zoom: float,
+                 feather: float = 0.03) -> np.ndarray:
     """W's central 1/zoom view at W's size, with (blended - src) added where T covers it."""
     if not zoom or zoom < 1.0:
         raise InputError(f"zoom must be >= 1, got {zoom!r}")
@@ -63,12 +64,40 @@ def uncrop_image(wide: np.ndarray, src: np.ndarray, blended: np.ndarray, crop, z
     working_wh = (src.shape[1], src.shape[0])
     to_working = output_to_working_matrix(view, wh, crop, working_wh)
     delta = resample_delta((blended - src).astype(np.float32), to_working, wh)
+    ramp = seam_ramp(to_working, working_wh, wh, feather * min(wh))
+    if ramp is not None:
+        delta *= ramp[..., None]
     return np.clip(base + delta, 0.0, 1.0).astype(np.float32)
+
+
+def seam_ramp(to_working: np.ndarray, working_wh, out_wh, width_px: float) -> np.ndarray | None:
+    """0 -> 1 ramp over ``width_px`` output px inside the edge of the working grid's footprint.
+
+    None when the working grid covers the whole output (zoom >= ratio): there is no seam.
+    Below the ratio T's region sits inside W's view, and its detail must fade out before its
+    edge so that no step shows where T's field of view ends.
+    """
+    out_w, out_h = int(out_wh[0]), int(out_wh[1])
+    corners = np.array([[0, 0, 1], [out_w - 1, 0, 1], [0, out_h - 1, 1], [out_w - 1, out_h - 1, 1]],
+                       np.float64) @ to_working.T
+    inside = ((corners[:, 0] >= -0.5) & (corners[:, 0] <= working_wh[0] - 0.5)
+              & (corners[:, 1] >= -0.5) & (corners[:, 1] <= working_wh[1] - 0.5))
+    if inside.all() or width_px <= 0:
+        return None
+    footprint = cv2.warpAffine(np.ones((working_wh[1], working_wh[0]), np.uint8), to_working,
+                               (out_w, out_h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    distance = cv2.distanceTransform(footprint, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return np.minimum(distance * np.float32(1.0 / width_px), np.float32(1.0))
 
 
 @node("hzsr.uncrop", version=1)
 def uncrop(wide: Image, src: Image, blended: Image, crop: Rect, ratio: Scalar,
-           zoom: Scalar = None) -> Out(image=Image):
+           zoom: Scalar = None, *,
+           feather: float = Param(0.03, range=(0.0, 0.5), unit="fraction of the short side",
+                                  doc="width of the ramp that fades T's detail out before the "
+                                      "edge of T's field of view when it lies inside the output "
+                                      "(zoom < ratio)")) -> Out(image=Image):
     """I_final = uncrop(blended, W): W's central 1/zoom view (zoom >= 1, default the ratio).
 
     Output at W's pixel size: bicubic upsampling of W's central 1/zoom region, plus
@@ -76,4 +105,5 @@ def uncrop(wide: Image, src: Image, blended: Image, crop: Rect, ratio: Scalar,
     output density (INTER_AREA when shrinking, bicubic when enlarging) and added where T
     covers the view; works below, at and above the ratio.
     """
-    return uncrop_image(wide, src, blended, crop, float(zoom if zoom is not None else ratio))
+    return uncrop_image(wide, src, blended, crop, float(zoom if zoom is not None else ratio),
+                        feather)
