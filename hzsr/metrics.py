@@ -9,6 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from nodes.hzsr.align import rect_to_grid_matrix
 from nodes.hzsr.luma import luminance
 
 BORDER = 8
@@ -63,10 +64,6 @@ def bicubic_crop(wide8: np.ndarray, box: tuple[float, float, float, float],
 
     Output pixel centre u maps to x0 + (u + 0.5) * (x1 - x0) / width - 0.5 in W.
     """
-    x0, y0, x1, y1 = box
-    width, height = size_wh
-    sx, sy = (x1 - x0) / width, (y1 - y0) / height
-    to_wide = np.array([[sx, 0, x0 + 0.5 * sx - 0.5], [0, sy, y0 + 0.5 * sy - 0.5]], np.float64)
-    return cv2.warpAffine(wide8, to_wide, (width, height),
+    return cv2.warpAffine(wide8, rect_to_grid_matrix(box, size_wh), tuple(size_wh),
                           flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_REPLICATE)
