@@ -91,3 +91,9 @@ def test_rejected_region_grows_before_blurring():
     blurred_only = blend(src, fused, m, None, None, None, None, None, grow=0, smooth_sigma=2.0,
                          feather=0.0)["M_blend"]
     assert blurred_only[18:22, 18:22].max() > 0.3  # what the erosion prevents
+
+
+def test_feather_ramp_is_linear_along_a_straight_edge():
+    w = feather_weight(None, (60, 80), 10.0)  # r = 5: the ramp spans 11 px
+    np.testing.assert_allclose(w[30, :13], np.minimum(np.arange(13) / 11.0, 1.0), atol=1e-6)
+    np.testing.assert_allclose(w[30, -13:], np.minimum(np.arange(12, -1, -1) / 11.0, 1.0), atol=1e-6)

@@ -9,8 +9,8 @@ then a Gaussian of ``smooth_sigma`` px softens it; blurring alone would leak fus
 into the rim of a rejected region, which is where the artifacts sit. ``grow`` ~ 2 sigma keeps
 the leak below a few percent.
 
-Feathering: M_blend ramps linearly from 0 to 1 over ``feather`` px inside T's field of view
-(distance to the nearest pixel that is not covered; the image border counts as not covered,
+Feathering: M_blend ramps linearly from 0 to 1 over ~``feather`` px inside T's field of view
+(from the nearest pixel that is not covered; the image border counts as not covered,
 since hzsr.uncrop pastes the working grid into W with nothing of T around it). It is exactly 0
 where coverage is 0 and on the outermost pixel ring, so the uncropped result has no seam.
 """
@@ -82,14 +82,22 @@ def smooth_weight(weight: np.ndarray, grow: int, sigma: float) -> np.ndarray:
 
 
 def feather_weight(coverage: np.ndarray | None, shape: tuple[int, int], feather: float) -> np.ndarray:
-    """Linear ramp 0 -> 1 over ``feather`` px from the edge of coverage and of the image."""
+    """Linear ramp 0 -> 1 over ~``feather`` px from the edge of coverage and of the image.
+
+    Erosion by r = feather // 2 then a (2r + 1)^2 box mean: at distance d (px) from the last
+    uncovered pixel along a straight edge this is exactly min(d / (2r + 1), 1), and exactly 0
+    at d = 0 (a distance transform gives the same ramp at three times the cost).
+    """
     covered = np.ones(shape, np.uint8) if coverage is None else (coverage > 0.5).astype(np.uint8)
-    if feather <= 0:
+    radius = int(feather) // 2
+    if radius <= 0:
         return covered.astype(np.float32)
     covered[[0, -1], :] = 0
     covered[:, [0, -1]] = 0
-    distance = cv2.distanceTransform(covered, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    return np.minimum(distance * np.float32(1.0 / feather), np.float32(1.0))
+    size = 2 * radius + 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
+    eroded = cv2.erode(covered, kernel, borderType=cv2.BORDER_REPLICATE).astype(np.float32)
+    return cv2.blur(eroded, (size, size), borderType=cv2.BORDER_REPLICATE)
 
 
 @node("hzsr.blend", version=1)
@@ -103,7 +111,7 @@ def blend(src: Image, fused: Image, M_occ: Mask = None, M_defocus: Mask = None,
                                       doc="Gaussian smoothing of M_blend (hides mask edges)"),
           feather: float = Param(32.0, range=(0.0, 1000.0), unit="px",
                                  doc="width of the 0 -> 1 ramp at the edge of T's field of view "
-                                     "and of the image (0 = hard edge)")
+                                     "and of the image (< 2 = hard edge)")
           ) -> Out(image=Image, M_blend=Mask):
     """Adaptive blending: M_blend = max(1 - M_occ - M_defocus - M_flow - M_reject, 0), smoothed,
     feathered at the edge of T's coverage; image = M_blend * I_fusion + (1 - M_blend) * I_src.

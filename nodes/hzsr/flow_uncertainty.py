@@ -44,7 +44,7 @@ from .occlusion import fb_residual_at, fb_residual_reference
 from .warp import bilinear_channel, bilinear_setup, sample_bilinear_reference
 
 
-# Per-block sums, in this order, accumulated in float64 (the flow moments cancel otherwise).
+# Per-block sums, in this order.
 _N, _GXX, _GYY, _GXY, _GXE, _GYE, _FX, _FY, _FF = range(9)
 
 
@@ -52,29 +52,32 @@ _N, _GXX, _GYY, _GXY, _GXE, _GYE, _FX, _FY, _FF = range(9)
 def _block_sums_kernel(y_src, y_ref, flow, block, sums):
     h, w = y_src.shape
     for bi in numba.prange(sums.shape[0]):
+        i_end = min(bi * block + block, h)
         for bj in range(sums.shape[1]):
-            acc = np.zeros(9)
-            i_end = min(bi * block + block, h)
+            # scalar float64 accumulators: the flow moments would cancel in float32
+            gxx = gyy = gxy = gxe = gye = fxs = fys = ffs = 0.0
             j_end = min(bj * block + block, w)
             for i in range(bi * block, i_end):
                 up = max(i - 1, 0)
                 down = min(i + 1, h - 1)
                 for j in range(bj * block, j_end):
-                    gx = 0.5 * (y_src[i, min(j + 1, w - 1)] - y_src[i, max(j - 1, 0)])
-                    gy = 0.5 * (y_src[down, j] - y_src[up, j])
+                    gx = np.float32(0.5) * (y_src[i, min(j + 1, w - 1)] - y_src[i, max(j - 1, 0)])
+                    gy = np.float32(0.5) * (y_src[down, j] - y_src[up, j])
                     e = y_src[i, j] - y_ref[i, j]
                     fx = flow[i, j, 0]
                     fy = flow[i, j, 1]
-                    acc[_GXX] += gx * gx
-                    acc[_GYY] += gy * gy
-                    acc[_GXY] += gx * gy
-                    acc[_GXE] += gx * e
-                    acc[_GYE] += gy * e
-                    acc[_FX] += fx
-                    acc[_FY] += fy
-                    acc[_FF] += fx * fx + fy * fy
-            acc[_N] = (i_end - bi * block) * (j_end - bj * block)
-            sums[bi, bj, :] = acc
+                    gxx += gx * gx
+                    gyy += gy * gy
+                    gxy += gx * gy
+                    gxe += gx * e
+                    gye += gy * e
+                    fxs += fx
+                    fys += fy
+                    ffs += fx * fx + fy * fy
+            out = sums[bi, bj]
+            out[_N] = (i_end - bi * block) * (j_end - bj * block)
+            out[_GXX], out[_GYY], out[_GXY], out[_GXE], out[_GYE] = gxx, gyy, gxy, gxe, gye
+            out[_FX], out[_FY], out[_FF] = fxs, fys, ffs
 
 
 @numba.njit(parallel=True, cache=True)
