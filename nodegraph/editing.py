@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,43 +53,66 @@ class NodeStatus:
     message: str = ""  # the error of a failed node, or its warnings
 
 
+MERGE_SECONDS = 1.0
+
+
 @dataclass
 class _Edit:
     label: str
     before: Graph
     after: Graph
+    time: float  # when it was last changed (time.monotonic), for merging
 
 
-def auto_layout(graph: Graph, column_width: float = 260, row_height: float = 150,
-                origin: tuple[float, float] = (230.0, 20.0)) -> dict[str, tuple[float, float]]:
+def auto_layout(graph: Graph, sizes: dict[str, tuple[float, float]] | None = None,
+                gap: float = 40, origin: tuple[float, float] = (300.0, 20.0),
+                max_width: float | None = None) -> dict[str, tuple[float, float]]:
     """Positions for the nodes that have none in ``ui.positions``: one column per depth.
 
-    Graph inputs sit in column 0 (drawn by the view at ``origin`` shifted left), so a node's
-    column is the length of the longest chain of links that leads to it.
+    A node's column is the length of the longest chain of links that leads to it; within a
+    column nodes are stacked in file order. ``sizes`` gives each node's drawn (width, height)
+    when the view knows it (default 230 x 120); columns are as wide as their widest node plus
+    ``gap``. The space left of ``origin`` is for the view's graph-inputs box. Columns that
+    would reach past ``max_width`` wrap into a new band below, so a long chain stays in view.
     """
     positions = graph.ui.get("positions", {}) if isinstance(graph.ui, dict) else {}
     dag = nx.DiGraph()
     dag.add_nodes_from(graph.nodes)
     for name, inst in graph.nodes.items():
         for link in inst.links.values():
-            source = str(link).split(".", 1)[0]
+            source = _source(link)
             if source in graph.nodes and source != name:
                 dag.add_edge(source, name)
-    depth: dict[str, int] = {}
     try:
         order = list(nx.topological_sort(dag))
     except nx.NetworkXUnfeasible:  # a cyclic graph still needs to be drawn to be fixed
         order = list(graph.nodes)
+    depth: dict[str, int] = {}
     for name in order:
         depth[name] = max((depth.get(p, 0) + 1 for p in dag.predecessors(name)), default=0)
-    rows: dict[int, int] = {}
+    size = {name: (sizes or {}).get(name, (230.0, 120.0)) for name in graph.nodes}
+    columns = max(depth.values(), default=-1) + 1
+    widths = [max((size[n][0] for n in graph.nodes if depth.get(n, 0) == c), default=0.0)
+              for c in range(columns)]
+    lefts, band_of, band, x = [], [], 0, origin[0]
+    for width in widths:
+        if max_width is not None and lefts and x + width > origin[0] + max_width:
+            band, x = band + 1, origin[0]
+        lefts.append(x)
+        band_of.append(band)
+        x += width + gap
+    band_heights = [0.0] * (band + 1)
+    for c in range(columns):
+        height = sum(size[n][1] + gap for n in graph.nodes if depth.get(n, 0) == c)
+        band_heights[band_of[c]] = max(band_heights[band_of[c]], height)
+    tops = {c: origin[1] + sum(band_heights[:band_of[c]]) for c in range(columns)}
     result = {}
     for name in graph.nodes:
         column = depth.get(name, 0)
-        row = rows[column] = rows.get(column, -1) + 1
-        if name in positions:
-            continue
-        result[name] = (origin[0] + column * column_width, origin[1] + row * row_height)
+        top = tops[column]
+        tops[column] = top + size[name][1] + gap
+        if name not in positions:
+            result[name] = (lefts[column], top)
     return result
 
 
@@ -154,9 +178,10 @@ class Editor:
         saved = self.graph.ui.get("positions", {}).get(node) if isinstance(self.graph.ui, dict) else None
         return (float(saved[0]), float(saved[1])) if saved else None
 
-    def layout(self) -> dict[str, tuple[float, float]]:
+    def layout(self, sizes: dict[str, tuple[float, float]] | None = None,
+               max_width: float | None = None) -> dict[str, tuple[float, float]]:
         """Where every node is drawn: its saved position, else an automatic one."""
-        result = auto_layout(self.graph)
+        result = auto_layout(self.graph, sizes, max_width=max_width)
         for name in self.graph.nodes:
             saved = self.position(name)
             if saved is not None:
@@ -269,7 +294,7 @@ class Editor:
         if problem:
             raise EditRefused(f"{node}.{param}: {problem}")
         self._edit(f"set {node}.{param}",
-                   lambda graph: graph.nodes[node].params.__setitem__(param, value))
+                   lambda graph: graph.nodes[node].params.__setitem__(param, value), merge=True)
 
     def reset_param(self, node: str, param: str) -> None:
         """Drop a parameter from the file, so the node's default applies."""
@@ -312,7 +337,8 @@ class Editor:
         position = [float(x), float(y)]
         if self.graph.ui.get("positions", {}).get(node) == position:
             return
-        self._edit(f"move {node}", lambda graph: graph.positions().__setitem__(node, position))
+        self._edit(f"move {node}", lambda graph: graph.positions().__setitem__(node, position),
+                   merge=True)
 
     def undo(self) -> bool:
         """Go back one edit; False when there is nothing to undo."""
@@ -495,11 +521,21 @@ class Editor:
 
     # ------------------------------------------------------------ internals
 
-    def _edit(self, label: str, apply: Any) -> None:
-        before = self.graph.copy()
+    def _edit(self, label: str, apply: Any, merge: bool = False) -> None:
+        """Apply an edit to a copy of the graph and push it on the undo stack.
+
+        With ``merge``, an edit with the same label right after the previous one (within
+        :data:`MERGE_SECONDS`) joins it: dragging a slider or a node is one undo step.
+        """
+        now = time.monotonic()
         after = self.graph.copy()
         apply(after)
-        self._undo.append(_Edit(label, before, after))
+        top = self._undo[-1] if self._undo else None
+        if (merge and top is not None and top.label == label and not self._redo
+                and now - top.time <= MERGE_SECONDS):
+            top.after, top.time = after, now
+        else:
+            self._undo.append(_Edit(label, self.graph.copy(), after, now))
         self._redo.clear()
         self._replace(after)
 
