@@ -21,10 +21,11 @@ def bilinear_setup(x, y, h, w):
     the four neighbour indices and the fractional weights towards y1 and x1."""
     x = min(max(x, np.float32(0.0)), np.float32(w - 1))
     y = min(max(y, np.float32(0.0)), np.float32(h - 1))
-    x0 = int(x)  # x >= 0, so truncation is floor
-    y0 = int(y)
-    x1 = min(x0 + 1, w - 1)
-    y1 = min(y0 + 1, h - 1)
+    # x, y >= 0, so truncation is floor; unsigned indices spare Numba its negative-index checks
+    x0 = np.uintp(x)
+    y0 = np.uintp(y)
+    x1 = min(x0 + np.uintp(1), np.uintp(w - 1))
+    y1 = min(y0 + np.uintp(1), np.uintp(h - 1))
     return y0, y1, x0, x1, y - np.float32(y0), x - np.float32(x0)
 
 
