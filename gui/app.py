@@ -7,6 +7,8 @@ how the screenshot test checks the editor under a virtual X server.
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import os
 import sys
 from pathlib import Path
@@ -30,6 +32,11 @@ def cmd_gui(args: argparse.Namespace) -> int:
         _say("error: nodegraph gui needs a display and $DISPLAY is not set "
              "(on a headless machine: xvfb-run -a nodegraph gui ...)")
         return EXIT_INVALID
+    if sys.platform.startswith("linux") and os.environ.get("DISPLAY") and not _x_reachable():
+        # GLFW aborts the process when it cannot open the display: check before it tries.
+        _say(f"error: nodegraph gui cannot open the display {os.environ['DISPLAY']!r} "
+             "(no X server there?)")
+        return EXIT_INVALID
     if args.pipeline is not None and not Path(args.pipeline).is_file():
         _say(f"error: no such graph file: {args.pipeline}")
         return EXIT_INVALID
@@ -38,6 +45,21 @@ def cmd_gui(args: argparse.Namespace) -> int:
     except NoDisplay as error:
         _say(f"error: {error}")
         return EXIT_INVALID
+
+
+def _x_reachable() -> bool:
+    """True when the X server named by $DISPLAY accepts a connection (or X cannot be probed)."""
+    try:
+        xlib = ctypes.CDLL(ctypes.util.find_library("X11") or "libX11.so.6")
+    except OSError:
+        return True  # no Xlib to ask: let the window system report the problem itself
+    xlib.XOpenDisplay.restype = ctypes.c_void_p
+    xlib.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    display = xlib.XOpenDisplay(None)
+    if not display:
+        return False
+    xlib.XCloseDisplay(display)
+    return True
 
 
 def show(pipeline: str | None, screenshot: str | None = None) -> int:

@@ -1,0 +1,74 @@
+"""``nodegraph gui FILE --screenshot OUT.png`` under a virtual X server, and without a display."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from gui.app import WINDOW_SIZE
+from nodegraph.types import Flow, Image, Mask
+
+ROOT = Path(__file__).resolve().parents[1]
+GRAPH = """\
+inputs:
+  photo: {type: Path, default: photo.png}
+  out: {type: OutPath, default: out.png}
+nodes:
+  read: {type: image.read, in: {path: inputs.photo}}
+  blur: {type: image.blur, in: {image: read.image}, params: {sigma: 2.5}}
+  write: {type: image.write, in: {image: blur.image, path: inputs.out}}
+outputs:
+  image: blur.image
+"""
+
+
+def gui(*args, env=None):
+    # The module form: the `nodegraph gui` entry point may not be installed yet.
+    return subprocess.run([sys.executable, "-m", "gui.app", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def pixels_near(picture_bgr, rgb, tolerance=12):
+    target = np.array(rgb[::-1], np.int32)
+    return int((np.abs(picture_bgr.astype(np.int32) - target).max(axis=2) <= tolerance).sum())
+
+
+def test_screenshot_shows_the_nodes(tmp_path):
+    if shutil.which("xvfb-run") is None:
+        pytest.skip("xvfb-run not installed (Debian: xvfb xauth, plus libgl1-mesa-dri)")
+    graph = tmp_path / "blur.yaml"
+    graph.write_text(GRAPH)
+    shot = tmp_path / "shot.png"
+    done = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1920x1080x24", sys.executable,
+                           "-m", "gui.app", str(graph), "--screenshot", str(shot)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    picture = cv2.imread(str(shot))
+    assert picture is not None, "the screenshot is not a readable PNG"
+    assert picture.shape == (WINDOW_SIZE[1], WINDOW_SIZE[0], 3)
+    assert picture.std() > 10  # not a blank frame
+    # Port labels and links are drawn in their type's colour: Image ports and links are there,
+    # and no Flow or Mask port exists in this graph to draw.
+    assert pixels_near(picture, Image.color) > 200
+    assert pixels_near(picture, Flow.color) < 20 and pixels_near(picture, Mask.color) < 20
+    # The title bars of the graph-inputs and -outputs boxes (the "io" theme colour).
+    assert pixels_near(picture, (38, 49, 60), tolerance=3) > 2000
+
+
+def test_without_a_display_it_exits_2_with_a_clear_message(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    done = gui("--screenshot", str(tmp_path / "shot.png"), env=env)
+    assert done.returncode == 2
+    assert "needs a display and $DISPLAY is not set" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "shot.png").exists()
+
+
+def test_a_display_with_no_x_server_behind_it_exits_2(tmp_path):
+    done = gui("--screenshot", str(tmp_path / "shot.png"), env={**os.environ, "DISPLAY": ":97"})
+    assert done.returncode == 2, done.stderr
+    assert "cannot open the display ':97'" in done.stderr and "Traceback" not in done.stderr
