@@ -41,7 +41,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
         _say(f"error: no such graph file: {args.pipeline}")
         return EXIT_INVALID
     try:
-        return show(args.pipeline, args.screenshot)
+        return show(args.pipeline, args.screenshot, args.run)
     except NoDisplay as error:
         _say(f"error: {error}")
         return EXIT_INVALID
@@ -62,8 +62,11 @@ def _x_reachable() -> bool:
     return True
 
 
-def show(pipeline: str | None, screenshot: str | None = None) -> int:
-    """Open the editor on ``pipeline``; with ``screenshot``, save one frame there and close."""
+def show(pipeline: str | None, screenshot: str | None = None, run: bool = False) -> int:
+    """Open the editor on ``pipeline``; with ``screenshot``, save one frame there and close.
+
+    With ``run`` the graph starts running at once (a screenshot then waits for the run).
+    """
     import dearpygui.dearpygui as dpg
 
     from nodegraph.editing import Editor
@@ -86,11 +89,14 @@ def show(pipeline: str | None, screenshot: str | None = None) -> int:
             raise NoDisplay(f"cannot open the editor window: {error}") from None
         dpg.set_primary_window(main, True)
         dpg.show_viewport()
+        if run:
+            view._on_run()
         frames = 0
         while dpg.is_dearpygui_running():
             view.frame()
             dpg.render_dearpygui_frame()
-            frames += 1
+            if not editor.running:  # a screenshot shows the finished run
+                frames += 1
             if screenshot is not None and frames == SETTLE_FRAMES:
                 dpg.output_frame_buffer(file=str(screenshot))
             if screenshot is not None and frames == SETTLE_FRAMES + 3:  # the file is written
@@ -111,6 +117,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("pipeline", nargs="?", help="graph file to open")
     parser.add_argument("--screenshot", metavar="FILE.png",
                         help="render the editor, save the window as PNG and exit")
+    parser.add_argument("--run", action="store_true", help="run the graph as soon as it is open")
     parser.set_defaults(handler=cmd_gui)
 
 

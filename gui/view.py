@@ -157,6 +157,9 @@ class EditorView:
         dpg.add_image("preview_texture", tag="preview_image")
         dpg.add_text("", tag="preview_text", wrap=320)
         dpg.add_separator()
+        dpg.add_text("Run")
+        dpg.add_text("", tag="run_text", wrap=320)
+        dpg.add_separator()
         dpg.add_text("Problems")
         dpg.add_text("", tag="problems_text", wrap=320, color=ERROR_COLOUR)
 
@@ -410,11 +413,14 @@ class EditorView:
             text = status.status
             if status.status not in ("pending", "running"):
                 text += f"  {status.seconds:.3f} s"
-            if status.message:
-                text += "\n" + status.message
+            if status.message:  # the full text is in the side panel; nodes stay narrow
+                count = status.message.count("\n") + 1
+                text += "\nfailed, see Run" if status.status == "failed" else \
+                    f"\n{count} warning{'s' * (count > 1)}, see Run"
             dpg.set_value(_tag("status", name), text)
-            dpg.configure_item(_tag("status", name), color=STATUS_COLOURS.get(status.status, (200,) * 3),
-                               wrap=260)
+            dpg.configure_item(_tag("status", name), color=STATUS_COLOURS.get(status.status, (200,) * 3))
+        notes = [f"{name}: {s.message}" for name, s in self.editor.status.items() if s.message]
+        dpg.set_value("run_text", "\n".join([self.editor.run_message, *notes]))
 
     def _update_problems(self) -> None:
         for name in self.editor.graph.nodes:
@@ -431,8 +437,10 @@ class EditorView:
                 keys += [f"{name}.{p}" for p, t in spec.outputs.items() if t.name in PREVIEWABLE]
         dpg.configure_item("preview_combo", items=keys)
         if self.preview_key not in keys:
-            self.preview_key = ""
-            dpg.set_value("preview_combo", "")
+            # Until a node is picked, show the first graph output that is a picture.
+            outputs = [str(link) for link in self.editor.graph.outputs.values()]
+            self.preview_key = next((key for key in outputs if key in keys), "")
+            dpg.set_value("preview_combo", self.preview_key)
 
     def _update_preview(self) -> None:
         shown = (self.preview_key, self._values_id)

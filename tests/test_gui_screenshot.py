@@ -11,19 +11,9 @@ import pytest
 
 from gui.app import WINDOW_SIZE
 from nodegraph.types import Flow, Image, Mask
+from test_gui_tree import IMAGE_GRAPH as GRAPH  # read -> blur -> write
 
 ROOT = Path(__file__).resolve().parents[1]
-GRAPH = """\
-inputs:
-  photo: {type: Path, default: photo.png}
-  out: {type: OutPath, default: out.png}
-nodes:
-  read: {type: image.read, in: {path: inputs.photo}}
-  blur: {type: image.blur, in: {image: read.image}, params: {sigma: 2.5}}
-  write: {type: image.write, in: {image: blur.image, path: inputs.out}}
-outputs:
-  image: blur.image
-"""
 
 
 def gui(*args, env=None):
