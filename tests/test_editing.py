@@ -273,3 +273,15 @@ def test_palette_search_and_auto_layout(editor):
     assert layout["a"] == (10.0, 20.0) and layout["sum"] == (300.0, 40.0)
     auto = auto_layout(editor.graph)
     assert "a" not in auto and auto["final"][0] > auto["a2"][0] > auto["b"][0]
+
+
+def test_quick_changes_of_one_parameter_are_one_undo_step(editor, monkeypatch):
+    for value in (2.0, 3.0, 4.0):  # a slider being dragged
+        editor.set_param("final", "factor", value)
+    editor.undo()
+    assert editor.graph.nodes["final"].params["factor"] == 1.0 and not editor.can_undo
+    monkeypatch.setattr("nodegraph.editing.MERGE_SECONDS", -1.0)  # every change is a step
+    editor.set_param("final", "factor", 2.0)
+    editor.set_param("final", "factor", 3.0)
+    editor.undo()
+    assert editor.graph.nodes["final"].params["factor"] == 2.0
