@@ -113,8 +113,10 @@ def _input_value(graph: Graph, name: str) -> Const:
     value = gi.default
     if value == AUTO:
         value = None
-    elif ptype.name in ("Path", "OutPath") and value is not None:
+    elif ptype.name == "Path" and value is not None:
         value = str((graph.base_dir / Path(value).expanduser()).resolve())
+    elif ptype.name == "OutPath" and value is not None:  # results land where the user is
+        value = str(Path(value).expanduser().resolve())
     elif ptype.name in ("Rect", "Shift") and isinstance(value, list):
         value = tuple(float(v) for v in value)
     elif ptype.name == "Scalar" and value is not None:
