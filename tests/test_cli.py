@@ -31,7 +31,8 @@ outputs:
 """
 
 
-def test_run_succeeds_and_binds_settings(write_yaml, tmp_path, registry, capsys):
+def test_run_succeeds_and_binds_settings(write_yaml, tmp_path, registry, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a default output path is taken from the current folder
     path = write_yaml(GOOD)
     assert cli.main(["run", str(path), "--set", "start=10", "--set", "n.value=1"]) == 0
     assert (tmp_path / "result.txt").read_text() == "11.0\n"
@@ -80,7 +81,8 @@ def test_node_failure_exits_1_naming_the_node(write_yaml, registry, capsys):
     assert "node 'boom' (toy.broken) failed: RuntimeError: boom" in capsys.readouterr().err
 
 
-def test_existing_output_survives_a_failed_run(write_yaml, tmp_path, registry):
+def test_existing_output_survives_a_failed_run(write_yaml, tmp_path, registry, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     out = tmp_path / "result.txt"
     out.write_text("precious")
     path = write_yaml(GOOD.replace("n: {type: toy.number, params: {value: 3.0}}",
@@ -110,7 +112,8 @@ def test_console_script_is_installed_and_quiet_when_piped(write_yaml, tmp_path):
     import cv2, numpy as np
     cv2.imwrite(str(tmp_path / "p.png"), np.full((8, 8, 3), 200, np.uint8))
     run = subprocess.run(["nodegraph", "run", str(path), "--set", f"photo={tmp_path / 'p.png'}",
-                          "--debug-dir", str(tmp_path / "dbg")], capture_output=True, text=True)
+                          "--debug-dir", str(tmp_path / "dbg")], capture_output=True, text=True,
+                         cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "\r" not in run.stderr  # no progress bar when not on a terminal
     assert (tmp_path / "o.png").exists()
