@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from nodegraph.node import spec_of
-from nodes.hzsr.fusion_classical import detail_transfer, detail_transfer_reference, fusion_classical
+from nodes.hzsr.fusion_classical import (detail_transfer, detail_transfer_reference,
+                                          estimate_optical_sigma, fusion_classical)
 from nodes.hzsr.luma import luminance
 
 DEFAULTS = spec_of(fusion_classical).default_params()
@@ -21,15 +22,26 @@ def test_matches_reference(shape, sigma):
                                atol=1e-5, rtol=0)
 
 
-def test_low_band_from_src_detail_from_ref():
+def test_adds_refs_detail_above_the_low_pass_to_src():
     rng = np.random.default_rng(1)
     y_src = cv2.GaussianBlur(rng.random((40, 40), dtype=np.float32), (0, 0), 4)
     y_ref = rng.random((40, 40), dtype=np.float32)
     out = detail_transfer(y_src, y_ref, np.zeros_like(y_src), 1.5, 1.0)
-    low = cv2.GaussianBlur
-    np.testing.assert_allclose(out, low(y_src, (0, 0), 1.5, borderType=cv2.BORDER_REFLECT)
-                               + y_ref - low(y_ref, (0, 0), 1.5, borderType=cv2.BORDER_REFLECT),
-                               atol=1e-5)
+    low_ref = cv2.GaussianBlur(y_ref, (0, 0), 1.5, borderType=cv2.BORDER_REFLECT)
+    np.testing.assert_allclose(out, y_src + y_ref - low_ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("true_sigma", [1.0, 2.0, 4.0])
+def test_estimates_ws_blur_relative_to_t(true_sigma):
+    import skimage.data
+    y_ref = skimage.data.camera().astype(np.float32) / 255
+    y_src = cv2.GaussianBlur(y_ref, (0, 0), true_sigma, borderType=cv2.BORDER_REFLECT)
+    y_src += np.random.default_rng(0).normal(0, 0.01, y_src.shape).astype(np.float32)
+    m_occ = np.zeros_like(y_src)
+    assert estimate_optical_sigma(y_src, y_ref, m_occ) == true_sigma
+    m_occ[:, :300] = 1.0  # the occluded part is left out of the fit
+    y_src[:, :300] = 0.0
+    assert estimate_optical_sigma(y_src, y_ref, m_occ) == true_sigma
 
 
 def test_occluded_pixels_keep_src():
@@ -43,8 +55,9 @@ def test_node_keeps_chroma_and_identity():
     rng = np.random.default_rng(3)
     src = rng.uniform(0.2, 0.8, (16, 20, 3)).astype(np.float32)
     m = np.zeros((16, 20), np.float32)
-    # ref == src: the swapped detail is src's own, so nothing changes
-    np.testing.assert_allclose(fusion_classical(src, src, m, **DEFAULTS), src, atol=1e-6)
+    # a flat ref carries no detail, so nothing changes
+    flat = np.full_like(src, 0.5)
+    np.testing.assert_allclose(fusion_classical(src, flat, m, **DEFAULTS), src, atol=1e-6)
     ref = rng.uniform(0.2, 0.8, (16, 20, 3)).astype(np.float32)
     fused = fusion_classical(src, ref, m, **DEFAULTS)
     assert fused.dtype == np.float32 and fused.shape == src.shape

@@ -1,14 +1,19 @@
 """Classical (model-free) fusion on luminance: detail transfer from Ĩ_ref (SPEC §4.9).
 
 The ablation baseline for the learned UNet, with the same ports. W's crop lacks the detail
-above its optical band; T has it. Split both luminances at that band with a Gaussian low-pass
-G (sigma ~ half the W pixel pitch on the working grid) and swap the high band:
+above its optical band; the aligned T has it. G is a Gaussian that models W's optics as seen
+on the working grid; T's detail is what G removes from Ỹ_ref, and it is added to Y_src:
 
-    Y_fusion = Y_src + (1 - M_occ) * g * [(Ỹ_ref - G(Ỹ_ref)) - (Y_src - G(Y_src))]
+    Y_fusion = Y_src + (1 - M_occ) * g * (Ỹ_ref - G(Ỹ_ref))
 
-With g = 1 and M_occ = 0 this is G(Y_src) + (Ỹ_ref - G(Ỹ_ref)): W's low band (colour-correct,
-never misplaced) plus T's detail. Where M_occ = 1 T has nothing to give and Y_src is kept
-unchanged. Chroma (U, V) comes from I_src via luma.replace_luminance.
+W keeps its whole signal (its low band is colour-correct and never misplaced); where T is
+misaligned only T's fine detail can be wrong, and M_occ, then the blend masks, remove it.
+G's width is estimated from the images unless given: the sigma for which G(Ỹ_ref) is closest
+to Y_src (least squares over a central region, on pixels with M_occ < 0.5), i.e. T blurred to
+W's optical resolution. It depends on the zoom ratio and on W's lens, which is why it is
+measured, not fixed. (Measured on the dev cases, keeping W's own high band this way loses far
+less on occluded pixels than swapping bands, G(Y_src) + Ỹ_ref - G(Ỹ_ref).)
+Chroma (U, V) comes from I_src via luma.replace_luminance.
 """
 from __future__ import annotations
 
@@ -20,46 +25,63 @@ from nodegraph import Image, Mask, Out, Param, node
 
 from .luma import luminance, replace_luminance
 
+SIGMA_CANDIDATES = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0)
+ESTIMATION_SIDE = 768  # px of the central region used to estimate W's blur
+
 
 @numba.njit(parallel=True, cache=True)
-def _detail_transfer_kernel(y_src, low_src, y_ref, low_ref, m_occ, gain, out):
+def _detail_transfer_kernel(y_src, y_ref, low_ref, m_occ, gain, out):
     for i in numba.prange(out.shape[0]):
         for j in range(out.shape[1]):
-            detail = (y_ref[i, j] - low_ref[i, j]) - (y_src[i, j] - low_src[i, j])
-            out[i, j] = y_src[i, j] + (1.0 - m_occ[i, j]) * gain * detail
+            out[i, j] = y_src[i, j] + (1.0 - m_occ[i, j]) * gain * (y_ref[i, j] - low_ref[i, j])
 
 
-def _lowpass(y: np.ndarray, sigma: float) -> np.ndarray:
+def lowpass(y: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(y, (0, 0), sigma, borderType=cv2.BORDER_REFLECT) if sigma > 0 else y
+
+
+def estimate_optical_sigma(y_src: np.ndarray, y_ref: np.ndarray, m_occ: np.ndarray) -> float:
+    """Gaussian sigma (working px) that best turns Ỹ_ref into Y_src: W's blur relative to T."""
+    h, w = y_src.shape
+    y0, x0 = max(0, (h - ESTIMATION_SIDE) // 2), max(0, (w - ESTIMATION_SIDE) // 2)
+    window = (slice(y0, y0 + ESTIMATION_SIDE), slice(x0, x0 + ESTIMATION_SIDE))
+    src, ref = y_src[window], y_ref[window]
+    usable = m_occ[window] < 0.5
+    if usable.sum() < 64:
+        usable = np.ones_like(usable)
+    errors = [float(np.mean((lowpass(ref, s) - src)[usable] ** 2)) for s in SIGMA_CANDIDATES]
+    return SIGMA_CANDIDATES[int(np.argmin(errors))]
 
 
 def detail_transfer(y_src, y_ref, m_occ, sigma, gain):
     """Y_fusion from Y_src, Ỹ_ref, M_occ (Numba for the per-pixel combine), float32 (H, W)."""
     y_src, y_ref, m_occ = (np.ascontiguousarray(a, dtype=np.float32) for a in (y_src, y_ref, m_occ))
     out = np.empty_like(y_src)
-    _detail_transfer_kernel(y_src, _lowpass(y_src, sigma), y_ref, _lowpass(y_ref, sigma), m_occ,
-                            np.float32(gain), out)
+    _detail_transfer_kernel(y_src, y_ref, lowpass(y_ref, sigma), m_occ, np.float32(gain), out)
     return out
 
 
 def detail_transfer_reference(y_src, y_ref, m_occ, sigma, gain):
     """Plain NumPy version of :func:`detail_transfer` (same low-pass), for the tests."""
-    detail = (y_ref - _lowpass(y_ref, sigma)) - (y_src - _lowpass(y_src, sigma))
-    return (y_src + (1.0 - m_occ) * gain * detail).astype(np.float32)
+    return (y_src + (1.0 - m_occ) * gain * (y_ref - lowpass(y_ref, sigma))).astype(np.float32)
 
 
-@node("hzsr.fusion_classical", version=1)
+@node("hzsr.fusion_classical", version=2)
 def fusion_classical(src: Image, ref_warped: Image, M_occ: Mask, *,
-                     sigma: float = Param(1.5, range=(0.0, 20.0), unit="px (working grid)",
-                                          doc="Gaussian low-pass splitting W's band from T's "
-                                              "detail; ~ratio/2 (1.5 at 3x)"),
+                     sigma: float | None = Param(None, range=(0.0, 20.0), unit="px (working grid)",
+                                                 doc="Gaussian G modelling W's optics on the "
+                                                     "working grid; empty = estimated from the "
+                                                     "images"),
                      gain: float = Param(1.0, range=(0.0, 2.0),
                                          doc="detail gain g (1 = T's detail as is)")
                      ) -> Out(fused=Image):
-    """Model-free fusion: Y_fusion = Y_src + (1 - M_occ) g [(Ỹ_ref - G Ỹ_ref) - (Y_src - G Y_src)].
+    """Model-free fusion: Y_fusion = Y_src + (1 - M_occ) g (Ỹ_ref - G Ỹ_ref).
 
-    W's low band plus T's high band, split by a Gaussian of ``sigma`` px; occluded pixels keep
-    Y_src. Fusion is on luminance only; chroma from I_src (HZSR §3.2).
+    T's detail above W's optical band (G estimated from the images unless ``sigma`` is
+    given) added to W's luminance; occluded pixels keep Y_src. Fusion is on luminance only;
+    chroma from I_src (HZSR §3.2).
     """
-    y_fusion = detail_transfer(luminance(src), luminance(ref_warped), M_occ, sigma, gain)
-    return replace_luminance(src, y_fusion)
+    y_src, y_ref = luminance(src), luminance(ref_warped)
+    if sigma is None:
+        sigma = estimate_optical_sigma(y_src, y_ref, M_occ)
+    return replace_luminance(src, detail_transfer(y_src, y_ref, M_occ, sigma, gain))
