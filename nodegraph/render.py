@@ -58,23 +58,23 @@ def downscaled(picture: np.ndarray, max_side: int) -> np.ndarray:
     return cv2.resize(picture, size, interpolation=cv2.INTER_AREA)
 
 
-def contact_sheet(tiles: list[tuple[str, np.ndarray]], tile_side: int = 320,
+def contact_sheet(tiles: list[tuple[str, np.ndarray]], tile_width: int = 360,
                   columns: int = 4) -> np.ndarray:
-    """Pictures side by side, each scaled to fit ``tile_side`` and labelled underneath."""
+    """Pictures side by side, each fitted into a tile of the first picture's aspect and labelled."""
     label_height = 22
+    first = tiles[0][1].shape
+    tile_height = max(1, round(tile_width * first[0] / first[1]))
     rows = (len(tiles) + columns - 1) // columns
-    sheet = np.full((rows * (tile_side + label_height), columns * tile_side, 3), 32, np.uint8)
+    sheet = np.full((rows * (tile_height + label_height), columns * tile_width, 3), 32, np.uint8)
     for i, (label, picture) in enumerate(tiles):
-        small = downscaled(picture, tile_side)
-        if max(small.shape[:2]) < tile_side:  # small pictures are enlarged to fill the tile
-            scale = tile_side / max(small.shape[:2])
-            small = cv2.resize(small, (max(1, int(small.shape[1] * scale)),
-                                       max(1, int(small.shape[0] * scale))),
-                               interpolation=cv2.INTER_NEAREST)
-        y0 = (i // columns) * (tile_side + label_height)
-        x0 = (i % columns) * tile_side
+        scale = min(tile_width / picture.shape[1], tile_height / picture.shape[0])
+        size = (max(1, int(picture.shape[1] * scale)), max(1, int(picture.shape[0] * scale)))
+        small = cv2.resize(picture, size, interpolation=cv2.INTER_AREA if scale < 1
+                           else cv2.INTER_NEAREST)
+        y0 = (i // columns) * (tile_height + label_height)
+        x0 = (i % columns) * tile_width
         sheet[y0:y0 + small.shape[0], x0:x0 + small.shape[1]] = small
-        cv2.putText(sheet, label[:40], (x0 + 4, y0 + tile_side + 16), cv2.FONT_HERSHEY_SIMPLEX,
+        cv2.putText(sheet, label[:44], (x0 + 4, y0 + tile_height + 16), cv2.FONT_HERSHEY_SIMPLEX,
                     0.45, (235, 235, 235), 1, cv2.LINE_AA)
     return sheet
 

@@ -1,5 +1,6 @@
 """End-to-end runs of pipelines/hzsr.yaml through the command line, including its failure modes."""
 import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -115,6 +116,6 @@ def test_validate_hzsr_and_every_ablation():
 
 
 def test_ablation_files_are_generated_from_hzsr_yaml():
-    done = subprocess.run(["python", str(REPO / "tools" / "make_ablations.py"), "--check"],
+    done = subprocess.run([sys.executable, str(REPO / "tools" / "make_ablations.py"), "--check"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
