@@ -28,7 +28,7 @@ def test_sigmoid_values():
     np.testing.assert_allclose(out[0], [0.5, 1 / (1 + np.exp(4)), 1 / (1 + np.exp(-5))], atol=1e-6)
 
 
-def _two_layers(shape=(60, 80), near=(9.0, -1.0), far=(1.0, 0.5)):
+def _two_layers(shape=(60, 80), near=(20.0, -1.0), far=(1.0, 0.5)):  # 19 px of disparity apart
     """A background layer (in focus, fills the centre) and a near layer along the left side."""
     rng = np.random.default_rng(1)
     flow = np.broadcast_to(np.float32(far), shape + (2,)).copy()

@@ -6,8 +6,9 @@
 
 Smoothing: a min filter (erosion) of radius ``grow`` px first widens every rejected region,
 then a Gaussian of ``smooth_sigma`` px softens it; blurring alone would leak fused pixels
-into the rim of a rejected region, which is where the artifacts sit. ``grow`` ~ 2 sigma keeps
-the leak below a few percent.
+into the rim of a rejected region, which is where the artifacts sit. ``grow`` = 2 sigma keeps
+the leak there at 2.3 % (Gaussian tail beyond 2 sigma). The erosion takes the worst value of
+each neighbourhood, so it also lowers M_blend wherever the masks are noisy: keep it small.
 
 Feathering: M_blend ramps linearly from 0 to 1 over ~``feather`` px inside T's field of view
 (from the nearest pixel that is not covered; the image border counts as not covered,
@@ -104,12 +105,12 @@ def feather_weight(coverage: np.ndarray | None, shape: tuple[int, int], feather:
 def blend(src: Image, fused: Image, M_occ: Mask = None, M_defocus: Mask = None,
           M_flow: Mask = None, M_reject: Mask = None, coverage: Mask = None,
           overlap: Scalar = None, *,
-          grow: int = Param(4, range=(0, 64), unit="px",
+          grow: int = Param(2, range=(0, 64), unit="px",
                             doc="radius of the min filter that widens rejected regions before "
                                 "smoothing (~2 smooth_sigma)"),
-          smooth_sigma: float = Param(2.0, range=(0.0, 50.0), unit="px",
+          smooth_sigma: float = Param(1.0, range=(0.0, 50.0), unit="px",
                                       doc="Gaussian smoothing of M_blend (hides mask edges)"),
-          feather: float = Param(32.0, range=(0.0, 1000.0), unit="px",
+          feather: float = Param(16.0, range=(0.0, 1000.0), unit="px",
                                  doc="width of the 0 -> 1 ramp at the edge of T's field of view "
                                      "and of the image (< 2 = hard edge)")
           ) -> Out(image=Image, M_blend=Mask):

@@ -8,6 +8,13 @@ of the flow vectors inside the focus ROI, and
 
 is ~0 on T's focal plane and ~1 on layers whose disparity differs by more than sqrt(gamma) px.
 
+Defaults: the blur circle of a point off T's focal plane and its disparity to that plane
+both scale with 1/Z - 1/Z_f, with the lens aperture A and the W-T baseline B respectively, so
+blur diameter ~ (A / B) * disparity difference. Phone telephotos have A ~ 3 mm (f ~ 9 mm at
+f/2.8) and B ~ 10-15 mm, i.e. blur ~ disparity / 4; blur stays invisible below ~2 px, hence a
+tolerance of ~8 px of disparity: gamma = 64 px^2, sigma_f = 16 px^2. These are working-grid
+(T) pixels; set gamma from the camera pair when A and B are known.
+
 ROI convention: ``focus_roi`` is in T's pixels (as an autofocus module reports it); the
 working grid is T's grid translated by ``shift`` (hzsr.align: ref(x) = T(x - shift)), so T
 pixel p sits at p + shift and roi_on_grid = roi + (dx, dy, dx, dy), clipped to the grid.
@@ -103,13 +110,13 @@ def defocus_mask_reference(flow_fwd, focus, gamma, sigma_f):
 
 @node("hzsr.defocus", version=1)
 def defocus(flow_fwd: Flow, focus_roi: Rect = None, shift: Shift = None, *,
-            gamma: float = Param(4.0, range=(0.0, 10000.0), unit="px^2",
+            gamma: float = Param(64.0, range=(0.0, 10000.0), unit="px^2",
                                  doc="tolerance gamma on the squared flow difference to the "
-                                     "focal plane: 4 -> disparities within ~2 px count as in "
-                                     "focus"),
-            sigma_f: float = Param(1.0, range=(0.01, 1000.0), unit="px^2",
-                                   doc="softness sigma_f of the sigmoid (M goes 0.12 -> 0.88 "
-                                       "over gamma -/+ 2 sigma_f)"),
+                                     "focal plane; 64 -> disparities within ~8 px count as in "
+                                     "focus (module docstring)"),
+            sigma_f: float = Param(16.0, range=(0.01, 10000.0), unit="px^2",
+                                   doc="softness sigma_f of the sigmoid: M goes 0.12 -> 0.88 "
+                                       "over gamma -/+ 2 sigma_f (~5.7 -> 9.8 px at defaults)"),
             k: int = Param(3, range=(1, 16), doc="number of k-means clusters in the focus ROI"),
             max_samples: int = Param(20000, range=(100, 1000000),
                                      doc="flow vectors k-means sees at most (ROI subsampled)")

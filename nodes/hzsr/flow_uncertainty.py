@@ -4,28 +4,29 @@ S(x) is the flow's uncertainty in pixels. Two modes, chosen by whether ``flow_st
 
 * **given**: S = flow_std = sqrt(exp(logVar_x) + exp(logVar_y)), from a flow backend that
   predicts log-variances (the paper's enhanced PWC-Net).
-* **estimated** (no ``flow_std``, e.g. DIS or Farneback): S is the root-sum-square of four
+* **estimated** (no ``flow_std``, e.g. DIS or Farneback): S is the root-sum-square of three
   independent error sources, all in pixels::
 
-      S^2 = r_fb^2 + sigma_F^2 + |delta|^2 + sigma_n^2 * tr(G^-1) / n
+      S^2 = r_fb^2 + sigma_F^2 + sigma_n^2 tr(G^-1) / n
 
   - r_fb: forward-backward round-trip residual ||F_fwd(x) + F_bwd(x + F_fwd(x))|| (the M_occ
     residual, imported, not re-derived), per pixel.
   - sigma_F: spread (standard deviation) of F_fwd over the 3x3 blocks around the pixel's
     block: near zero on smooth flow, about half the jump at motion boundaries, where the
     flow is unreliable.
-  - delta = G^-1 <grad Y_src * e>, e = Y_src - Ỹ_ref: the displacement one Lucas-Kanade step
-    would add, i.e. the linearised brightness-constancy error (e = grad Y . delta) solved
-    over the window. Misalignment correlates with the gradient and shows up here; the extra
-    detail of T over W (odd around edges, where grad Y_src is even) averages out.
-  - sigma_n^2 tr(G^-1) / n: the variance of a displacement fitted by brightness constancy
-    over the n pixels of the window at image noise sigma_n (the Cramer-Rao bound of
-    Lucas-Kanade; the aperture problem): small on texture, large on straight edges (one
-    small eigenvalue) and texture-less regions.
+  - sigma_n^2 tr(G^-1) / n: the covariance trace of a displacement fitted by linearised
+    brightness constancy (Y_src(x) = Ỹ_ref(x) + g . delta) over the n pixels of a window at
+    image noise sigma_n, i.e. the Cramer-Rao bound of Lucas-Kanade: small on texture, large
+    on straight edges (aperture problem: one small eigenvalue) and texture-less regions.
+    g = (grad Y_src + grad Ỹ_ref) / 2 is the symmetric (ESM) linearisation: a displacement is
+    pinned down only by structure the two images share at the flow's scale.
+    G = <g g^T> + g0^2 I over the window; g0 (a gradient floor) keeps it invertible, so a flat
+    region gets sigma_n sqrt(2) / (g0 sqrt(n)) px (0.7 px with the defaults).
 
-  G = <grad Y_src grad Y_src^T> + g0^2 I is the window's mean structure tensor; g0 (a
-  gradient floor) keeps it invertible, so a flat region gets sigma_n sqrt(2) / (g0 sqrt(n)) px
-  (0.7 px with the defaults).
+  The photometric residual Y_src - Ỹ_ref itself is left out on purpose: at the working grid it
+  is dominated by T's detail that W never resolved, and alignment errors are what M_reject
+  measures, at W's optical resolution; counting them here too would subtract them twice from
+  M_blend.
   The window terms are computed on non-overlapping ``window`` x ``window`` blocks (the flow
   itself comes from a ~384x512 grid, so it has no finer structure) and read back at each
   pixel bilinearly, with the warp's sampler, at block centres; r_fb stays per pixel.
@@ -45,7 +46,17 @@ from .warp import bilinear_channel, bilinear_setup, sample_bilinear_reference
 
 
 # Per-block sums, in this order.
-_N, _GXX, _GYY, _GXY, _GXE, _GYE, _FX, _FY, _FF = range(9)
+_N, _GXX, _GYY, _GXY, _FX, _FY, _FF = range(7)
+
+
+@numba.njit(cache=True, inline="always")
+def _symmetric_gradient(y_src, y_ref, i, j, h, w):
+    """(grad Y_src + grad Ỹ_ref) / 2 at (i, j): central differences, border replicated."""
+    left, right = max(j - 1, 0), min(j + 1, w - 1)
+    up, down = max(i - 1, 0), min(i + 1, h - 1)
+    gx = (y_src[i, right] - y_src[i, left]) + (y_ref[i, right] - y_ref[i, left])
+    gy = (y_src[down, j] - y_src[up, j]) + (y_ref[down, j] - y_ref[up, j])
+    return np.float32(0.25) * gx, np.float32(0.25) * gy
 
 
 @numba.njit(parallel=True, cache=True)
@@ -55,28 +66,22 @@ def _block_sums_kernel(y_src, y_ref, flow, block, sums):
         i_end = min(bi * block + block, h)
         for bj in range(sums.shape[1]):
             # scalar float64 accumulators: the flow moments would cancel in float32
-            gxx = gyy = gxy = gxe = gye = fxs = fys = ffs = 0.0
+            gxx = gyy = gxy = fxs = fys = ffs = 0.0
             j_end = min(bj * block + block, w)
             for i in range(bi * block, i_end):
-                up = max(i - 1, 0)
-                down = min(i + 1, h - 1)
                 for j in range(bj * block, j_end):
-                    gx = np.float32(0.5) * (y_src[i, min(j + 1, w - 1)] - y_src[i, max(j - 1, 0)])
-                    gy = np.float32(0.5) * (y_src[down, j] - y_src[up, j])
-                    e = y_src[i, j] - y_ref[i, j]
+                    gx, gy = _symmetric_gradient(y_src, y_ref, i, j, h, w)
                     fx = flow[i, j, 0]
                     fy = flow[i, j, 1]
                     gxx += gx * gx
                     gyy += gy * gy
                     gxy += gx * gy
-                    gxe += gx * e
-                    gye += gy * e
                     fxs += fx
                     fys += fy
                     ffs += fx * fx + fy * fy
             out = sums[bi, bj]
             out[_N] = (i_end - bi * block) * (j_end - bj * block)
-            out[_GXX], out[_GYY], out[_GXY], out[_GXE], out[_GYE] = gxx, gyy, gxy, gxe, gye
+            out[_GXX], out[_GYY], out[_GXY] = gxx, gyy, gxy
             out[_FX], out[_FY], out[_FF] = fxs, fys, ffs
 
 
@@ -89,11 +94,7 @@ def _block_variance_kernel(sums, sigma_n, g0, out):
             a = sums[bi, bj, _GXX] / n + g0 * g0
             c = sums[bi, bj, _GYY] / n + g0 * g0
             b = sums[bi, bj, _GXY] / n
-            det = a * c - b * b
-            ex = sums[bi, bj, _GXE] / n
-            ey = sums[bi, bj, _GYE] / n
-            dx = (c * ex - b * ey) / det
-            dy = (a * ey - b * ex) / det
+            aperture = sigma_n * sigma_n * (a + c) / ((a * c - b * b) * n)  # sigma_n^2 tr(G^-1)/n
             # flow spread over the 3x3 blocks around this one, so that a motion boundary
             # lying on a block edge is still inside the window
             nf = mfx = mfy = sff = 0.0
@@ -104,7 +105,7 @@ def _block_variance_kernel(sums, sigma_n, g0, out):
                     mfy += sums[ni, nj, _FY]
                     sff += sums[ni, nj, _FF]
             spread = max((sff - (mfx * mfx + mfy * mfy) / nf) / nf, 0.0)
-            out[bi, bj, 0] = dx * dx + dy * dy + sigma_n * sigma_n * (a + c) / (det * n) + spread
+            out[bi, bj, 0] = aperture + spread
 
 
 @numba.njit(parallel=True, cache=True)
@@ -129,7 +130,7 @@ def estimated_flow_mask(flow_fwd: np.ndarray, flow_bwd: np.ndarray, y_src: np.nd
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
     flow_fwd, flow_bwd, y_src, y_ref_warped = map(f32, (flow_fwd, flow_bwd, y_src, y_ref_warped))
     h, w = y_src.shape
-    sums = np.empty((-(-h // window), -(-w // window), 9), np.float64)
+    sums = np.empty((-(-h // window), -(-w // window), 7), np.float64)
     _block_sums_kernel(y_src, y_ref_warped, flow_fwd, window, sums)
     block_var = np.empty(sums.shape[:2] + (1,), np.float32)
     _block_variance_kernel(sums, sigma_n, g0, block_var)
@@ -141,41 +142,32 @@ def estimated_flow_mask(flow_fwd: np.ndarray, flow_bwd: np.ndarray, y_src: np.nd
 def estimated_flow_mask_reference(flow_fwd, flow_bwd, y_src, y_ref_warped, s_max, window,
                                   sigma_n, g0):
     """Plain NumPy version of :func:`estimated_flow_mask`, for the tests."""
-    y = y_src.astype(np.float64)
-    h, w = y.shape
-    pad = np.pad(y, 1, mode="edge")
-    gx = 0.5 * (pad[1:-1, 2:] - pad[1:-1, :-2])
-    gy = 0.5 * (pad[2:, 1:-1] - pad[:-2, 1:-1])
-    e = y - y_ref_warped
+    h, w = y_src.shape
+    pad_src = np.pad(y_src.astype(np.float64), 1, mode="edge")
+    pad_ref = np.pad(y_ref_warped.astype(np.float64), 1, mode="edge")
+    gx = 0.25 * (pad_src[1:-1, 2:] - pad_src[1:-1, :-2] + pad_ref[1:-1, 2:] - pad_ref[1:-1, :-2])
+    gy = 0.25 * (pad_src[2:, 1:-1] - pad_src[:-2, 1:-1] + pad_ref[2:, 1:-1] - pad_ref[:-2, 1:-1])
     f = flow_fwd.astype(np.float64)
-
     rows, cols = np.arange(0, h, window), np.arange(0, w, window)
 
     def block_sum(a):
         return np.add.reduceat(np.add.reduceat(a, rows, axis=0), cols, axis=1)
 
-    n = block_sum(np.ones_like(y))
-
-    def block_mean(a):
-        return block_sum(a) / n
-
-    a = block_mean(gx * gx) + g0 ** 2
-    c = block_mean(gy * gy) + g0 ** 2
-    b = block_mean(gx * gy)
-    det = a * c - b * b
-    g_inv = np.stack([np.stack([c, -b], -1), np.stack([-b, a], -1)], -2) / det[..., None, None]
-    delta = g_inv @ np.stack([block_mean(gx * e), block_mean(gy * e)], -1)[..., None]
+    n = block_sum(np.ones((h, w)))
+    structure = np.stack([np.stack([block_sum(gx * gx), block_sum(gx * gy)], -1),
+                          np.stack([block_sum(gx * gy), block_sum(gy * gy)], -1)], -2)
+    structure = structure / n[..., None, None] + g0 ** 2 * np.eye(2)
+    aperture = sigma_n ** 2 * np.trace(np.linalg.inv(structure), axis1=-2, axis2=-1) / n
 
     def neighbourhood_sum(a):  # over the 3x3 blocks around each block
         padded = np.pad(block_sum(a), 1)
-        hb, wb = n.shape
-        return sum(padded[di:di + hb, dj:dj + wb] for di in range(3) for dj in range(3))
+        return sum(padded[di:di + n.shape[0], dj:dj + n.shape[1]]
+                   for di in range(3) for dj in range(3))
 
-    nf = neighbourhood_sum(np.ones_like(y))
+    nf = neighbourhood_sum(np.ones((h, w)))
     spread = (neighbourhood_sum(f[..., 0] ** 2 + f[..., 1] ** 2) / nf
               - (neighbourhood_sum(f[..., 0]) / nf) ** 2 - (neighbourhood_sum(f[..., 1]) / nf) ** 2)
-    block_var = (np.sum(delta[..., 0] ** 2, -1) + sigma_n ** 2 * (a + c) / (det * n)
-                 + np.maximum(spread, 0)).astype(np.float32)
+    block_var = (aperture + np.maximum(spread, 0)).astype(np.float32)
     v = (np.arange(h, dtype=np.float32) + 0.5) / window - 0.5
     u = (np.arange(w, dtype=np.float32) + 0.5) / window - 0.5
     window_var = sample_bilinear_reference(block_var, *np.meshgrid(u, v))
@@ -184,11 +176,13 @@ def estimated_flow_mask_reference(flow_fwd, flow_bwd, y_src, y_ref_warped, s_max
     return (np.minimum(s, s_max) / s_max).astype(np.float32)
 
 
-@node("hzsr.flow_uncertainty", version=1)
+@node("hzsr.flow_uncertainty", version=2)
 def flow_uncertainty(flow_fwd: Flow, flow_bwd: Flow, src: Image, ref_warped: Image,
                      flow_std: Gray = None, *,
-                     s_max: float = Param(2.0, range=(0.1, 100.0), unit="px",
-                                          doc="uncertainty S at which M_flow saturates to 1"),
+                     s_max: float = Param(4.0, range=(0.1, 100.0), unit="px",
+                                          doc="uncertainty S at which M_flow saturates to 1 "
+                                              "(~ a W pixel at 4x: errors below it stay "
+                                              "within W's own blur)"),
                      window: int = Param(8, range=(2, 64), unit="px",
                                          doc="block size of the window terms of the estimated S "
                                              "(~ the flow's own grid step at 12 MP: 3000/384)"),
@@ -201,10 +195,10 @@ def flow_uncertainty(flow_fwd: Flow, flow_bwd: Flow, src: Image, ref_warped: Ima
     """Flow uncertainty M_flow = min(S, s_max) / s_max (HZSR §3.3).
 
     S = flow_std when it is linked (the backend's sqrt(exp(logVar_x) + exp(logVar_y))).
-    Otherwise S is ESTIMATED in px as sqrt(r_fb^2 + sigma_F^2 + |delta|^2 + sigma_n^2 tr(G^-1)/n):
-    forward-backward residual, flow spread (motion boundaries), linearised brightness-constancy
-    error of Ỹ_ref against Y_src (misalignment) and the aperture term (edges, texture-less
-    regions); see the module docstring for the derivation.
+    Otherwise S is ESTIMATED in px as sqrt(r_fb^2 + sigma_F^2 + sigma_n^2 tr(G^-1) / n):
+    forward-backward residual, flow spread (motion boundaries) and the Lucas-Kanade bound of
+    brightness constancy on Y_src and Ỹ_ref (edges, texture-less regions); see the module
+    docstring for the derivation and for why the photometric residual is left to M_reject.
     """
     if flow_std is not None:
         return np.minimum(np.maximum(flow_std, 0.0), s_max) / np.float32(s_max)
