@@ -7,10 +7,12 @@ S(x) is the flow's uncertainty in pixels. Two modes, chosen by whether ``flow_st
 * **estimated** (no ``flow_std``, e.g. DIS or Farneback): S is the root-sum-square of three
   independent error sources, all in pixels::
 
-      S^2 = r_fb^2 + sigma_F^2 + sigma_n^2 tr(G^-1) / n
+      S^2 = <r_fb^2> + sigma_F^2 + sigma_n^2 tr(G^-1) / n
 
-  - r_fb: forward-backward round-trip residual ||F_fwd(x) + F_bwd(x + F_fwd(x))|| (the M_occ
-    residual, imported, not re-derived), per pixel.
+  - <r_fb^2>: mean square of the forward-backward round-trip residual
+    ||F_fwd(x) + F_bwd(x + F_fwd(x))|| (the M_occ residual, imported, not re-derived) over the
+    window, sampled every second pixel in x and y. M_occ keeps the per-pixel residual; here
+    the window mean suffices, as the flow has no structure finer than the window.
   - sigma_F: spread (standard deviation) of F_fwd over the 3x3 blocks around the pixel's
     block: near zero on smooth flow, about half the jump at motion boundaries, where the
     flow is unreliable.
@@ -27,9 +29,9 @@ S(x) is the flow's uncertainty in pixels. Two modes, chosen by whether ``flow_st
   is dominated by T's detail that W never resolved, and alignment errors are what M_reject
   measures, at W's optical resolution; counting them here too would subtract them twice from
   M_blend.
-  The window terms are computed on non-overlapping ``window`` x ``window`` blocks (the flow
-  itself comes from a ~384x512 grid, so it has no finer structure) and read back at each
-  pixel bilinearly, with the warp's sampler, at block centres; r_fb stays per pixel.
+  All terms are computed on non-overlapping ``window`` x ``window`` blocks (the flow itself
+  comes from a ~384x512 grid, so it has no finer structure) and S^2 is read back at each pixel
+  bilinearly, with the warp's sampler, at block centres.
 """
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ from .warp import bilinear_channel, bilinear_setup, sample_bilinear_reference
 
 
 # Per-block sums, in this order.
-_N, _GXX, _GYY, _GXY, _FX, _FY, _FF = range(7)
+_N, _GXX, _GYY, _GXY, _FX, _FY, _FF, _NR, _RR = range(9)
 
 
 @numba.njit(cache=True, inline="always")
@@ -60,13 +62,13 @@ def _symmetric_gradient(y_src, y_ref, i, j, h, w):
 
 
 @numba.njit(parallel=True, cache=True)
-def _block_sums_kernel(y_src, y_ref, flow, block, sums):
+def _block_sums_kernel(y_src, y_ref, flow, flow_bwd, block, sums):
     h, w = y_src.shape
     for bi in numba.prange(sums.shape[0]):
         i_end = min(bi * block + block, h)
         for bj in range(sums.shape[1]):
             # scalar float64 accumulators: the flow moments would cancel in float32
-            gxx = gyy = gxy = fxs = fys = ffs = 0.0
+            gxx = gyy = gxy = fxs = fys = ffs = nr = rr = 0.0
             j_end = min(bj * block + block, w)
             for i in range(bi * block, i_end):
                 for j in range(bj * block, j_end):
@@ -79,10 +81,14 @@ def _block_sums_kernel(y_src, y_ref, flow, block, sums):
                     fxs += fx
                     fys += fy
                     ffs += fx * fx + fy * fy
+                    if (i - bi * block) % 2 == 0 and (j - bj * block) % 2 == 0:
+                        r, _ = fb_residual_at(flow, flow_bwd, i, j)
+                        nr += 1.0
+                        rr += r * r
             out = sums[bi, bj]
             out[_N] = (i_end - bi * block) * (j_end - bj * block)
             out[_GXX], out[_GYY], out[_GXY] = gxx, gyy, gxy
-            out[_FX], out[_FY], out[_FF] = fxs, fys, ffs
+            out[_FX], out[_FY], out[_FF], out[_NR], out[_RR] = fxs, fys, ffs, nr, rr
 
 
 @numba.njit(parallel=True, cache=True)
@@ -105,11 +111,11 @@ def _block_variance_kernel(sums, sigma_n, g0, out):
                     mfy += sums[ni, nj, _FY]
                     sff += sums[ni, nj, _FF]
             spread = max((sff - (mfx * mfx + mfy * mfy) / nf) / nf, 0.0)
-            out[bi, bj, 0] = aperture + spread
+            out[bi, bj, 0] = sums[bi, bj, _RR] / sums[bi, bj, _NR] + aperture + spread
 
 
 @numba.njit(parallel=True, cache=True)
-def _combine_kernel(flow_fwd, flow_bwd, block_var, block, s_max, out):
+def _upsample_kernel(block_var, block, s_max, out):
     hb, wb = block_var.shape[0], block_var.shape[1]
     inv = np.float32(1.0 / block)
     for i in numba.prange(out.shape[0]):
@@ -117,9 +123,7 @@ def _combine_kernel(flow_fwd, flow_bwd, block_var, block, s_max, out):
         for j in range(out.shape[1]):
             u = (np.float32(j) + np.float32(0.5)) * inv - np.float32(0.5)
             y0, y1, x0, x1, fy, fx = bilinear_setup(u, v, hb, wb)
-            window_var = bilinear_channel(block_var, y0, y1, x0, x1, fy, fx, 0)
-            r, _ = fb_residual_at(flow_fwd, flow_bwd, i, j)
-            s = math.sqrt(r * r + window_var)
+            s = math.sqrt(bilinear_channel(block_var, y0, y1, x0, x1, fy, fx, 0))
             out[i, j] = min(s, s_max) / s_max
 
 
@@ -130,12 +134,12 @@ def estimated_flow_mask(flow_fwd: np.ndarray, flow_bwd: np.ndarray, y_src: np.nd
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
     flow_fwd, flow_bwd, y_src, y_ref_warped = map(f32, (flow_fwd, flow_bwd, y_src, y_ref_warped))
     h, w = y_src.shape
-    sums = np.empty((-(-h // window), -(-w // window), 7), np.float64)
-    _block_sums_kernel(y_src, y_ref_warped, flow_fwd, window, sums)
+    sums = np.empty((-(-h // window), -(-w // window), 9), np.float64)
+    _block_sums_kernel(y_src, y_ref_warped, flow_fwd, flow_bwd, window, sums)
     block_var = np.empty(sums.shape[:2] + (1,), np.float32)
     _block_variance_kernel(sums, sigma_n, g0, block_var)
     out = np.empty((h, w), np.float32)
-    _combine_kernel(flow_fwd, flow_bwd, block_var, window, np.float32(s_max), out)
+    _upsample_kernel(block_var, window, np.float32(s_max), out)
     return out
 
 
@@ -167,12 +171,15 @@ def estimated_flow_mask_reference(flow_fwd, flow_bwd, y_src, y_ref_warped, s_max
     nf = neighbourhood_sum(np.ones((h, w)))
     spread = (neighbourhood_sum(f[..., 0] ** 2 + f[..., 1] ** 2) / nf
               - (neighbourhood_sum(f[..., 0]) / nf) ** 2 - (neighbourhood_sum(f[..., 1]) / nf) ** 2)
-    block_var = (aperture + np.maximum(spread, 0)).astype(np.float32)
+    residual, _ = fb_residual_reference(flow_fwd, flow_bwd)
+    sampled = (((np.arange(h) % window) % 2 == 0)[:, None]
+               & ((np.arange(w) % window) % 2 == 0)[None, :]).astype(np.float64)
+    mean_r2 = block_sum(residual ** 2 * sampled) / block_sum(sampled)
+    block_var = (mean_r2 + aperture + np.maximum(spread, 0)).astype(np.float32)
     v = (np.arange(h, dtype=np.float32) + 0.5) / window - 0.5
     u = (np.arange(w, dtype=np.float32) + 0.5) / window - 0.5
     window_var = sample_bilinear_reference(block_var, *np.meshgrid(u, v))
-    residual, _ = fb_residual_reference(flow_fwd, flow_bwd)
-    s = np.sqrt(residual ** 2 + window_var)
+    s = np.sqrt(window_var)
     return (np.minimum(s, s_max) / s_max).astype(np.float32)
 
 
@@ -195,7 +202,7 @@ def flow_uncertainty(flow_fwd: Flow, flow_bwd: Flow, src: Image, ref_warped: Ima
     """Flow uncertainty M_flow = min(S, s_max) / s_max (HZSR §3.3).
 
     S = flow_std when it is linked (the backend's sqrt(exp(logVar_x) + exp(logVar_y))).
-    Otherwise S is ESTIMATED in px as sqrt(r_fb^2 + sigma_F^2 + sigma_n^2 tr(G^-1) / n):
+    Otherwise S is ESTIMATED in px as sqrt(<r_fb^2> + sigma_F^2 + sigma_n^2 tr(G^-1) / n):
     forward-backward residual, flow spread (motion boundaries) and the Lucas-Kanade bound of
     brightness constancy on Y_src and Ỹ_ref (edges, texture-less regions); see the module
     docstring for the derivation and for why the photometric residual is left to M_reject.
