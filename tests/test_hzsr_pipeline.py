@@ -45,7 +45,7 @@ def test_unrelated_tele_warns_and_gives_plain_upsampled_wide(tmp_path, capsys):
     unrelated = tmp_path / "unrelated.png"
     cv2.imwrite(str(unrelated), cv2.resize(skimage.data.camera(), (370, 250)))
     out = tmp_path / "out.png"
-    assert run("--set", f"tele={unrelated}", "--out", str(out)) == 0
+    assert run("--set", f"tele={unrelated}", "--set", "ratio=2", "--out", str(out)) == 0
     assert "does not overlap" in capsys.readouterr().err
     result = cv2.imread(str(out)).astype(float)
     plain = bicubic_of_central(cv2.imread(str(SAMPLE / "wide.jpg")), 2.0).astype(float)

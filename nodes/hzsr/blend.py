@@ -10,10 +10,11 @@ into the rim of a rejected region, which is where the artifacts sit. ``grow`` = 
 the leak there at 2.3 % (Gaussian tail beyond 2 sigma). The erosion takes the worst value of
 each neighbourhood, so it also lowers M_blend wherever the masks are noisy: keep it small.
 
-Feathering: M_blend ramps linearly from 0 to 1 over ~``feather`` px inside T's field of view
-(from the nearest pixel that is not covered; the image border counts as not covered,
-since hzsr.uncrop pastes the working grid into W with nothing of T around it). It is exactly 0
-where coverage is 0 and on the outermost pixel ring, so the uncropped result has no seam.
+Feathering: M_blend ramps linearly from 0 to 1 over ``feather`` x (short side) px inside T's
+field of view, measured from the nearest pixel that T's coverage does not reach, and is
+exactly 0 where coverage is 0. The border of the working grid is not an edge of T's field of
+view: when it lies inside the output (zoom below the ratio), hzsr.uncrop fades T's detail out
+there itself, and at zoom >= ratio it is the edge of the picture, where no seam can show.
 """
 from __future__ import annotations
 
@@ -82,26 +83,27 @@ def smooth_weight(weight: np.ndarray, grow: int, sigma: float) -> np.ndarray:
     return weight
 
 
-def feather_weight(coverage: np.ndarray | None, shape: tuple[int, int], feather: float) -> np.ndarray:
-    """Linear ramp 0 -> 1 over ~``feather`` px from the edge of coverage and of the image.
+def feather_weight(coverage: np.ndarray | None, shape: tuple[int, int], feather_px: float) -> np.ndarray:
+    """Linear ramp 0 -> 1 over ~``feather_px`` px from the edge of T's coverage (1 without one).
 
-    Erosion by r = feather // 2 then a (2r + 1)^2 box mean: at distance d (px) from the last
+    Erosion by r = feather_px // 2 then a (2r + 1)^2 box mean: at distance d (px) from the last
     uncovered pixel along a straight edge this is exactly min(d / (2r + 1), 1), and exactly 0
     at d = 0 (a distance transform gives the same ramp at three times the cost).
     """
-    covered = np.ones(shape, np.uint8) if coverage is None else (coverage > 0.5).astype(np.uint8)
-    radius = int(feather) // 2
-    if radius <= 0:
+    if coverage is None:
+        return np.ones(shape, np.float32)
+    covered = (coverage > 0.5).astype(np.uint8)
+    radius = int(feather_px) // 2
+    if radius <= 0 or covered.all():
         return covered.astype(np.float32)
-    covered[[0, -1], :] = 0
-    covered[:, [0, -1]] = 0
     size = 2 * radius + 1
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
-    eroded = cv2.erode(covered, kernel, borderType=cv2.BORDER_REPLICATE).astype(np.float32)
-    return cv2.blur(eroded, (size, size), borderType=cv2.BORDER_REPLICATE)
+    # Outside the image counts as covered: only edges of T's data inside the grid fade.
+    eroded = cv2.erode(covered, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=1)
+    return cv2.blur(eroded.astype(np.float32), (size, size), borderType=cv2.BORDER_REPLICATE)
 
 
-@node("hzsr.blend", version=1)
+@node("hzsr.blend", version=2)
 def blend(src: Image, fused: Image, M_occ: Mask = None, M_defocus: Mask = None,
           M_flow: Mask = None, M_reject: Mask = None, coverage: Mask = None,
           overlap: Scalar = None, *,
@@ -110,9 +112,9 @@ def blend(src: Image, fused: Image, M_occ: Mask = None, M_defocus: Mask = None,
                                 "smoothing (~2 smooth_sigma)"),
           smooth_sigma: float = Param(1.0, range=(0.0, 50.0), unit="px",
                                       doc="Gaussian smoothing of M_blend (hides mask edges)"),
-          feather: float = Param(16.0, range=(0.0, 1000.0), unit="px",
-                                 doc="width of the 0 -> 1 ramp at the edge of T's field of view "
-                                     "and of the image (< 2 = hard edge)")
+          feather: float = Param(0.03, range=(0.0, 0.5), unit="fraction of the short side",
+                                 doc="width of the 0 -> 1 ramp at the edge of T's coverage "
+                                     "(0 = hard edge)"),
           ) -> Out(image=Image, M_blend=Mask):
     """Adaptive blending: M_blend = max(1 - M_occ - M_defocus - M_flow - M_reject, 0), smoothed,
     feathered at the edge of T's coverage; image = M_blend * I_fusion + (1 - M_blend) * I_src.
@@ -125,5 +127,5 @@ def blend(src: Image, fused: Image, M_occ: Mask = None, M_defocus: Mask = None,
         return {"image": src.copy(), "M_blend": np.zeros(shape, np.float32)}
     masks = [m for m in (M_occ, M_defocus, M_flow, M_reject) if m is not None]
     weight = smooth_weight(raw_blend_weight(masks, shape), grow, smooth_sigma)
-    weight *= feather_weight(coverage, shape, feather)
+    weight *= feather_weight(coverage, shape, feather * min(shape))
     return {"image": alpha_blend(src, fused, weight), "M_blend": weight}
