@@ -1,5 +1,7 @@
 """hzsr.flow_uncertainty: M_flow from a backend's flow_std, or from the estimated S."""
 import numpy as np
+
+from nodes.hzsr.flow import flow_unit
 import pytest
 
 from nodegraph.node import spec_of
@@ -100,7 +102,8 @@ def test_flow_std_mode():
     image = np.zeros(shape + (3,), np.float32)
     m = flow_uncertainty(zero, zero, image, image, std, s_max=5.0)
     assert m.dtype == np.float32
-    np.testing.assert_allclose(m, np.minimum(std, 5.0) / 5.0, atol=1e-7)
+    s_max_px = 5.0 * flow_unit(shape)  # s_max is in px of the flow's reference resolution
+    np.testing.assert_allclose(m, np.minimum(std, s_max_px) / s_max_px, atol=1e-6)
 
 
 def test_node_estimated_mode():
@@ -109,5 +112,6 @@ def test_node_estimated_mode():
     rgb = np.repeat(y[..., None], 3, axis=2)
     zero = np.zeros(shape + (2,), np.float32)
     m = flow_uncertainty(zero, zero, rgb, rgb, **spec_of(flow_uncertainty).default_params())
-    np.testing.assert_allclose(m, estimated_flow_mask(zero, zero, y, y, 4.0, 8, 0.01, 0.0025),
+    np.testing.assert_allclose(m, estimated_flow_mask(zero, zero, y, y, 4.0 * flow_unit(shape), 8,
+                                                      0.01, 0.0025),
                                atol=1e-6)

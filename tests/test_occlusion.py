@@ -1,5 +1,7 @@
 """hzsr.occlusion: forward-backward consistency mask M_occ."""
 import numpy as np
+
+from nodes.hzsr.flow import flow_unit
 import pytest
 
 from nodegraph.node import spec_of
@@ -69,5 +71,6 @@ def test_backward_flow_is_read_at_the_forward_target():
 def test_node():
     fwd, bwd = _flows((9, 12), 2.0, seed=5)
     m = occlusion(fwd, bwd, **spec_of(occlusion).default_params())
-    assert spec_of(occlusion).default_params() == {"s": 0.5, "out_of_frame_occluded": True}
-    np.testing.assert_array_equal(m, occlusion_mask(fwd, bwd, 0.5, True))
+    s = spec_of(occlusion).default_params()["s"]
+    # s is per px of the flow's reference resolution: per full-resolution px it is s / unit
+    np.testing.assert_array_equal(m, occlusion_mask(fwd, bwd, s / flow_unit((9, 12)), True))

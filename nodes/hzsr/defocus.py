@@ -30,6 +30,8 @@ import numpy as np
 
 from nodegraph import Flow, Mask, Out, Param, Rect, Shift, node
 
+from .flow import flow_unit
+
 KMEANS_SEED = 0
 KMEANS_ATTEMPTS = 3
 KMEANS_CRITERIA = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.01)
@@ -108,13 +110,13 @@ def defocus_mask_reference(flow_fwd, focus, gamma, sigma_f):
     return (0.5 * (1.0 + np.tanh(0.5 * t))).astype(np.float32)  # = sigmoid(t), overflow-free
 
 
-@node("hzsr.defocus", version=1)
+@node("hzsr.defocus", version=2)
 def defocus(flow_fwd: Flow, focus_roi: Rect = None, shift: Shift = None, *,
-            gamma: float = Param(64.0, range=(0.0, 10000.0), unit="px^2",
+            gamma: float = Param(64.0, range=(0.0, 10000.0), unit="flow px^2",
                                  doc="tolerance gamma on the squared flow difference to the "
                                      "focal plane; 64 -> disparities within ~8 px count as in "
                                      "focus (module docstring)"),
-            sigma_f: float = Param(16.0, range=(0.01, 10000.0), unit="px^2",
+            sigma_f: float = Param(16.0, range=(0.01, 10000.0), unit="flow px^2",
                                    doc="softness sigma_f of the sigmoid: M goes 0.12 -> 0.88 "
                                        "over gamma -/+ 2 sigma_f (~5.7 -> 9.8 px at defaults)"),
             k: int = Param(3, range=(1, 16), doc="number of k-means clusters in the focus ROI"),
@@ -128,4 +130,5 @@ def defocus(flow_fwd: Flow, focus_roi: Rect = None, shift: Shift = None, *,
     """
     roi = focus_roi_on_grid(flow_fwd.shape[:2], focus_roi, shift)
     focus = focus_flow(flow_fwd, roi, k, max_samples)
-    return defocus_mask(flow_fwd, focus, gamma, sigma_f)
+    unit2 = flow_unit(flow_fwd.shape) ** 2  # gamma, sigma_f are in px^2 of the flow's resolution
+    return defocus_mask(flow_fwd, focus, gamma * unit2, sigma_f * unit2)

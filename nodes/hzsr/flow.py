@@ -25,6 +25,19 @@ from nodegraph import Flow, Gray, Image, Out, Param, node
 from nodegraph.errors import InputError
 from nodes.hzsr.align import gray8
 
+FLOW_UNIT_SIDE = 512  # long side (px) of HZSR's 384x512 flow resolution
+
+
+def flow_unit(shape: tuple[int, ...]) -> float:
+    """Full-resolution px per px of the flow's reference resolution (long side 512 px).
+
+    The masks measure flow distances in these units: flow is estimated at that size and
+    upsampled, so its errors grow with the image and a constant in full-resolution pixels
+    would mean something else at 12 MP than at 0.1 MP.
+    """
+    return max(shape[:2]) / FLOW_UNIT_SIDE
+
+
 DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
                "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
                "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}

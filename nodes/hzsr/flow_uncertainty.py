@@ -42,6 +42,8 @@ import numpy as np
 
 from nodegraph import Flow, Gray, Image, Mask, Out, Param, node
 
+from .flow import flow_unit
+
 from .luma import luminance
 from .occlusion import fb_residual_at, fb_residual_reference
 from .warp import bilinear_channel, bilinear_setup, sample_bilinear_reference
@@ -183,10 +185,10 @@ def estimated_flow_mask_reference(flow_fwd, flow_bwd, y_src, y_ref_warped, s_max
     return (np.minimum(s, s_max) / s_max).astype(np.float32)
 
 
-@node("hzsr.flow_uncertainty", version=2)
+@node("hzsr.flow_uncertainty", version=3)
 def flow_uncertainty(flow_fwd: Flow, flow_bwd: Flow, src: Image, ref_warped: Image,
                      flow_std: Gray = None, *,
-                     s_max: float = Param(4.0, range=(0.1, 100.0), unit="px",
+                     s_max: float = Param(4.0, range=(0.1, 100.0), unit="flow px",
                                           doc="uncertainty S at which M_flow saturates to 1 "
                                               "(~ a W pixel at 4x: errors below it stay "
                                               "within W's own blur)"),
@@ -207,7 +209,8 @@ def flow_uncertainty(flow_fwd: Flow, flow_bwd: Flow, src: Image, ref_warped: Ima
     brightness constancy on Y_src and Ỹ_ref (edges, texture-less regions); see the module
     docstring for the derivation and for why the photometric residual is left to M_reject.
     """
+    s_max_px = s_max * flow_unit(flow_fwd.shape)  # S is in full-resolution px
     if flow_std is not None:
-        return np.minimum(np.maximum(flow_std, 0.0), s_max) / np.float32(s_max)
+        return np.minimum(np.maximum(flow_std, 0.0), s_max_px) / np.float32(s_max_px)
     return estimated_flow_mask(flow_fwd, flow_bwd, luminance(src), luminance(ref_warped),
-                               s_max, window, sigma_n, g0)
+                               s_max_px, window, sigma_n, g0)

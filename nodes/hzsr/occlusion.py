@@ -17,6 +17,7 @@ import numpy as np
 
 from nodegraph import Flow, Mask, Out, Param, node
 
+from .flow import flow_unit
 from .warp import bilinear_channel, bilinear_setup, sample_bilinear_reference
 
 
@@ -79,12 +80,12 @@ def occlusion_mask_reference(flow_fwd: np.ndarray, flow_bwd: np.ndarray, s: floa
     return mask.astype(np.float32)
 
 
-@node("hzsr.occlusion", version=1)
+@node("hzsr.occlusion", version=2)
 def occlusion(flow_fwd: Flow, flow_bwd: Flow, *,
-              s: float = Param(0.5, range=(0.0, 10.0), unit="1/px",
-                               doc="sensitivity s: a round-trip error of 1/s px or more is fully "
-                                   "occluded (0.5 -> 2 px, about the error of a flow computed "
-                                   "at 384x512 and upsampled ~8x)"),
+              s: float = Param(0.5, range=(0.0, 10.0), unit="1/flow px",
+                               doc="sensitivity s: a round-trip error of 1/s px of the flow's "
+                                   "reference resolution (long side 512, see flow.flow_unit) "
+                                   "or more is fully occluded"),
               out_of_frame_occluded: bool = Param(True, doc="M_occ = 1 where x + F_fwd(x) falls "
                                                             "outside the reference frame")
               ) -> Out(M_occ=Mask):
@@ -92,6 +93,7 @@ def occlusion(flow_fwd: Flow, flow_bwd: Flow, *,
 
     Forward-backward consistency: where F_bwd does not bring x' = x + F_fwd(x) back to x,
     the pixel is seen by only one camera (or the flow is wrong there). F_bwd is read at x'
-    with the same bilinear, border-clamped sampler as the warp.
+    with the same bilinear, border-clamped sampler as the warp. Distances are in px of the
+    flow's reference resolution, so s holds at any image size.
     """
-    return occlusion_mask(flow_fwd, flow_bwd, s, out_of_frame_occluded)
+    return occlusion_mask(flow_fwd, flow_bwd, s / flow_unit(flow_fwd.shape), out_of_frame_occluded)
