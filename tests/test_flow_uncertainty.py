@@ -112,6 +112,7 @@ def test_node_estimated_mode():
     rgb = np.repeat(y[..., None], 3, axis=2)
     zero = np.zeros(shape + (2,), np.float32)
     m = flow_uncertainty(zero, zero, rgb, rgb, **spec_of(flow_uncertainty).default_params())
-    np.testing.assert_allclose(m, estimated_flow_mask(zero, zero, y, y, 4.0 * flow_unit(shape), 8,
+    s_max = spec_of(flow_uncertainty).default_params()["s_max"]
+    np.testing.assert_allclose(m, estimated_flow_mask(zero, zero, y, y, s_max * flow_unit(shape), 8,
                                                       0.01, 0.0025),
                                atol=1e-6)

@@ -103,11 +103,11 @@ def feather_weight(coverage: np.ndarray | None, shape: tuple[int, int], feather_
     return cv2.blur(eroded.astype(np.float32), (size, size), borderType=cv2.BORDER_REPLICATE)
 
 
-@node("hzsr.blend", version=2)
+@node("hzsr.blend", version=3)
 def blend(src: Image, fused: Image, M_occ: Mask = None, M_defocus: Mask = None,
           M_flow: Mask = None, M_reject: Mask = None, coverage: Mask = None,
           overlap: Scalar = None, *,
-          grow: int = Param(2, range=(0, 64), unit="px",
+          grow: int = Param(1, range=(0, 64), unit="px",
                             doc="radius of the min filter that widens rejected regions before "
                                 "smoothing (~2 smooth_sigma)"),
           smooth_sigma: float = Param(1.0, range=(0.0, 50.0), unit="px",

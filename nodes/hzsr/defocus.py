@@ -110,15 +110,15 @@ def defocus_mask_reference(flow_fwd, focus, gamma, sigma_f):
     return (0.5 * (1.0 + np.tanh(0.5 * t))).astype(np.float32)  # = sigmoid(t), overflow-free
 
 
-@node("hzsr.defocus", version=2)
+@node("hzsr.defocus", version=3)
 def defocus(flow_fwd: Flow, focus_roi: Rect = None, shift: Shift = None, *,
-            gamma: float = Param(64.0, range=(0.0, 10000.0), unit="flow px^2",
+            gamma: float = Param(144.0, range=(0.0, 10000.0), unit="flow px^2",
                                  doc="tolerance gamma on the squared flow difference to the "
-                                     "focal plane; 64 -> disparities within ~8 px count as in "
-                                     "focus (module docstring)"),
-            sigma_f: float = Param(16.0, range=(0.01, 10000.0), unit="flow px^2",
+                                     "focal plane; 144 -> within ~12 flow px counts as in focus "
+                                     "(measured, docs/tuning.md; phone rigs may want less)"),
+            sigma_f: float = Param(36.0, range=(0.01, 10000.0), unit="flow px^2",
                                    doc="softness sigma_f of the sigmoid: M goes 0.12 -> 0.88 "
-                                       "over gamma -/+ 2 sigma_f (~5.7 -> 9.8 px at defaults)"),
+                                       "over gamma -/+ 2 sigma_f (~8.5 -> 14.7 flow px)"),
             k: int = Param(3, range=(1, 16), doc="number of k-means clusters in the focus ROI"),
             max_samples: int = Param(20000, range=(100, 1000000),
                                      doc="flow vectors k-means sees at most (ROI subsampled)")

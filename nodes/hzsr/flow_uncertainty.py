@@ -185,13 +185,12 @@ def estimated_flow_mask_reference(flow_fwd, flow_bwd, y_src, y_ref_warped, s_max
     return (np.minimum(s, s_max) / s_max).astype(np.float32)
 
 
-@node("hzsr.flow_uncertainty", version=3)
+@node("hzsr.flow_uncertainty", version=4)
 def flow_uncertainty(flow_fwd: Flow, flow_bwd: Flow, src: Image, ref_warped: Image,
                      flow_std: Gray = None, *,
-                     s_max: float = Param(4.0, range=(0.1, 100.0), unit="flow px",
+                     s_max: float = Param(25.0, range=(0.1, 100.0), unit="flow px",
                                           doc="uncertainty S at which M_flow saturates to 1 "
-                                              "(~ a W pixel at 4x: errors below it stay "
-                                              "within W's own blur)"),
+                                              "(measured, docs/tuning.md)"),
                      window: int = Param(8, range=(2, 64), unit="px",
                                          doc="block size of the window terms of the estimated S "
                                              "(~ the flow's own grid step at 12 MP: 3000/384)"),

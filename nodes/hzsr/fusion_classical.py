@@ -66,14 +66,14 @@ def detail_transfer_reference(y_src, y_ref, m_occ, sigma, gain):
     return (y_src + (1.0 - m_occ) * gain * (y_ref - lowpass(y_ref, sigma))).astype(np.float32)
 
 
-@node("hzsr.fusion_classical", version=2)
+@node("hzsr.fusion_classical", version=3)
 def fusion_classical(src: Image, ref_warped: Image, M_occ: Mask, *,
                      sigma: float | None = Param(None, range=(0.0, 20.0), unit="px (working grid)",
                                                  doc="Gaussian G modelling W's optics on the "
                                                      "working grid; empty = estimated from the "
                                                      "images"),
-                     gain: float = Param(1.0, range=(0.0, 2.0),
-                                         doc="detail gain g (1 = T's detail as is)")
+                     gain: float = Param(1.15, range=(0.0, 2.0),
+                                         doc="detail gain g (1 = T's detail as is; 1.15 measured, docs/tuning.md)")
                      ) -> Out(fused=Image):
     """Model-free fusion: Y_fusion = Y_src + (1 - M_occ) g (Ỹ_ref - G Ỹ_ref).
 

@@ -80,9 +80,9 @@ def occlusion_mask_reference(flow_fwd: np.ndarray, flow_bwd: np.ndarray, s: floa
     return mask.astype(np.float32)
 
 
-@node("hzsr.occlusion", version=2)
+@node("hzsr.occlusion", version=3)
 def occlusion(flow_fwd: Flow, flow_bwd: Flow, *,
-              s: float = Param(0.5, range=(0.0, 10.0), unit="1/flow px",
+              s: float = Param(0.05, range=(0.0, 10.0), unit="1/flow px",
                                doc="sensitivity s: a round-trip error of 1/s px of the flow's "
                                    "reference resolution (long side 512, see flow.flow_unit) "
                                    "or more is fully occluded"),

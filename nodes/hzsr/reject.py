@@ -97,14 +97,15 @@ def optical_size(shape: tuple[int, int], crop) -> tuple[int, int] | None:
     return max(1, round(w / factor)), max(1, round(h / factor))
 
 
-@node("hzsr.reject", version=1)
+@node("hzsr.reject", version=2)
 def reject(src: Image, ref_warped: Image, crop: Rect, *,
-           patch: int = Param(5, range=(1, 31), unit="px at W's resolution",
+           patch: int = Param(7, range=(1, 31), unit="px at W's resolution",
                               doc="side of the local patches (even sizes use the next odd); "
-                                  "5 W pixels span ~15 working-grid px at 3x"),
-           eps0: float = Param(1e-3, range=(1e-6, 1.0), unit="intensity^2 (0-1 scale)",
-                               doc="eps0: contrast floor added to sigma_src^2; 1e-3 = (0.03)^2, "
-                                   "above W's noise variance after downsampling")
+                                  "measured, docs/tuning.md"),
+           eps0: float = Param(0.05, range=(1e-6, 1.0), unit="intensity^2 (0-1 scale)",
+                               doc="eps0: contrast floor added to sigma_src^2; 0.05 ~ (0.22)^2 "
+                                   "keeps low-contrast patches, where a T/W mismatch is "
+                                   "invisible, from being rejected (measured, docs/tuning.md)")
            ) -> Out(M_reject=Mask):
     """Alignment rejection M_reject = 1 - exp(-||P_delta||^2 / (sigma_src^2 + eps0)) (HZSR §3.3).
 
