@@ -89,7 +89,8 @@ def main() -> None:
     registry = default_registry()
     with tempfile.TemporaryDirectory() as tmp:
         wide, tele = make_pair(Path(tmp), width, height)
-        settings = [f"wide={wide}", f"tele={tele}", f"out={Path(tmp) / 'out.png'}"]
+        # A phone writes the focal lengths in EXIF; the ratio is given here as EXIF would give it.
+        settings = [f"wide={wide}", f"tele={tele}", "ratio=2", f"out={Path(tmp) / 'out.png'}"]
         graph = apply_settings(load_graph(args.pipeline), settings, registry)
         the_plan = plan(graph, registry)
         run_plan(the_plan)  # warm-up: Numba compilation, onnxruntime session

@@ -96,7 +96,9 @@ def encode_image(image: np.ndarray, extension: str, bit_depth: int) -> bytes:
     peak, dtype = (65535.0, np.uint16) if bit_depth == 16 else (255.0, np.uint8)
     bgr = np.ascontiguousarray(image[:, :, ::-1])
     samples = np.rint(np.clip(bgr, 0.0, 1.0) * peak).astype(dtype)
-    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if extension.lower() in (".jpg", ".jpeg") else []
+    # PNG level 1: at 12 MP it encodes ~5x faster than OpenCV's default 3, files ~10 % larger.
+    params = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, 95], ".jpeg": [cv2.IMWRITE_JPEG_QUALITY, 95],
+              ".png": [cv2.IMWRITE_PNG_COMPRESSION, 1]}.get(extension.lower(), [])
     ok, buffer = cv2.imencode(extension, samples, params)
     if not ok:
         raise InputError(f"OpenCV could not encode a {extension} image")

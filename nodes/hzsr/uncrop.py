@@ -34,6 +34,8 @@ def resample_delta(delta: np.ndarray, to_working: np.ndarray, out_wh) -> np.ndar
     When the output is coarser than the working grid (zoom < ratio), the delta is first
     shrunk with INTER_AREA so its detail is averaged, not aliased; bicubic otherwise.
     """
+    if delta.shape[1::-1] == tuple(out_wh) and np.allclose(to_working, np.eye(2, 3), atol=1e-6):
+        return delta  # the working grid is the output grid (zoom = ratio, T at W's size)
     density = 1.0 / max(abs(to_working[0, 0]), abs(to_working[1, 1]))  # output px per working px
     if density < 1.0:
         h, w = delta.shape[:2]
