@@ -1,0 +1,83 @@
+"""``nodegraph train fusion``: simulate the rig (or reuse a patch cache), train, export ONNX.
+
+Registered through the ``nodegraph.commands`` entry point (``train = "hzsr.train.cli:register"``).
+torch is imported only when the command runs, so ``nodegraph --help`` works without it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    """Add ``train`` (with its ``fusion`` sub-command) to an argparse subparsers object."""
+    train = subparsers.add_parser("train", help="train a learned model of the project")
+    sub = train.add_subparsers(dest="train_what", required=True)
+    p = sub.add_parser("fusion", help="train the HZSR fusion UNet and export it to ONNX",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    src = p.add_argument_group("data")
+    src.add_argument("--data", metavar="DIR",
+                     help="patch cache directory; built there first if it holds no train.npz")
+    src.add_argument("--photos", nargs="+", metavar="PHOTO",
+                     help="photo files (or skimage:NAME) to simulate from; default: the built-in list "
+                          "(scikit-image photos + Debian wallpaper photos, see the model card)")
+    src.add_argument("--scenes", type=int, default=600, help="simulated scenes for a new cache")
+    src.add_argument("--patches-per-scene", type=int, default=6)
+    src.add_argument("--patch", type=int, default=128, help="patch side, px (multiple of 64)")
+    p.add_argument("--out", required=True, metavar="MODEL.onnx", help="ONNX file to write")
+    p.add_argument("--work", metavar="DIR", help="checkpoints and log.jsonl (default: next to --out)")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--w-cobi", type=float, default=0.02, help="weight of the CoBi loss")
+    p.add_argument("--w-bright", type=float, default=0.2, help="weight of brightness consistency")
+    p.add_argument("--time-limit", type=float, metavar="MIN",
+                   help="stop after MIN minutes of training even before --steps (the learning-rate "
+                        "schedule then follows the clock)")
+    p.add_argument("--resume", metavar="CKPT", help="checkpoint.pt to continue from")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--checkpoint-every", type=int, default=250)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(handler=run_fusion)
+
+
+def run_fusion(args) -> int:
+    try:
+        import torch  # noqa: F401  (the optional 'train' extra)
+    except ImportError:
+        print("nodegraph train needs PyTorch: pip install 'nodegraph[train]'", file=sys.stderr)
+        return 2
+    from .data import build_cache
+    from .export import export_onnx
+    from .model import count_parameters, gflops
+    from .train import TrainConfig, train
+
+    if args.patch % 64:
+        print("--patch must be a multiple of 64", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    work = Path(args.work) if args.work else out.with_suffix("").parent / (out.stem + "_work")
+    data = Path(args.data) if args.data else work / "data"
+    progress = not args.no_progress
+    if not (data / "train.npz").exists():
+        build_cache(data, scenes=args.scenes, patches_per_scene=args.patches_per_scene,
+                    patch=args.patch, seed=args.seed, photos=args.photos, progress=progress)
+    cfg = TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
+                      threads=args.threads, checkpoint_every=args.checkpoint_every,
+                      time_limit_s=args.time_limit * 60 if args.time_limit else None,
+                      weights={"l1": 1.0, "cobi": args.w_cobi, "bright": args.w_bright})
+    model, summary = train(data, work, cfg, resume=args.resume, progress=progress)
+    summary["onnx_max_abs_diff_vs_torch"] = export_onnx(model, out)
+    summary["parameters"] = count_parameters(model)
+    summary["gflops_12mp"] = round(gflops(model, 3000, 4000), 2)
+    manifest = data / "manifest.json"
+    if manifest.exists():
+        summary["data_manifest"] = str(manifest)
+    (work / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps({k: summary[k] for k in ("steps", "wall_s", "val", "onnx_max_abs_diff_vs_torch",
+                                              "parameters", "gflops_12mp") if k in summary}, indent=1))
+    print(f"wrote {out}")
+    return 0

@@ -1,0 +1,82 @@
+"""Pre-generated training patches: simulate scenes once, cut fixed patches, cache them as .npz.
+
+The cache (outside git) holds ``x`` (N, 3, P, P) = [Y_src, Ỹ_ref, M_occ] and ``y`` (N, 1, P, P)
+= Y_target in float16, plus the list of photos and the simulation parameters used. Training
+then only reads arrays (flips and 90-degree rotations are applied on the fly).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .simulate import RigParams, VALIDATION_PHOTOS, load_photo, make_sample, photo_paths, short_id
+
+SCENE_SIZES = ((384, 512), (448, 448), (320, 576), (512, 384))
+
+
+def build_cache(out_dir: str | Path, *, scenes: int, patches_per_scene: int = 6, patch: int = 128,
+                seed: int = 0, photos: list[str] | None = None, val_scenes: int | None = None,
+                params: RigParams = RigParams(), progress: bool = True) -> dict:
+    """Simulate ``scenes`` training scenes (+ validation scenes from the held-out photos) and
+    write ``train.npz``, ``val.npz`` and ``manifest.json`` into ``out_dir``. Returns the manifest.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ids = photos if photos is not None else photo_paths()
+    val_ids = [i for i in ids if short_id(i) in VALIDATION_PHOTOS]
+    train_ids = [i for i in ids if i not in val_ids] or ids
+    if val_scenes is None:
+        val_scenes = max(2, scenes // 20) if val_ids else 0
+    rng = np.random.default_rng(seed)
+    loaded = {i: load_photo(i) for i in ids}
+    manifest = {"seed": seed, "patch": patch, "patches_per_scene": patches_per_scene,
+                "train_photos": [short_id(i) for i in train_ids],
+                "val_photos": [short_id(i) for i in val_ids],
+                "photo_files": {short_id(i): i for i in ids}, "params": params.as_dict()}
+    for split, split_ids, n in (("train", train_ids, scenes), ("val", val_ids, val_scenes)):
+        if n == 0:
+            continue
+        xs, ys, infos = [], [], []
+        others = [loaded[i] for i in train_ids]   # occluders come from training photos only
+        for k in tqdm(range(n), desc=f"simulating {split} scenes", disable=not progress):
+            pid = split_ids[k % len(split_ids)]
+            size = SCENE_SIZES[int(rng.integers(len(SCENE_SIZES)))]
+            size = tuple(min(s, max(patch, (d - 110) // 64 * 64))
+                         for s, d in zip(size, loaded[pid].shape[:2]))
+            s = make_sample(loaded[pid], others, rng, params, size)
+            infos.append({"photo": short_id(pid), **s["info"]})
+            planes = np.stack([s["Y_src"], s["Y_ref"], s["M_occ"], s["Y_target"]])
+            h, w = planes.shape[1:]
+            for _ in range(patches_per_scene):
+                y0, x0 = rng.integers(0, h - patch + 1), rng.integers(0, w - patch + 1)
+                crop = planes[:, y0:y0 + patch, x0:x0 + patch]
+                xs.append(crop[:3])
+                ys.append(crop[3:])
+        np.savez(out_dir / f"{split}.npz", x=np.asarray(xs, np.float16), y=np.asarray(ys, np.float16))
+        manifest[f"{split}_scenes"] = infos
+        manifest[f"{split}_patches"] = len(xs)
+    tmp = out_dir / "manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=1))
+    os.replace(tmp, out_dir / "manifest.json")
+    return manifest
+
+
+def load_cache(out_dir: str | Path, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    with np.load(Path(out_dir) / f"{split}.npz") as z:
+        return z["x"], z["y"]
+
+
+def augment(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The same random flip / transpose (the 8 symmetries of the square) on a batch's x and y."""
+    k = int(rng.integers(8))
+    if k & 1:
+        x, y = x[..., ::-1], y[..., ::-1]
+    if k & 2:
+        x, y = x[..., ::-1, :], y[..., ::-1, :]
+    if k & 4:
+        x, y = x.swapaxes(-1, -2), y.swapaxes(-1, -2)
+    return np.ascontiguousarray(x), np.ascontiguousarray(y)

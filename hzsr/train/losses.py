@@ -1,0 +1,70 @@
+"""Training losses of the fusion network: L1, CoBi and brightness consistency (SPEC section 5).
+
+- L1 on luminance: mean |Y_fusion - Y_target|.
+- CoBi, the contextual bilateral loss of Zoom to Learn (Zhang et al. 2019, eq. 2):
+  CoBi(P, Q) = 1/N sum_i min_j (D(p_i, q_j) + w_s * D'(p_i, q_j)),
+  D'(p_i, q_j) = ||(x_i, y_i) - (x_j, y_j)||_2. The features p_i, q_j are the n x n patches of
+  Y (the paper's CoBi_RGB on luminance), taken on a grid with ``stride`` (default 8: the
+  n = 8 patches tile the image, N = M = (128/8)^2 per training patch); D is the cosine
+  distance 1 - <p, q> / (|p| |q|) of the mean-removed patches (so it compares structure, not
+  brightness, which L1 and the brightness term already hold), and coordinates are in units of
+  the patch grid step. The paper's CoBi_VGG term is left out: no pretrained VGG weights are
+  available offline.
+- Brightness consistency: mean |L(Y_fusion) - L(Y_src)| with L an 8 x 8 box low-pass: the fused
+  image must keep W's low frequencies (exposure, shading), adding only detail.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def l1_loss(y_fusion: torch.Tensor, y_target: torch.Tensor) -> torch.Tensor:
+    return (y_fusion - y_target).abs().mean()
+
+
+def patch_features(y: torch.Tensor, n: int, stride: int) -> torch.Tensor:
+    """(B, 1, H, W) -> (B, L, n*n) mean-removed n x n patches on a grid of step ``stride``."""
+    p = F.unfold(y, kernel_size=n, stride=stride).transpose(1, 2)
+    return p - p.mean(dim=2, keepdim=True)
+
+
+def patch_grid(h: int, w: int, n: int, stride: int, device=None) -> torch.Tensor:
+    """(L, 2) coordinates (row, col) of the patches of :func:`patch_features`, in grid steps."""
+    rows = (h - n) // stride + 1
+    cols = (w - n) // stride + 1
+    r, c = torch.meshgrid(torch.arange(rows, device=device, dtype=torch.float32),
+                          torch.arange(cols, device=device, dtype=torch.float32), indexing="ij")
+    return torch.stack([r.reshape(-1), c.reshape(-1)], dim=1)
+
+
+def cobi_loss(y_fusion: torch.Tensor, y_target: torch.Tensor, n: int = 8, stride: int = 8,
+              w_s: float = 0.1, eps: float = 1e-5) -> torch.Tensor:
+    """CoBi(P = patches of ``y_fusion``, Q = patches of ``y_target``), averaged over the batch."""
+    p = patch_features(y_fusion, n, stride)
+    q = patch_features(y_target, n, stride)
+    p = p / (p.norm(dim=2, keepdim=True) + eps)
+    q = q / (q.norm(dim=2, keepdim=True) + eps)
+    d_feat = 1.0 - torch.bmm(p, q.transpose(1, 2))                    # (B, N, M) cosine distance
+    xy = patch_grid(y_fusion.shape[-2], y_fusion.shape[-1], n, stride, y_fusion.device)
+    d_space = torch.cdist(xy, xy)                                      # (N, M)
+    return (d_feat + w_s * d_space).min(dim=2).values.mean()
+
+
+def brightness_loss(y_fusion: torch.Tensor, y_src: torch.Tensor, size: int = 8) -> torch.Tensor:
+    """mean |L(Y_fusion) - L(Y_src)| with L the mean over ``size`` x ``size`` windows at stride
+    size/2 (a box low-pass: cheap, and at 8 px it keeps exposure and shading, not detail)."""
+    def low(y):
+        return F.avg_pool2d(y, size, stride=max(1, size // 2))
+
+    return (low(y_fusion) - low(y_src)).abs().mean()
+
+
+def total_loss(y_fusion: torch.Tensor, y_target: torch.Tensor, y_src: torch.Tensor,
+               weights: dict[str, float]) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted sum of the three losses and their values (for the log)."""
+    parts = {"l1": l1_loss(y_fusion, y_target),
+             "cobi": cobi_loss(y_fusion, y_target) if weights.get("cobi", 0) > 0 else None,
+             "bright": brightness_loss(y_fusion, y_src) if weights.get("bright", 0) > 0 else None}
+    total = sum(weights[k] * v for k, v in parts.items() if v is not None)
+    return total, {k: float(v.detach()) for k, v in parts.items() if v is not None}

@@ -1,0 +1,264 @@
+"""The two-camera rig of HZSR's training strategy, simulated from real photographs (SPEC section 5).
+
+HZSR trains on (W input, T reference from a second phone, T target) so the network cannot learn
+to copy its reference. Without a rig we simulate one from a single real photo per scene:
+
+- target: the sharp photo crop, the scene seen from W's viewpoint at T's detail (the label);
+- src (``I_src``): the target through a W camera model -- lens blur (Gaussian, sigma in W
+  pixels), box downsampling by the zoom ratio z (2-4.5, as the dev cases' W), signal-dependent
+  noise, an ISP-like denoise and unsharp-mask sharpening, JPEG, then bicubic back up to the
+  T grid (what ``hzsr.align`` produces);
+- ref (``I_ref``): a *different* view: the photo resampled through a smooth random depth map
+  (depth-dependent parallax along a random baseline plus a small residual global shift),
+  occluders cut from other photos pasted in both views with their own, larger parallax,
+  defocus of the depth layers away from a random focus depth, its own noise, exposure, colour
+  and gamma, JPEG; then colour-matched to src with ``hzsr.align``'s ``match_colour``.
+
+:func:`align_triplet` then runs the project's own alignment stages on (src, ref) -- the DIS
+flow of ``hzsr.flow`` at a work size 1-3x below the scene (as at 12 MP), ``hzsr.warp`` and
+``hzsr.occlusion`` with its default s -- so the network learns on real warping errors and real
+M_occ maps. Everything is drawn from a ``numpy.random.Generator``: fixed seed, fixed data.
+"""
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+from nodes.hzsr.align import match_colour
+from nodes.hzsr.flow import estimate_flow
+from nodes.hzsr.luma import luminance
+from nodes.hzsr.occlusion import occlusion_mask
+from nodes.hzsr.warp import warp_bilinear
+
+# scikit-image's bundled photographs (motorcycle_* excluded: the dev cases are built from it;
+# synthetic images, drawings and binary masks excluded).
+SKIMAGE_PHOTOS = ("astronaut", "brick", "camera", "chelsea", "coffee", "coins", "grass", "gravel",
+                  "hubble_deep_field", "immunohistochemistry", "moon", "page", "retina", "rocket", "text")
+# Debian packages whose wallpapers are real photographs (checked by eye; renders left out).
+PLASMA_PHOTOS = ("BytheWater", "ColdRipple", "ColorfulCups", "EveningGlow", "FallenLeaf", "Grey",
+                 "OneStandsOut", "Path", "summer_1am")            # plasma-workspace-wallpapers
+MATE_NATURE_DIR = "/usr/share/backgrounds/mate/nature"             # mate-backgrounds: all photos
+PLASMA_DIR = "/usr/share/wallpapers"
+# held out of training, used for the validation loss only
+VALIDATION_PHOTOS = ("skimage:coffee", "mate:Wood")
+OCCLUSION_S = 0.5   # hzsr.occlusion's default sensitivity
+
+
+@dataclass(frozen=True)
+class RigParams:
+    """Ranges the simulation draws from (uniform unless said otherwise)."""
+    zoom: tuple[float, float] = (2.0, 4.5)             # W -> T focal ratio
+    w_lens_sigma: tuple[float, float] = (0.4, 1.0)     # W lens blur, W px
+    w_noise: tuple[float, float] = (0.5 / 255, 4.0 / 255)   # read-noise std
+    w_shot: tuple[float, float] = (0.0, 2e-4)          # shot-noise variance per unit signal
+    w_denoise_p: float = 0.5                           # probability of the ISP denoise
+    w_sharpen: tuple[float, float] = (0.0, 1.0)        # unsharp-mask amount
+    w_jpeg_p: float = 0.7
+    jpeg_quality: tuple[int, int] = (70, 97)
+    parallax: tuple[float, float] = (1.0, 14.0)        # max depth-dependent disparity, T px
+    residual_shift: float = 3.0                        # global shift left after FAST align, T px
+    occluders: tuple[int, int] = (0, 3)                # per scene, inclusive
+    occluder_parallax: tuple[float, float] = (6.0, 30.0)
+    t_lens_sigma: tuple[float, float] = (0.0, 0.6)     # T's own blur, T px
+    defocus_p: float = 0.4
+    defocus_sigma: tuple[float, float] = (1.0, 4.0)    # T px, for layers far from focus
+    t_noise: tuple[float, float] = (0.3 / 255, 2.0 / 255)
+    t_exposure: tuple[float, float] = (0.8, 1.25)
+    t_colour: tuple[float, float] = (0.92, 1.08)       # per-channel gain
+    t_gamma: tuple[float, float] = (0.9, 1.1)
+    flow_downscale: tuple[float, float] = (1.0, 3.0)   # scene size / flow work size
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def photo_paths() -> list[str]:
+    """Identifiers of every training/validation photo: ``skimage:NAME`` or a file path."""
+    ids = [f"skimage:{n}" for n in SKIMAGE_PHOTOS]
+    for name in PLASMA_PHOTOS:
+        files = sorted(glob.glob(os.path.join(PLASMA_DIR, name, "contents", "images", "*")),
+                       key=os.path.getsize)
+        if files:
+            ids.append(files[-1])   # the largest rendition
+    ids += sorted(glob.glob(os.path.join(MATE_NATURE_DIR, "*.jpg")))
+    return ids
+
+
+def short_id(photo_id: str) -> str:
+    if photo_id.startswith("skimage:"):
+        return photo_id
+    if photo_id.startswith(MATE_NATURE_DIR):
+        return "mate:" + os.path.splitext(os.path.basename(photo_id))[0]
+    return "plasma:" + photo_id.split(os.sep)[-4]
+
+
+def load_photo(photo_id: str, max_side: int = 1400) -> np.ndarray:
+    """float32 RGB in [0, 1]; large photos are area-downscaled to ``max_side`` (sharper, less noise)."""
+    if photo_id.startswith("skimage:"):
+        import skimage.data
+        img = getattr(skimage.data, photo_id.split(":", 1)[1])()
+    else:
+        bgr = cv2.imread(photo_id, cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise FileNotFoundError(photo_id)
+        img = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    img = np.asarray(img)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    img = img[..., :3].astype(np.float32) / (65535.0 if img.dtype == np.uint16 else 255.0)
+    scale = max_side / max(img.shape[:2])
+    if scale < 1.0:
+        img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(img)
+
+
+def smooth_field(rng: np.random.Generator, h: int, w: int, cells: int) -> np.ndarray:
+    """Random smooth field in [0, 1]: a ``cells``-wide random grid, bicubic-upsampled."""
+    g = rng.random((cells + 3, cells + 3)).astype(np.float32)
+    big = cv2.resize(g, (w + 2 * w // cells, h + 2 * h // cells), interpolation=cv2.INTER_CUBIC)
+    big = big[h // cells: h // cells + h, w // cells: w // cells + w]
+    lo, hi = big.min(), big.max()
+    return (big - lo) / max(hi - lo, 1e-6)
+
+
+def _jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
+    u8 = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    ok, buf = cv2.imencode(".jpg", u8, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED).astype(np.float32) / 255.0
+
+
+def _blur(img: np.ndarray, sigma: float) -> np.ndarray:
+    return cv2.GaussianBlur(img, (0, 0), sigma) if sigma > 0.05 else img
+
+
+def simulate_w(target: np.ndarray, rng: np.random.Generator, p: RigParams, zoom: float) -> np.ndarray:
+    """I_src: ``target`` through the W camera model, resampled back to the T grid (bicubic)."""
+    h, w = target.shape[:2]
+    lo_w, lo_h = max(8, round(w / zoom)), max(8, round(h / zoom))
+    img = _blur(target, rng.uniform(*p.w_lens_sigma) * zoom)
+    img = cv2.resize(img, (lo_w, lo_h), interpolation=cv2.INTER_AREA)
+    var = rng.uniform(*p.w_noise) ** 2 + rng.uniform(*p.w_shot) * np.clip(img, 0, 1)
+    img = img + rng.standard_normal(img.shape).astype(np.float32) * np.sqrt(var)
+    img = np.clip(img, 0, 1).astype(np.float32)
+    if rng.random() < p.w_denoise_p:
+        img = cv2.bilateralFilter(img, 5, float(rng.uniform(0.03, 0.1)), float(rng.uniform(1.0, 2.0)))
+    amount = rng.uniform(*p.w_sharpen)
+    if amount > 0.05:
+        img = np.clip(img + amount * (img - _blur(img, 1.0)), 0, 1)
+    if rng.random() < p.w_jpeg_p:
+        img = _jpeg(img, rng.integers(p.jpeg_quality[0], p.jpeg_quality[1] + 1))
+    return np.clip(cv2.resize(img, (w, h), interpolation=cv2.INTER_CUBIC), 0, 1).astype(np.float32)
+
+
+def _blob_mask(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Soft-edged random blob (an object silhouette), float32 in [0, 1]."""
+    field = smooth_field(rng, h, w, 3)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = np.sqrt(((yy - h / 2) / (h / 2)) ** 2 + ((xx - w / 2) / (w / 2)) ** 2)
+    inside = (1.0 - r) + 0.6 * (field - 0.5)
+    return np.clip(inside * 8.0, 0, 1).astype(np.float32)
+
+
+def simulate_scene(photo: np.ndarray, others: list[np.ndarray], rng: np.random.Generator,
+                   p: RigParams, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(target, ref, info): the W-viewpoint sharp scene and a second T view of it.
+
+    ref(x) = scene(x + D(x)): the background is read through a smooth depth map d(x) in [0, 1]
+    with disparity D = b * d * dir + t; occluders lie in front (depth > 1) with their own
+    disparity and hide different background in each view.
+    """
+    h, w = size
+    margin = int(np.ceil(p.parallax[1] + p.residual_shift + p.occluder_parallax[1])) + 4
+    scale = rng.uniform(0.45, 1.0) if max(photo.shape[:2]) > 1000 else rng.uniform(0.8, 1.0)
+    scale = max(scale, (h + 2 * margin) / photo.shape[0], (w + 2 * margin) / photo.shape[1])
+    if scale != 1.0:
+        photo = cv2.resize(photo, None, fx=scale, fy=scale,
+                           interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    H, W = h + 2 * margin, w + 2 * margin
+    oy = rng.integers(0, photo.shape[0] - H + 1)
+    ox = rng.integers(0, photo.shape[1] - W + 1)
+    if rng.random() < 0.5:
+        photo = photo[:, ::-1]
+    scene = np.ascontiguousarray(photo[oy:oy + H, ox:ox + W])
+
+    depth = 0.7 * smooth_field(rng, H, W, int(rng.integers(2, 6)))
+    ramp = np.linspace(0, 1, H, dtype=np.float32)[:, None] * np.ones((1, W), np.float32)
+    depth = depth + 0.3 * (ramp if rng.random() < 0.5 else ramp[::-1])  # ground-plane-like tilt
+    angle = rng.normal(0.0, 0.2) + (np.pi if rng.random() < 0.5 else 0.0)
+    direction = np.array([np.cos(angle), np.sin(angle)], np.float32)
+    b = rng.uniform(*p.parallax)
+    t = rng.uniform(-p.residual_shift, p.residual_shift, 2).astype(np.float32)
+    disparity = (b * depth)[..., None] * direction + t
+    target = scene.copy()
+    ref = warp_bilinear(scene, disparity)
+    layer_depth = depth.copy()
+
+    n_occ = int(rng.integers(p.occluders[0], p.occluders[1] + 1)) if others else 0
+    for _ in range(n_occ):
+        src_img = others[int(rng.integers(len(others)))]
+        oh = int(rng.uniform(0.15, 0.45) * h)
+        ow = int(rng.uniform(0.15, 0.45) * w)
+        if src_img.shape[0] < oh + 1 or src_img.shape[1] < ow + 1:
+            continue
+        sy, sx = rng.integers(0, src_img.shape[0] - oh), rng.integers(0, src_img.shape[1] - ow)
+        patch = src_img[sy:sy + oh, sx:sx + ow]
+        alpha = _blob_mask(rng, oh, ow)[..., None]
+        d_occ = rng.uniform(*p.occluder_parallax)
+        shift = (d_occ * direction + t).round().astype(int)  # the occluder's own disparity
+        py = int(rng.integers(margin, margin + h - oh // 2))
+        px = int(rng.integers(margin, margin + w - ow // 2))
+        for img, (y0, x0) in ((target, (py, px)), (ref, (py - shift[1], px - shift[0]))):
+            y1, x1 = min(y0 + oh, H), min(x0 + ow, W)
+            if y1 <= y0 or x1 <= x0 or y0 < 0 or x0 < 0:
+                continue
+            a = alpha[: y1 - y0, : x1 - x0]
+            img[y0:y1, x0:x1] = a * patch[: y1 - y0, : x1 - x0] + (1 - a) * img[y0:y1, x0:x1]
+            if img is ref:
+                layer_depth[y0:y1, x0:x1] = np.maximum(layer_depth[y0:y1, x0:x1], 1.2 * a[..., 0])
+
+    # T's narrow depth of field: layers away from the focus depth are blurred in ref only.
+    ref = _blur(ref, rng.uniform(*p.t_lens_sigma))
+    if rng.random() < p.defocus_p:
+        focus = rng.uniform(0.0, 1.0)
+        far = np.clip(np.abs(layer_depth - focus) * 3.0 - 0.3, 0, 1)[..., None]
+        ref = (1 - far) * ref + far * _blur(ref, rng.uniform(*p.defocus_sigma))
+    ref = np.clip(ref * rng.uniform(*p.t_exposure) * rng.uniform(*p.t_colour, 3), 0, 1)
+    ref = ref ** rng.uniform(*p.t_gamma)
+    ref = ref + rng.standard_normal(ref.shape).astype(np.float32) * rng.uniform(*p.t_noise)
+    ref = _jpeg(np.clip(ref, 0, 1), rng.integers(85, 99))
+
+    crop = (slice(margin, margin + h), slice(margin, margin + w))
+    info = {"parallax": float(b), "occluders": n_occ}
+    return (np.ascontiguousarray(target[crop]).astype(np.float32),
+            np.ascontiguousarray(ref[crop]).astype(np.float32), info)
+
+
+def align_triplet(src: np.ndarray, ref: np.ndarray, zoom: float, flow_downscale: float) -> dict:
+    """The project's alignment on a simulated pair: colour match, F_fwd/F_bwd, Ĩ_ref, M_occ."""
+    h, w = src.shape[:2]
+    low = (max(8, round(w / zoom)), max(8, round(h / zoom)))
+    # colour statistics at W's optical resolution, as hzsr.align computes them
+    ref = match_colour(ref, cv2.resize(ref, low, interpolation=cv2.INTER_AREA),
+                       cv2.resize(src, low, interpolation=cv2.INTER_AREA))
+    work = (max(32, round(h / flow_downscale)), max(32, round(w / flow_downscale)))
+    fwd, bwd, _ = estimate_flow(src, ref, "dis", work)
+    ref_warped = warp_bilinear(ref, fwd)
+    m_occ = occlusion_mask(fwd, bwd, OCCLUSION_S)
+    return {"ref": ref, "ref_warped": ref_warped, "M_occ": m_occ}
+
+
+def make_sample(photo: np.ndarray, others: list[np.ndarray], rng: np.random.Generator,
+                p: RigParams, size: tuple[int, int]) -> dict:
+    """One simulated capture: planes Y_src, Ỹ_ref, M_occ, Y_target (float32 (H, W)) + info."""
+    target, ref, info = simulate_scene(photo, others, rng, p, size)
+    zoom = rng.uniform(*p.zoom)
+    src = simulate_w(target, rng, p, zoom)
+    aligned = align_triplet(src, ref, zoom, rng.uniform(*p.flow_downscale))
+    info["zoom"] = float(zoom)
+    return {"Y_src": luminance(src), "Y_ref": luminance(aligned["ref_warped"]),
+            "M_occ": aligned["M_occ"], "Y_target": luminance(target), "info": info,
+            "src": src, "ref": aligned["ref"], "ref_warped": aligned["ref_warped"], "target": target}

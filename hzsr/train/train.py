@@ -1,0 +1,134 @@
+"""The training loop of the fusion UNet: Adam, cosine learning rate, checkpoints, resume, JSONL log."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .data import augment, load_cache
+from .losses import total_loss
+from .model import FusionUNet, WIDTHS
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 3000
+    batch: int = 16
+    lr: float = 1e-3
+    weights: dict = field(default_factory=lambda: {"l1": 1.0, "cobi": 0.02, "bright": 0.2})
+    widths: tuple = WIDTHS
+    seed: int = 0
+    threads: int = 2
+    checkpoint_every: int = 250
+    val_every: int = 250
+    time_limit_s: float | None = None   # stop early; the learning-rate schedule follows the clock too
+
+
+def _set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def save_checkpoint(path: Path, model, optim, step: int, cfg: TrainConfig, rng_state,
+                    elapsed_s: float) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "optim": optim.state_dict(), "step": step,
+                "config": asdict(cfg), "rng": rng_state, "elapsed_s": elapsed_s}, tmp)
+    os.replace(tmp, path)
+
+
+def evaluate(model: FusionUNet, x: np.ndarray, y: np.ndarray, weights: dict, batch: int = 32) -> dict:
+    """Mean losses on a validation set, plus L1 of the identity (Y_fusion = Y_src) for scale."""
+    model.eval()
+    sums: dict[str, float] = {}
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            xb = torch.from_numpy(x[i:i + batch].astype(np.float32))
+            yb = torch.from_numpy(y[i:i + batch].astype(np.float32))
+            _, parts = total_loss(model(xb), yb, xb[:, :1], weights)
+            parts["l1_identity"] = float((xb[:, :1] - yb).abs().mean())
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + v * len(xb)
+    model.train()
+    return {k: v / len(x) for k, v in sums.items()}
+
+
+def train(data_dir: str | Path, work_dir: str | Path, cfg: TrainConfig, resume: str | Path | None = None,
+          progress: bool = True) -> tuple[FusionUNet, dict]:
+    """Train on the cache in ``data_dir``; checkpoints and ``log.jsonl`` go to ``work_dir``.
+
+    Returns the trained model and a summary (steps, wall time, last and validation losses).
+    """
+    torch.set_num_threads(cfg.threads)
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    _set_seed(cfg.seed)
+    x, y = load_cache(data_dir, "train")
+    val = load_cache(data_dir, "val") if (Path(data_dir) / "val.npz").exists() else None
+    model = FusionUNet(tuple(cfg.widths))
+    optim = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    rng = np.random.default_rng(cfg.seed)
+    start, elapsed0 = 0, 0.0
+    if resume:
+        ck = torch.load(resume, map_location="cpu", weights_only=False)
+        model.load_state_dict(ck["model"])
+        optim.load_state_dict(ck["optim"])
+        start = int(ck["step"])
+        rng.bit_generator.state = ck["rng"]
+        elapsed0 = float(ck.get("elapsed_s", 0.0))
+    log_path = work_dir / "log.jsonl"
+    t0 = time.time()
+    last: dict = {}
+    ema = None
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="training fusion",
+               disable=not progress)
+    with open(log_path, "a") as log:
+        for step in bar:
+            done = step / cfg.steps
+            if cfg.time_limit_s:
+                done = max(done, (time.time() - t0 + elapsed0) / cfg.time_limit_s)
+                if done >= 1.0:
+                    break
+            lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * done))
+            for g in optim.param_groups:
+                g["lr"] = lr
+            idx = rng.integers(0, len(x), cfg.batch)
+            xb, yb = augment(x[idx].astype(np.float32), y[idx].astype(np.float32), rng)
+            xb, yb = torch.from_numpy(xb), torch.from_numpy(yb)
+            loss, parts = total_loss(model(xb), yb, xb[:, :1], cfg.weights)
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            value = float(loss.detach())
+            ema = value if ema is None else 0.98 * ema + 0.02 * value
+            bar.set_postfix(loss=f"{ema:.4f}", l1=f"{parts['l1']:.4f}")
+            last = {"step": step + 1, "loss": value, **parts, "lr": lr,
+                    "elapsed_s": round(time.time() - t0 + elapsed0, 1)}
+            if (step + 1) % cfg.val_every == 0 and val is not None:
+                last["val"] = evaluate(model, *val, cfg.weights)
+            log.write(json.dumps(last) + "\n")
+            log.flush()
+            if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+                save_checkpoint(work_dir / "checkpoint.pt", model, optim, step + 1, cfg,
+                                rng.bit_generator.state, time.time() - t0 + elapsed0)
+    bar.close()
+    steps_done = last.get("step", start)
+    if steps_done % cfg.checkpoint_every:
+        save_checkpoint(work_dir / "checkpoint.pt", model, optim, steps_done, cfg,
+                        rng.bit_generator.state, time.time() - t0 + elapsed0)
+    summary = {"steps": steps_done, "steps_planned": cfg.steps, "resumed_from": start,
+               "wall_s": round(time.time() - t0 + elapsed0, 1),
+               "last": last, "config": asdict(cfg)}
+    if val is not None:
+        summary["val"] = evaluate(model, *val, cfg.weights)
+    model.eval()
+    return model, summary

@@ -1,0 +1,86 @@
+"""hzsr.fusion_unet: ports shared with fusion_classical, exact seamless tiling, colour kept from src."""
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+
+from nodegraph.node import spec_of
+from nodes.hzsr import fusion_unet as fu
+from nodes.hzsr.luma import luminance
+
+BUNDLED = os.path.join(os.path.dirname(fu.__file__), fu.BUNDLED_MODEL)
+needs_model = pytest.mark.skipif(not os.path.isfile(BUNDLED), reason="bundled fusion_unet.onnx not built yet")
+
+
+def _planes(h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    import cv2
+    base = cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), 3) * 4 - 1.5
+    y_src = np.clip(base + 0.02 * rng.standard_normal((h, w)), 0, 1).astype(np.float32)
+    y_ref = np.clip(y_src + 0.1 * rng.standard_normal((h, w)), 0, 1).astype(np.float32)
+    m_occ = (rng.random((h, w)) < 0.2).astype(np.float32)
+    return y_src, y_ref, m_occ
+
+
+def test_ports_match_fusion_classical():
+    spec = spec_of(fu.fusion_unet)
+    assert [(k, str(v.type)) for k, v in spec.inputs.items()] == \
+        [("src", "Image"), ("ref_warped", "Image"), ("M_occ", "Mask")]
+    assert {k: str(v) for k, v in spec.outputs.items()} == {"fused": "Image"}
+    if importlib.util.find_spec("nodes.hzsr.fusion_classical") is None:
+        pytest.skip("fusion_classical not written yet")
+    from nodes.hzsr import fusion_classical
+    classical = spec_of(fusion_classical.fusion_classical)
+    assert [(k, str(v.type), v.optional) for k, v in spec.inputs.items()] == \
+        [(k, str(v.type), v.optional) for k, v in classical.inputs.items()]
+    assert [str(t) for t in spec.outputs.values()] == [str(t) for t in classical.outputs.values()]
+
+
+@pytest.mark.parametrize("length,tile,overlap", [(700, 128, 256), (1000, 300, 64), (64, 2048, 256), (65, 32, 0)])
+def test_spans_cover_and_snap_to_grid(length, tile, overlap):
+    padded = -(-length // fu.MULTIPLE) * fu.MULTIPLE
+    spans = fu._spans(length, padded, tile, overlap)
+    assert spans[0][0] == 0 and spans[-1][1] == length
+    for (c0, c1, w0, w1), nxt in zip(spans, spans[1:] + [None]):
+        assert c1 - c0 <= tile and (nxt is None or nxt[0] == c1)           # a partition
+        assert w0 % fu.MULTIPLE == 0 and w1 % fu.MULTIPLE == 0 and 0 <= w0 and w1 <= padded
+        assert w0 <= max(0, c0 - overlap) and w1 >= min(padded, c1 + overlap)  # context kept
+
+
+@needs_model
+def test_tiled_equals_untiled_without_seams():
+    session = fu.get_session(BUNDLED, 2)
+    y_src, y_ref, m_occ = _planes(650, 830)
+    whole = fu.fuse_luminance(y_src, y_ref, m_occ, session, tile=0)
+    tiled = fu.fuse_luminance(y_src, y_ref, m_occ, session, tile=192, overlap=256)
+    assert whole.shape == (650, 830) and np.isfinite(whole).all()
+    np.testing.assert_allclose(tiled, whole, atol=1e-4, rtol=0)
+    # the network does use context: too little overlap changes the result, so the test can fail
+    short = fu.fuse_luminance(y_src, y_ref, m_occ, session, tile=192, overlap=0)
+    assert np.abs(short - whole).max() > 1e-3
+
+
+@needs_model
+def test_node_keeps_chroma_and_reuses_session():
+    rng = np.random.default_rng(1)
+    y_src, y_ref, m_occ = _planes(130, 200, seed=2)
+    tint = rng.uniform(-0.05, 0.05, 3).astype(np.float32)
+    src = np.clip(y_src[..., None] + tint, 0, 1).astype(np.float32)
+    ref = np.repeat(y_ref[..., None], 3, axis=2)
+    out = fu.fusion_unet(src, ref, m_occ, model=fu.BUNDLED_MODEL, tile=2048, overlap=256, threads=1)
+    assert out.shape == src.shape and out.dtype == np.float32
+    assert out.min() >= 0 and out.max() <= 1
+    inner = (src > 0.02).all(2) & (src < 0.98).all(2) & (out > 0.001).all(2) & (out < 0.999).all(2)
+    # only Y changed: R - G and B - G (which carry U, V at fixed Y) are those of src
+    np.testing.assert_allclose((out[..., 0] - out[..., 1])[inner], (src[..., 0] - src[..., 1])[inner], atol=1e-5)
+    np.testing.assert_allclose((out[..., 2] - out[..., 1])[inner], (src[..., 2] - src[..., 1])[inner], atol=1e-5)
+    assert fu.get_session(fu.resolve_model(fu.BUNDLED_MODEL), 1) is fu.get_session(BUNDLED, 1)
+
+
+def test_missing_model_is_an_input_error():
+    from nodegraph.errors import InputError
+    with pytest.raises(InputError):
+        fu.resolve_model("no/such/model.onnx")

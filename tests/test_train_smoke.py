@@ -1,0 +1,86 @@
+"""Training smoke test: simulate a few scenes, train a few steps, export, compare onnxruntime with torch.
+
+Needs the optional 'train' extra (PyTorch); skipped without it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="PyTorch (the optional 'train' extra) is not installed")
+
+from hzsr.train import cli  # noqa: E402
+from hzsr.train.data import build_cache, load_cache  # noqa: E402
+from hzsr.train.export import export_onnx  # noqa: E402
+from hzsr.train.model import FusionUNet  # noqa: E402
+from hzsr.train.train import TrainConfig, evaluate, train  # noqa: E402
+
+PHOTOS = ["skimage:astronaut", "skimage:chelsea", "skimage:rocket"]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    d = tmp_path_factory.mktemp("fusion_cache")
+    manifest = build_cache(d, scenes=4, patches_per_scene=6, patch=64, seed=1, photos=PHOTOS,
+                           progress=False)
+    assert manifest["train_patches"] == 24 and manifest["train_photos"] == [p for p in PHOTOS]
+    return d
+
+
+def test_cache_planes_are_sane(cache):
+    x, y = load_cache(cache)
+    assert x.shape == (24, 3, 64, 64) and y.shape == (24, 1, 64, 64)
+    x = x.astype(np.float32)
+    assert np.isfinite(x).all() and x.min() >= 0 and x.max() <= 1
+    # src is a degraded version of the target: close to it but not equal
+    err = np.abs(x[:, 0] - y[:, 0].astype(np.float32)).mean()
+    assert 0.002 < err < 0.2
+
+
+def test_loss_falls_and_export_matches_torch(cache, tmp_path):
+    cfg = TrainConfig(steps=200, batch=8, lr=3e-3, seed=0, threads=1, checkpoint_every=100,
+                      val_every=10 ** 9, weights={"l1": 1.0, "cobi": 0.02, "bright": 0.2})
+    x, y = load_cache(cache)
+    before = evaluate(FusionUNet(), x, y, cfg.weights)
+    model, summary = train(cache, tmp_path / "work", cfg, progress=False)
+    after = evaluate(model, x, y, cfg.weights)
+    # the untrained net is the identity on Y_src (zero head): its loss is the identity's
+    assert before["l1"] == pytest.approx(before["l1_identity"], abs=1e-6)
+    assert after["l1"] < 0.95 * before["l1"]
+    assert summary["steps"] == 200 and (tmp_path / "work" / "checkpoint.pt").exists()
+    lines = (tmp_path / "work" / "log.jsonl").read_text().splitlines()
+    assert len(lines) == 200 and {"l1", "cobi", "bright", "loss"} <= set(json.loads(lines[-1]))
+    err = export_onnx(model, tmp_path / "m.onnx", check_size=(128, 192))
+    assert err <= 1e-4
+
+
+def test_resume_continues_from_checkpoint(cache, tmp_path):
+    cfg = TrainConfig(steps=4, batch=4, seed=0, threads=1, checkpoint_every=2, val_every=10 ** 9)
+    train(cache, tmp_path / "a", cfg, progress=False)
+    cfg6 = TrainConfig(steps=6, batch=4, seed=0, threads=1, checkpoint_every=2, val_every=10 ** 9)
+    _, summary = train(cache, tmp_path / "a", cfg6, resume=tmp_path / "a" / "checkpoint.pt",
+                       progress=False)
+    assert summary["resumed_from"] == 4 and summary["steps"] == 6
+
+
+def test_untrained_model_through_the_node_is_identity(tmp_path):
+    from nodes.hzsr.fusion_unet import fusion_unet
+    export_onnx(FusionUNet(), tmp_path / "id.onnx")
+    rng = np.random.default_rng(0)
+    src = rng.random((70, 90, 3)).astype(np.float32)
+    ref = rng.random((70, 90, 3)).astype(np.float32)
+    out = fusion_unet(src, ref, np.zeros((70, 90), np.float32), model=str(tmp_path / "id.onnx"),
+                      tile=64, overlap=64, threads=1)
+    np.testing.assert_allclose(out, src, atol=1e-5)
+
+
+def test_cli_registers_train_fusion():
+    parser = argparse.ArgumentParser(prog="nodegraph")
+    cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["train", "fusion", "--data", "d", "--out", "m.onnx", "--steps", "5",
+                              "--resume", "c.pt", "--seed", "3"])
+    assert args.handler is cli.run_fusion
+    assert (args.steps, args.seed, args.resume, args.data) == (5, 3, "c.pt", "d")
