@@ -23,14 +23,14 @@ def register(subparsers) -> None:
     src.add_argument("--photos", nargs="+", metavar="PHOTO",
                      help="photo files (or skimage:NAME) to simulate from; default: the built-in list "
                           "(scikit-image photos + Debian wallpaper photos, see the model card)")
-    src.add_argument("--scenes", type=int, default=600, help="simulated scenes for a new cache")
+    src.add_argument("--scenes", type=int, default=800, help="simulated scenes for a new cache")
     src.add_argument("--patches-per-scene", type=int, default=6)
     src.add_argument("--patch", type=int, default=128, help="patch side, px (multiple of 64)")
     p.add_argument("--out", required=True, metavar="MODEL.onnx", help="ONNX file to write")
     p.add_argument("--work", metavar="DIR", help="checkpoints and log.jsonl (default: next to --out)")
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--steps", type=int, default=15000)
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (cosine decay)")
     p.add_argument("--w-cobi", type=float, default=0.02, help="weight of the CoBi loss")
     p.add_argument("--w-bright", type=float, default=0.2, help="weight of brightness consistency")
     p.add_argument("--time-limit", type=float, metavar="MIN",
@@ -38,7 +38,9 @@ def register(subparsers) -> None:
                         "schedule then follows the clock)")
     p.add_argument("--resume", metavar="CKPT", help="checkpoint.pt to continue from")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (1: on a shared 2-core machine, 2 OpenMP threads were "
+                        "~10x slower per step than 1 under contention)")
     p.add_argument("--checkpoint-every", type=int, default=250)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(handler=run_fusion)

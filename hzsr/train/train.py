@@ -20,13 +20,13 @@ from .model import FusionUNet, WIDTHS
 
 @dataclass
 class TrainConfig:
-    steps: int = 3000
+    steps: int = 15000
     batch: int = 16
-    lr: float = 1e-3
+    lr: float = 2e-3
     weights: dict = field(default_factory=lambda: {"l1": 1.0, "cobi": 0.02, "bright": 0.2})
     widths: tuple = WIDTHS
     seed: int = 0
-    threads: int = 2
+    threads: int = 1
     checkpoint_every: int = 250
     val_every: int = 250
     time_limit_s: float | None = None   # stop early; the learning-rate schedule follows the clock too

@@ -1,0 +1,123 @@
+"""Numbers and figures for the model card: validation Y-PSNR, 12 MP speed, example triplets.
+
+``python -m hzsr.train.report --data CACHE --work WORKDIR --model MODEL.onnx --docs docs/fusion``
+(run from the repository root). Validation patches come from the held-out photos only.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from nodes.hzsr import fusion_unet as fu
+
+from .data import load_cache
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 10 * np.log10(1.0 / max(mse, 1e-12))
+
+
+def validation_psnr(model_path: str, data_dir: str | Path) -> dict:
+    """Mean Y-PSNR on the validation patches: W upsampled (identity), Ỹ_ref copied, the network;
+    and the network on the pixels with M_occ > 0.5 vs < 0.5."""
+    x, y = load_cache(data_dir, "val")
+    x, y = x.astype(np.float32), y.astype(np.float32)
+    session = fu.get_session(str(Path(model_path).resolve()), 0)
+    out = session.run(None, {session.get_inputs()[0].name: x})[0]
+    occ = x[:, 2] > 0.5
+    err = lambda a: (a - y[:, 0]) ** 2  # noqa: E731
+    psnr_region = lambda e, m: 10 * np.log10(1 / max(float(e[m].mean()), 1e-12))  # noqa: E731
+    return {"patches": len(x),
+            "psnr_src": float(np.mean([_psnr(x[i, 0], y[i, 0]) for i in range(len(x))])),
+            "psnr_ref_warped": float(np.mean([_psnr(x[i, 1], y[i, 0]) for i in range(len(x))])),
+            "psnr_fusion": float(np.mean([_psnr(out[i, 0], y[i, 0]) for i in range(len(x))])),
+            "pooled_psnr_src_visible": psnr_region(err(x[:, 0]), ~occ),
+            "pooled_psnr_fusion_visible": psnr_region(err(out[:, 0]), ~occ),
+            "pooled_psnr_src_occluded": psnr_region(err(x[:, 0]), occ),
+            "pooled_psnr_fusion_occluded": psnr_region(err(out[:, 0]), occ)}
+
+
+def speed_12mp(model_path: str, runs: int = 3, tile: int = 2048, overlap: int = 256,
+               threads: int = 0) -> dict:
+    """Wall time of the hzsr.fusion_unet node on a 4000 x 3000 image (median of ``runs`` after
+    one warm-up) and the process's peak RSS."""
+    rng = np.random.default_rng(0)
+    base = cv2.resize(rng.random((375, 500, 3), dtype=np.float32), (4000, 3000),
+                      interpolation=cv2.INTER_CUBIC)
+    src = np.clip(base, 0, 1)
+    ref = np.clip(base + 0.05 * rng.standard_normal(base.shape, dtype=np.float32), 0, 1)
+    m_occ = (rng.random((3000, 4000), dtype=np.float32) < 0.1).astype(np.float32)
+    times = []
+    for i in range(runs + 1):
+        t = time.perf_counter()
+        fu.fusion_unet(src, ref, m_occ, model=str(model_path), tile=tile, overlap=overlap,
+                       threads=threads)
+        if i:
+            times.append(time.perf_counter() - t)
+    return {"median_s": statistics.median(times), "runs_s": times, "tile": tile, "overlap": overlap,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def loss_curve(work_dir: str | Path, out_png: str | Path) -> None:
+    """Training L1 (smoothed) and validation L1 vs the identity, drawn with OpenCV."""
+    rows = [json.loads(line) for line in Path(work_dir, "log.jsonl").read_text().splitlines()]
+    l1 = np.array([r["l1"] for r in rows])
+    smooth = np.convolve(l1, np.ones(101) / 101, mode="valid")
+    val = [(r["step"], r["val"]["l1"], r["val"]["l1_identity"]) for r in rows if "val" in r]
+    w, h, pad = 800, 400, 40
+    img = np.full((h, w, 3), 255, np.uint8)
+    lo, hi = min(smooth.min(), min(v[1] for v in val)) * 0.9, max(smooth.max(), val[0][2]) * 1.05
+    fx = lambda s: int(pad + (w - 2 * pad) * s / len(rows))  # noqa: E731
+    fy = lambda v: int(h - pad - (h - 2 * pad) * (v - lo) / (hi - lo))  # noqa: E731
+    pts = np.array([[fx(i + 50), fy(v)] for i, v in enumerate(smooth)], np.int32)
+    cv2.polylines(img, [pts], False, (200, 120, 0), 2)
+    cv2.polylines(img, [np.array([[fx(s), fy(v)] for s, v, _ in val], np.int32)], False, (0, 0, 220), 2)
+    cv2.line(img, (pad, fy(val[0][2])), (w - pad, fy(val[0][2])), (120, 120, 120), 1)
+    cv2.putText(img, "train L1 (blue), val L1 (red), val L1 of Y_src (grey)", (pad, 25),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1)
+    cv2.putText(img, f"steps 0..{len(rows)}; L1 {hi:.4f} (top) .. {lo:.4f}", (pad, h - 12),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)
+    cv2.imwrite(str(out_png), img)
+
+
+def example_figure(model_path: str, data_dir: str | Path, out_png: str | Path, count: int = 4) -> None:
+    """Validation patches side by side: Y_src | Ỹ_ref | M_occ | Y_fusion | Y_target."""
+    x, y = load_cache(data_dir, "val")
+    idx = np.linspace(0, len(x) - 1, count).astype(int)
+    x, y = x[idx].astype(np.float32), y[idx].astype(np.float32)
+    session = fu.get_session(str(Path(model_path).resolve()), 0)
+    out = session.run(None, {session.get_inputs()[0].name: x})[0]
+    rows = [np.hstack([x[i, 0], x[i, 1], x[i, 2], out[i, 0], y[i, 0]]) for i in range(count)]
+    grid = np.clip(np.vstack(rows), 0, 1)
+    grid = cv2.resize(grid, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
+    cv2.imwrite(str(out_png), (grid * 255 + 0.5).astype(np.uint8))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--docs", default="docs/fusion")
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args(argv)
+    docs = Path(args.docs)
+    docs.mkdir(parents=True, exist_ok=True)
+    result = {"validation": validation_psnr(args.model, args.data)}
+    loss_curve(args.work, docs / "loss_curve.png")
+    example_figure(args.model, args.data, docs / "val_examples.png")
+    result["speed_12mp"] = speed_12mp(args.model, args.runs)
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
