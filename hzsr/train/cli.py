@@ -30,7 +30,7 @@ def register(subparsers) -> None:
     p.add_argument("--work", metavar="DIR", help="checkpoints and log.jsonl (default: next to --out)")
     p.add_argument("--steps", type=int, default=15000)
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (cosine decay)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (cosine decay)")
     p.add_argument("--w-cobi", type=float, default=0.02, help="weight of the CoBi loss")
     p.add_argument("--w-bright", type=float, default=0.2, help="weight of brightness consistency")
     p.add_argument("--time-limit", type=float, metavar="MIN",

@@ -3,8 +3,8 @@
 Y_fusion = Y_src + net(Y_src, Ỹ_ref, M_occ). To run 12 MP on two CPU cores, the network works on
 a space-to-depth (pixel_unshuffle by 4) stem: the five levels run at 1/4, 1/8, 1/16, 1/32 and
 1/64 of the input resolution, and a depth-to-space (pixel_shuffle by 4) head returns the full
-resolution residual. Skips are additive (no concatenation) to keep the decoder cheap. ReLU, no
-normalisation layers, so the exported graph is plain Conv/ConvTranspose/Relu/Add.
+resolution residual. Skips are additive (no concatenation) to keep the decoder cheap. Leaky ReLU,
+no normalisation layers, so the exported graph is plain Conv/ConvTranspose/LeakyRelu/Add.
 
 A 1x1 convolution from the stem's input straight to the residual gives the network a linear
 path (a global blend of Ỹ_ref into Y_src is learnt in the first steps). The last convolutions
@@ -23,8 +23,15 @@ MULTIPLE = STEM * 2 ** (LEVELS - 1)   # input H and W must be multiples of this 
 WIDTHS = (24, 32, 48, 64, 96)
 
 
+NEGATIVE_SLOPE = 0.1   # leaky: with plain ReLU the last decoder level died (all zeros) in training
+
+
+def _act() -> nn.Module:
+    return nn.LeakyReLU(NEGATIVE_SLOPE, inplace=True)
+
+
 def _conv(cin: int, cout: int, k: int = 3) -> nn.Module:
-    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2), nn.ReLU(inplace=True))
+    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2), _act())
 
 
 class FusionUNet(nn.Module):
@@ -38,8 +45,8 @@ class FusionUNet(nn.Module):
         self.stem = _conv(3 * STEM * STEM, w[0])
         self.enc = nn.ModuleList([_conv(w[0], w[0])] + [_conv(w[i], w[i]) for i in range(1, LEVELS)])
         # stride-2 2x2 convolutions: downsampling without overlapping footprints
-        self.down = nn.ModuleList([nn.Sequential(nn.Conv2d(w[i], w[i + 1], 2, stride=2),
-                                                 nn.ReLU(inplace=True)) for i in range(LEVELS - 1)])
+        self.down = nn.ModuleList([nn.Sequential(nn.Conv2d(w[i], w[i + 1], 2, stride=2), _act())
+                                   for i in range(LEVELS - 1)])
         self.up = nn.ModuleList([nn.ConvTranspose2d(w[i + 1], w[i], 2, stride=2)
                                  for i in range(LEVELS - 1)])
         self.dec = nn.ModuleList([_conv(w[i], w[i]) for i in range(LEVELS - 1)])
@@ -60,7 +67,7 @@ class FusionUNet(nn.Module):
             h = self.enc[i + 1](self.down[i](h))
             skips.append(h)
         for i in reversed(range(LEVELS - 1)):
-            h = self.dec[i](F.relu(self.up[i](h) + skips[i]))
+            h = self.dec[i](F.leaky_relu(self.up[i](h) + skips[i], NEGATIVE_SLOPE))
         return y_src + F.pixel_shuffle(self.head(h) + self.linear(blocks), STEM)
 
 

@@ -22,7 +22,7 @@ from .model import FusionUNet, WIDTHS
 class TrainConfig:
     steps: int = 15000
     batch: int = 16
-    lr: float = 2e-3
+    lr: float = 1e-3
     weights: dict = field(default_factory=lambda: {"l1": 1.0, "cobi": 0.02, "bright": 0.2})
     widths: tuple = WIDTHS
     seed: int = 0
