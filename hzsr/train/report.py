@@ -114,6 +114,39 @@ def example_figure(model_path: str, data_dir: str | Path, out_png: str | Path, c
     cv2.imwrite(str(out_png), (grid * 255 + 0.5).astype(np.uint8))
 
 
+def dev_case_crops(cases_dir: str | Path, classical_dir: str | Path, learned_dir: str | Path,
+                   docs: str | Path, size: int = 192) -> list[Path]:
+    """Side-by-side crops (bicubic | classical | learned | ground truth) of every case with a
+    gt.png, from the outputs that ``nodegraph eval --out-dir`` saved; the crop is the window
+    of the ground truth with the most gradient energy (a textured, informative region)."""
+    from nodes.hzsr.align import resample_region
+
+    written = []
+    for case in sorted(Path(cases_dir).iterdir()):
+        if not (case / "gt.png").exists():
+            continue
+        meta = json.loads((case / "case.json").read_text())
+        read = lambda p: cv2.imread(str(p), cv2.IMREAD_COLOR)  # noqa: E731
+        gt = read(case / "gt.png")
+        wide = read(case / "wide.png").astype(np.float32) / 255
+        bicubic = (np.clip(resample_region(wide, meta["crop_box_in_wide"], tuple(meta["output_size_wh"])),
+                           0, 1) * 255 + 0.5).astype(np.uint8)
+        panels = [bicubic, read(Path(classical_dir) / f"{case.name}.png"),
+                  read(Path(learned_dir) / f"{case.name}.png"), gt]
+        g = cv2.cvtColor(gt, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        energy = cv2.boxFilter(np.abs(cv2.Laplacian(g, cv2.CV_32F)), -1, (size, size), normalize=True)
+        half = size // 2
+        inner = energy[half:-half, half:-half] if min(energy.shape) > size else energy
+        y, x = np.unravel_index(np.argmax(inner), inner.shape)
+        crops = [p[y:y + size, x:x + size] for p in panels]
+        strip = np.hstack([np.pad(c, ((0, 0), (0, 4), (0, 0)), constant_values=255) for c in crops])
+        strip = cv2.resize(strip, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
+        out = Path(docs) / f"devcase_{case.name}.png"
+        cv2.imwrite(str(out), strip)
+        written.append(out)
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", required=True)
