@@ -134,11 +134,13 @@ def dev_case_crops(cases_dir: str | Path, classical_dir: str | Path, learned_dir
         panels = [bicubic, read(Path(classical_dir) / f"{case.name}.png"),
                   read(Path(learned_dir) / f"{case.name}.png"), gt]
         g = cv2.cvtColor(gt, cv2.COLOR_BGR2GRAY).astype(np.float32)
-        energy = cv2.boxFilter(np.abs(cv2.Laplacian(g, cv2.CV_32F)), -1, (size, size), normalize=True)
-        half = size // 2
-        inner = energy[half:-half, half:-half] if min(energy.shape) > size else energy
-        y, x = np.unravel_index(np.argmax(inner), inner.shape)
-        crops = [p[y:y + size, x:x + size] for p in panels]
+        side = min(size, *g.shape)  # small cases are shown whole along their short side
+        energy = cv2.boxFilter(np.abs(cv2.Laplacian(g, cv2.CV_32F)), -1, (side, side), normalize=True)
+        half = side // 2
+        # window centres that keep the whole window inside the image; top-left = centre - half
+        centres = energy[half:g.shape[0] - side + half + 1, half:g.shape[1] - side + half + 1]
+        y, x = np.unravel_index(np.argmax(centres), centres.shape)
+        crops = [p[y:y + side, x:x + side] for p in panels]
         strip = np.hstack([np.pad(c, ((0, 0), (0, 4), (0, 0)), constant_values=255) for c in crops])
         strip = cv2.resize(strip, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
         out = Path(docs) / f"devcase_{case.name}.png"
