@@ -115,7 +115,10 @@ def write_atomic(path: str | os.PathLike, payload: bytes) -> None:
     target = _FsPath(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; the result is an ordinary file
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()

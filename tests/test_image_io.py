@@ -163,3 +163,14 @@ def test_write_atomic_replaces_whole_file(tmp_path):
     target.write_bytes(b"old" * 100)
     write_atomic(target, b"new")
     assert target.read_bytes() == b"new"
+
+
+def test_written_file_has_ordinary_permissions(tmp_path):
+    import stat
+    from nodes.image_io import write_atomic
+    umask = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "out.bin", b"data")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "out.bin").stat().st_mode) == 0o644
