@@ -129,17 +129,7 @@ def plan(graph: Graph, registry: Registry) -> Plan:
     check(graph, registry)
     steps: list[Step] = []
     outputs = _flatten(graph, registry, "", {n: _input_value(graph, n) for n in graph.inputs}, steps)
-    order = nx.DiGraph()
-    position = {s.name: i for i, s in enumerate(steps)}
-    for step in steps:
-        order.add_node(step.name)
-        for source in step.sources.values():
-            if isinstance(source, Ref):
-                order.add_edge(source.node, step.name)
-    # Ties keep file order, so runs and progress bars are repeatable.
-    ordered = [steps[position[n]] for n in nx.lexicographical_topological_sort(
-        order, key=position.__getitem__)]
-    return Plan(ordered, outputs, graph)
+    return Plan(steps, outputs, graph)
 
 
 def _flatten(graph: Graph, registry: Registry, prefix: str, inputs: dict[str, Ref | Const],
@@ -157,16 +147,17 @@ def _flatten(graph: Graph, registry: Registry, prefix: str, inputs: dict[str, Re
         return Ref(prefix + ref.node, ref.port)
 
     overrides = param_overrides or {}
-    pending = list(graph.nodes.values())
-    # Subgraphs must be expanded before their readers resolve links into them.
+    # Topological order (subgraphs expand before their readers resolve links into them);
+    # ties keep file order, so runs and progress bars are repeatable.
     dag = nx.DiGraph()
     dag.add_nodes_from(graph.nodes)
-    for inst in pending:
+    for inst in graph.nodes.values():
         for link in inst.links.values():
             ref = Ref.parse(link)
             if ref.node != INPUTS:
                 dag.add_edge(ref.node, inst.name)
-    for name in nx.topological_sort(dag):
+    position = {name: i for i, name in enumerate(graph.nodes)}
+    for name in nx.lexicographical_topological_sort(dag, key=position.__getitem__):
         inst = graph.nodes[name]
         spec = resolve_spec(graph, inst.type, registry)
         params = {**spec.default_params(), **inst.params}
