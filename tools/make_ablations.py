@@ -95,7 +95,10 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 if a file is out of date")
     args = parser.parse_args()
     stale = []
-    for path, text in variants().items():
+    texts = variants()
+    # a variant that became hzsr.yaml itself (say, its new default fusion) must not linger
+    leftovers = sorted(set(FOLDER.glob("*.yaml")) - set(texts))
+    for path, text in texts.items():
         if args.check:
             if not path.exists() or path.read_text() != text:
                 stale.append(path)
@@ -103,6 +106,12 @@ def main() -> int:
             FOLDER.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
             print(f"wrote {path.relative_to(REPO)}")
+    for path in leftovers:
+        if args.check:
+            stale.append(path)
+        else:
+            path.unlink()
+            print(f"removed {path.relative_to(REPO)} (no longer a variant)")
     for path in stale:
         print(f"out of date: {path.relative_to(REPO)} (run python tools/make_ablations.py)")
     return 1 if stale else 0
