@@ -11,13 +11,16 @@ to copy its reference. Without a rig we simulate one from a single real photo pe
 - ref (``I_ref``): a *different* view: the photo resampled through a smooth random depth map
   (depth-dependent parallax along a random baseline plus a small residual global shift),
   occluders cut from other photos pasted in both views with their own, larger parallax,
-  defocus of the depth layers away from a random focus depth, its own noise, exposure, colour
-  and gamma, JPEG; then colour-matched to src with ``hzsr.align``'s ``match_colour``.
+  view-dependent specular highlights (each view has its own, or the same ones displaced),
+  defocus of the depth layers away from a random focus depth, its own noise, exposure, colour,
+  gamma and *spatially varying* shading (vignetting and a smooth gain field: two lenses never
+  agree on low frequencies, and the global colour match cannot remove that), JPEG; then
+  colour-matched to src with ``hzsr.align``'s ``match_colour``.
 
 :func:`align_triplet` then runs the project's own alignment stages on (src, ref) -- the DIS
 flow of ``hzsr.flow`` at a work size 1-3x below the scene (as at 12 MP), ``hzsr.warp`` and
-``hzsr.occlusion`` with its default s -- so the network learns on real warping errors and real
-M_occ maps. Everything is drawn from a ``numpy.random.Generator``: fixed seed, fixed data.
+``hzsr.occlusion`` with its node defaults (the same M_occ the pipeline feeds the fusion node) --
+so the network learns on real warping errors and real M_occ maps. Everything is drawn from a ``numpy.random.Generator``: fixed seed, fixed data.
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ import numpy as np
 from nodes.hzsr.align import match_colour
 from nodes.hzsr.flow import estimate_flow
 from nodes.hzsr.luma import luminance
-from nodes.hzsr.occlusion import occlusion_mask
+from nodes.hzsr.occlusion import occlusion
 from nodes.hzsr.warp import warp_bilinear
 
 # scikit-image's bundled photographs (motorcycle_* excluded: the dev cases are built from it;
@@ -45,21 +48,22 @@ MATE_NATURE_DIR = "/usr/share/backgrounds/mate/nature"             # mate-backgr
 PLASMA_DIR = "/usr/share/wallpapers"
 # held out of training, used for the validation loss only
 VALIDATION_PHOTOS = ("skimage:coffee", "mate:Wood")
-OCCLUSION_S = 0.5   # hzsr.occlusion's default sensitivity
 
 
 @dataclass(frozen=True)
 class RigParams:
     """Ranges the simulation draws from (uniform unless said otherwise)."""
     zoom: tuple[float, float] = (2.0, 4.5)             # W -> T focal ratio
-    w_lens_sigma: tuple[float, float] = (0.4, 1.0)     # W lens blur, W px
+    w_lens_sigma: tuple[float, float] = (0.2, 1.0)     # W lens blur, W px
     w_noise: tuple[float, float] = (0.5 / 255, 4.0 / 255)   # read-noise std
     w_shot: tuple[float, float] = (0.0, 2e-4)          # shot-noise variance per unit signal
     w_denoise_p: float = 0.5                           # probability of the ISP denoise
     w_sharpen: tuple[float, float] = (0.0, 1.0)        # unsharp-mask amount
     w_jpeg_p: float = 0.7
     jpeg_quality: tuple[int, int] = (70, 97)
-    parallax: tuple[float, float] = (1.0, 14.0)        # max depth-dependent disparity, T px
+    # max depth-dependent disparity, T px, log-uniform: mostly small, some close-range scenes
+    # (a subject at arm's length gives tens of px at HZSR's 512 px flow resolution)
+    parallax: tuple[float, float] = (1.0, 40.0)
     residual_shift: float = 3.0                        # global shift left after FAST align, T px
     occluders: tuple[int, int] = (0, 3)                # per scene, inclusive
     occluder_parallax: tuple[float, float] = (6.0, 30.0)
@@ -70,6 +74,13 @@ class RigParams:
     t_exposure: tuple[float, float] = (0.8, 1.25)
     t_colour: tuple[float, float] = (0.92, 1.08)       # per-channel gain
     t_gamma: tuple[float, float] = (0.9, 1.1)
+    t_shading: tuple[float, float] = (0.0, 0.15)       # smooth relative gain field, +-amplitude
+    t_vignetting: tuple[float, float] = (0.0, 0.25)    # relative fall-off at the corners
+    highlights_p: float = 0.6                          # probability of specular highlights
+    highlights: tuple[int, int] = (1, 15)              # per scene, inclusive
+    highlight_sigma: tuple[float, float] = (1.0, 5.0)  # T px
+    highlight_gain: tuple[float, float] = (0.15, 0.7)
+    highlight_shift: tuple[float, float] = (3.0, 25.0)  # view-dependent displacement, T px
     flow_downscale: tuple[float, float] = (1.0, 3.0)   # scene size / flow work size
 
     def as_dict(self) -> dict:
@@ -163,6 +174,50 @@ def _blob_mask(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return np.clip(inside * 8.0, 0, 1).astype(np.float32)
 
 
+def _gaussian_spots(h: int, w: int, centres: np.ndarray, sigmas: np.ndarray,
+                    gains: np.ndarray) -> np.ndarray:
+    """Sum of isotropic Gaussian spots, float32 (h, w)."""
+    out = np.zeros((h, w), np.float32)
+    for (cy, cx), sigma, gain in zip(centres, sigmas, gains):
+        r = int(np.ceil(3 * sigma))
+        y0, y1 = max(0, int(cy) - r), min(h, int(cy) + r + 1)
+        x0, x1 = max(0, int(cx) - r), min(w, int(cx) + r + 1)
+        if y1 <= y0 or x1 <= x0:
+            continue
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        out[y0:y1, x0:x1] += gain * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma ** 2))
+    return out
+
+
+def _add_highlights(target: np.ndarray, ref: np.ndarray, rng: np.random.Generator,
+                    p: RigParams) -> None:
+    """View-dependent specular highlights, in place: each spot is seen displaced in the other
+    view, or by one camera only, so a bright blob of Ĩ_ref that Y_src lacks is not detail."""
+    h, w = target.shape[:2]
+    n = int(rng.integers(p.highlights[0], p.highlights[1] + 1))
+    centres = rng.uniform((0, 0), (h, w), (n, 2))
+    sigmas = rng.uniform(*p.highlight_sigma, n)
+    gains = rng.uniform(*p.highlight_gain, n)
+    angle = rng.uniform(0, 2 * np.pi, n)
+    shift = rng.uniform(*p.highlight_shift, n)[:, None] * np.stack([np.sin(angle), np.cos(angle)], 1)
+    seen = rng.random((n, 2)) < 0.8                    # [in target, in ref]
+    seen[~seen.any(axis=1), 0] = True
+    tint = rng.uniform(0.85, 1.0, 3).astype(np.float32)
+    for img, keep, c in ((target, seen[:, 0], centres), (ref, seen[:, 1], centres + shift)):
+        spots = _gaussian_spots(h, w, c[keep], sigmas[keep], gains[keep])
+        np.minimum(img + spots[..., None] * tint, 1.0, out=img)
+
+
+def _relative_shading(rng: np.random.Generator, p: RigParams, h: int, w: int) -> np.ndarray:
+    """T's gain relative to W: vignetting about a random centre times a smooth gain field."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    cy, cx = rng.uniform(0.3, 0.7) * h, rng.uniform(0.3, 0.7) * w
+    r2 = ((yy - cy) ** 2 + (xx - cx) ** 2) / (0.25 * (h * h + w * w))
+    vignetting = 1.0 - rng.uniform(*p.t_vignetting) * np.clip(r2, 0, 1)
+    field = 2.0 * smooth_field(rng, h, w, int(rng.integers(2, 5))) - 1.0
+    return (vignetting * (1.0 + rng.uniform(*p.t_shading) * field)).astype(np.float32)
+
+
 def simulate_scene(photo: np.ndarray, others: list[np.ndarray], rng: np.random.Generator,
                    p: RigParams, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, dict]:
     """(target, ref, info): the W-viewpoint sharp scene and a second T view of it.
@@ -172,7 +227,8 @@ def simulate_scene(photo: np.ndarray, others: list[np.ndarray], rng: np.random.G
     disparity and hide different background in each view.
     """
     h, w = size
-    margin = int(np.ceil(p.parallax[1] + p.residual_shift + p.occluder_parallax[1])) + 4
+    b = float(np.exp(rng.uniform(np.log(p.parallax[0]), np.log(p.parallax[1]))))
+    margin = int(np.ceil(b + p.residual_shift + p.occluder_parallax[1])) + 4
     scale = rng.uniform(0.45, 1.0) if max(photo.shape[:2]) > 1000 else rng.uniform(0.8, 1.0)
     scale = max(scale, (h + 2 * margin) / photo.shape[0], (w + 2 * margin) / photo.shape[1])
     if scale != 1.0:
@@ -190,7 +246,6 @@ def simulate_scene(photo: np.ndarray, others: list[np.ndarray], rng: np.random.G
     depth = depth + 0.3 * (ramp if rng.random() < 0.5 else ramp[::-1])  # ground-plane-like tilt
     angle = rng.normal(0.0, 0.2) + (np.pi if rng.random() < 0.5 else 0.0)
     direction = np.array([np.cos(angle), np.sin(angle)], np.float32)
-    b = rng.uniform(*p.parallax)
     t = rng.uniform(-p.residual_shift, p.residual_shift, 2).astype(np.float32)
     disparity = (b * depth)[..., None] * direction + t
     target = scene.copy()
@@ -220,12 +275,16 @@ def simulate_scene(photo: np.ndarray, others: list[np.ndarray], rng: np.random.G
             if img is ref:
                 layer_depth[y0:y1, x0:x1] = np.maximum(layer_depth[y0:y1, x0:x1], 1.2 * a[..., 0])
 
+    if rng.random() < p.highlights_p:
+        _add_highlights(target, ref, rng, p)
+
     # T's narrow depth of field: layers away from the focus depth are blurred in ref only.
     ref = _blur(ref, rng.uniform(*p.t_lens_sigma))
     if rng.random() < p.defocus_p:
         focus = rng.uniform(0.0, 1.0)
         far = np.clip(np.abs(layer_depth - focus) * 3.0 - 0.3, 0, 1)[..., None]
         ref = (1 - far) * ref + far * _blur(ref, rng.uniform(*p.defocus_sigma))
+    ref = ref * _relative_shading(rng, p, H, W)[..., None]
     ref = np.clip(ref * rng.uniform(*p.t_exposure) * rng.uniform(*p.t_colour, 3), 0, 1)
     ref = ref ** rng.uniform(*p.t_gamma)
     ref = ref + rng.standard_normal(ref.shape).astype(np.float32) * rng.uniform(*p.t_noise)
@@ -247,7 +306,7 @@ def align_triplet(src: np.ndarray, ref: np.ndarray, zoom: float, flow_downscale:
     work = (max(32, round(h / flow_downscale)), max(32, round(w / flow_downscale)))
     fwd, bwd, _ = estimate_flow(src, ref, "dis", work)
     ref_warped = warp_bilinear(ref, fwd)
-    m_occ = occlusion_mask(fwd, bwd, OCCLUSION_S)
+    m_occ = occlusion(fwd, bwd)
     return {"ref": ref, "ref_warped": ref_warped, "M_occ": m_occ}
 
 
