@@ -2,6 +2,9 @@
 
 ``python -m hzsr.train.report --data CACHE --work WORKDIR --model MODEL.onnx --docs docs/fusion``
 (run from the repository root). Validation patches come from the held-out photos only.
+With ``--cases DIR --classical-out DIR --learned-out DIR`` (the ``--out-dir`` folders of two
+``nodegraph eval`` runs) it also redraws the side-by-side crops of the dev cases; those are
+only looked at, never used to choose anything.
 """
 from __future__ import annotations
 
@@ -156,12 +159,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", required=True)
     ap.add_argument("--docs", default="docs/fusion")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--cases", help="evaluation cases folder, for the side-by-side crops")
+    ap.add_argument("--classical-out", help="nodegraph eval --out-dir of the classical pipeline")
+    ap.add_argument("--learned-out", help="nodegraph eval --out-dir of the learned pipeline")
     args = ap.parse_args(argv)
     docs = Path(args.docs)
     docs.mkdir(parents=True, exist_ok=True)
     result = {"validation": validation_psnr(args.model, args.data)}
     loss_curve(args.work, docs / "loss_curve.png")
     example_figure(args.model, args.data, docs / "val_examples.png")
+    if args.cases:
+        result["dev_case_crops"] = [str(p) for p in dev_case_crops(
+            args.cases, args.classical_out, args.learned_out, docs)]
     result["speed_12mp"] = speed_12mp(args.model, args.runs)
     print(json.dumps(result, indent=1))
     return 0
