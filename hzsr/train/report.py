@@ -163,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--classical-out", help="nodegraph eval --out-dir of the classical pipeline")
     ap.add_argument("--learned-out", help="nodegraph eval --out-dir of the learned pipeline")
     args = ap.parse_args(argv)
+    if args.cases and not (args.classical_out and args.learned_out):
+        ap.error("--cases needs --classical-out and --learned-out")
     docs = Path(args.docs)
     docs.mkdir(parents=True, exist_ok=True)
     result = {"validation": validation_psnr(args.model, args.data)}

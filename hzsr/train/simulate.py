@@ -20,7 +20,8 @@ to copy its reference. Without a rig we simulate one from a single real photo pe
 :func:`align_triplet` then runs the project's own alignment stages on (src, ref) -- the DIS
 flow of ``hzsr.flow`` at a work size 1-3x below the scene (as at 12 MP), ``hzsr.warp`` and
 ``hzsr.occlusion`` with its node defaults (the same M_occ the pipeline feeds the fusion node) --
-so the network learns on real warping errors and real M_occ maps. Everything is drawn from a ``numpy.random.Generator``: fixed seed, fixed data.
+so the network learns on real warping errors and real M_occ maps. Everything is drawn from a
+``numpy.random.Generator``: fixed seed, fixed data.
 """
 from __future__ import annotations
 
@@ -81,6 +82,7 @@ class RigParams:
     highlight_sigma: tuple[float, float] = (1.0, 5.0)  # T px
     highlight_gain: tuple[float, float] = (0.15, 0.7)
     highlight_shift: tuple[float, float] = (3.0, 25.0)  # view-dependent displacement, T px
+    highlight_seen_p: float = 0.8                      # per view; at least one view sees each spot
     flow_downscale: tuple[float, float] = (1.0, 3.0)   # scene size / flow work size
 
     def as_dict(self) -> dict:
@@ -200,7 +202,7 @@ def _add_highlights(target: np.ndarray, ref: np.ndarray, rng: np.random.Generato
     gains = rng.uniform(*p.highlight_gain, n)
     angle = rng.uniform(0, 2 * np.pi, n)
     shift = rng.uniform(*p.highlight_shift, n)[:, None] * np.stack([np.sin(angle), np.cos(angle)], 1)
-    seen = rng.random((n, 2)) < 0.8                    # [in target, in ref]
+    seen = rng.random((n, 2)) < p.highlight_seen_p     # [in target, in ref]
     seen[~seen.any(axis=1), 0] = True
     tint = rng.uniform(0.85, 1.0, 3).astype(np.float32)
     for img, keep, c in ((target, seen[:, 0], centres), (ref, seen[:, 1], centres + shift)):
