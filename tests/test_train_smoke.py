@@ -32,9 +32,12 @@ def cache(tmp_path_factory):
 
 def test_cache_planes_are_sane(cache):
     x, y = load_cache(cache)
-    assert x.shape == (24, 3, 64, 64) and y.shape == (24, 1, 64, 64)
-    x = x.astype(np.float32)
+    assert x.shape == (24, 3, 64, 64) and y.shape == (24, 2, 64, 64)
+    x, y = x.astype(np.float32), y.astype(np.float32)
     assert np.isfinite(x).all() and x.min() >= 0 and x.max() <= 1
+    # the loss weight M_blend is a weight in [0, 1] that trusts T somewhere but not everywhere
+    m_blend = y[:, 1]
+    assert m_blend.min() >= 0 and m_blend.max() <= 1 and 0.05 < m_blend.mean() < 0.999
     # src is a degraded version of the target: close to it but not equal
     err = np.abs(x[:, 0] - y[:, 0].astype(np.float32)).mean()
     assert 0.002 < err < 0.2
@@ -44,15 +47,16 @@ def test_loss_falls_and_export_matches_torch(cache, tmp_path):
     cfg = TrainConfig(steps=300, batch=8, lr=3e-3, seed=0, threads=1, checkpoint_every=100,
                       val_every=10 ** 9, weights={"l1": 1.0, "cobi": 0.02, "bright": 0.2})
     x, y = load_cache(cache)
-    before = evaluate(FusionUNet(), x, y, cfg.weights)
+    before = evaluate(FusionUNet(), x, y, cfg.weights, cfg.trust_floor)
     model, summary = train(cache, tmp_path / "work", cfg, progress=False)
-    after = evaluate(model, x, y, cfg.weights)
-    # the untrained net is the identity on Y_src (zero head): its loss is the identity's
-    assert before["l1"] == pytest.approx(before["l1_identity"], abs=1e-6)
+    after = evaluate(model, x, y, cfg.weights, cfg.trust_floor)
+    # the untrained net is the identity on Y_src (zero head): blended or not, its L1 is the identity's
+    assert before["l1_blended"] == pytest.approx(before["l1_identity"], abs=1e-6)
     # a few hundred steps on 24 patches only start to learn the high-pass of Ỹ_ref (the simulated
     # T view differs from W in shading and highlights); a training loop that does not learn
     # stays at exactly the identity's loss
     assert after["l1"] < 0.98 * before["l1"]
+    assert after["l1_blended"] < before["l1_blended"]
     assert summary["steps"] == 300 and (tmp_path / "work" / "checkpoint.pt").exists()
     lines = (tmp_path / "work" / "log.jsonl").read_text().splitlines()
     assert len(lines) == 300 and {"l1", "cobi", "bright", "loss"} <= set(json.loads(lines[-1]))
@@ -87,3 +91,4 @@ def test_cli_registers_train_fusion():
                               "--resume", "c.pt", "--seed", "3"])
     assert args.handler is cli.run_fusion
     assert (args.steps, args.seed, args.resume, args.data) == (5, 3, "c.pt", "d")
+

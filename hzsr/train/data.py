@@ -1,7 +1,9 @@
 """Pre-generated training patches: simulate scenes once, cut fixed patches, cache them as .npz.
 
-The cache (outside git) holds ``x`` (N, 3, P, P) = [Y_src, Ỹ_ref, M_occ] and ``y`` (N, 1, P, P)
-= Y_target in float16, plus the list of photos and the simulation parameters used. Training
+The cache (outside git) holds ``x`` (N, 3, P, P) = [Y_src, Ỹ_ref, M_occ] (the network's
+inputs) and ``y`` (N, 2, P, P) = [Y_target, M_blend] (the label and the blend weight the
+pipeline would give the output, which weights the loss) in float16, plus the list of photos
+and the simulation parameters used. Training
 then only reads arrays (flips and 90-degree rotations are applied on the fly).
 """
 from __future__ import annotations
@@ -49,7 +51,7 @@ def build_cache(out_dir: str | Path, *, scenes: int, patches_per_scene: int = 6,
                          for s, d in zip(size, loaded[pid].shape[:2]))
             s = make_sample(loaded[pid], others, rng, params, size)
             infos.append({"photo": short_id(pid), **s["info"]})
-            planes = np.stack([s["Y_src"], s["Y_ref"], s["M_occ"], s["Y_target"]])
+            planes = np.stack([s["Y_src"], s["Y_ref"], s["M_occ"], s["Y_target"], s["M_blend"]])
             h, w = planes.shape[1:]
             for _ in range(patches_per_scene):
                 y0, x0 = rng.integers(0, h - patch + 1), rng.integers(0, w - patch + 1)

@@ -1,6 +1,9 @@
 """Training losses of the fusion network: L1, CoBi and brightness consistency (SPEC section 5).
 
-- L1 on luminance: mean |Y_fusion - Y_target|.
+- L1 on luminance: mean |Y_fusion - Y_target|, optionally weighted per pixel. Training weights
+  it by the trust the pipeline gives the output, floor + (1 - floor) M_blend (the blend weight
+  of ``hzsr.blend`` computed on the training triplet): where the masks will put I_src back, the
+  network need not hedge, and where they trust T, it must get T's detail right.
 - CoBi, the contextual bilateral loss of Zoom to Learn (Zhang et al. 2019, eq. 2):
   CoBi(P, Q) = 1/N sum_i min_j (D(p_i, q_j) + w_s * D'(p_i, q_j)),
   D'(p_i, q_j) = ||(x_i, y_i) - (x_j, y_j)||_2. The features p_i, q_j are the n x n patches of
@@ -19,8 +22,12 @@ import torch
 import torch.nn.functional as F
 
 
-def l1_loss(y_fusion: torch.Tensor, y_target: torch.Tensor) -> torch.Tensor:
-    return (y_fusion - y_target).abs().mean()
+def l1_loss(y_fusion: torch.Tensor, y_target: torch.Tensor,
+            weight: torch.Tensor | None = None) -> torch.Tensor:
+    error = (y_fusion - y_target).abs()
+    if weight is None:
+        return error.mean()
+    return (weight * error).sum() / weight.sum().clamp_min(1e-8)
 
 
 def patch_features(y: torch.Tensor, n: int, stride: int) -> torch.Tensor:
@@ -61,9 +68,11 @@ def brightness_loss(y_fusion: torch.Tensor, y_src: torch.Tensor, size: int = 8) 
 
 
 def total_loss(y_fusion: torch.Tensor, y_target: torch.Tensor, y_src: torch.Tensor,
-               weights: dict[str, float]) -> tuple[torch.Tensor, dict[str, float]]:
-    """Weighted sum of the three losses and their values (for the log)."""
-    parts = {"l1": l1_loss(y_fusion, y_target),
+               weights: dict[str, float], pixel_weight: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted sum of the three losses and their values (for the log); ``pixel_weight``
+    weights the L1 term per pixel."""
+    parts = {"l1": l1_loss(y_fusion, y_target, pixel_weight),
              "cobi": cobi_loss(y_fusion, y_target) if weights.get("cobi", 0) > 0 else None,
              "bright": brightness_loss(y_fusion, y_src) if weights.get("bright", 0) > 0 else None}
     total = sum(weights[k] * v for k, v in parts.items() if v is not None)

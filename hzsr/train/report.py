@@ -18,7 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from nodegraph.node import spec_of
 from nodes.hzsr import fusion_unet as fu
+from nodes.hzsr.fusion_classical import detail_transfer, estimate_optical_sigma, fusion_classical
 
 from .data import load_cache
 
@@ -28,24 +30,40 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 10 * np.log10(1.0 / max(mse, 1e-12))
 
 
+def classical_fusion(x: np.ndarray) -> np.ndarray:
+    """``hzsr.fusion_classical`` (default gain, sigma estimated per patch) on cached patches."""
+    gain = spec_of(fusion_classical).default_params()["gain"]
+    return np.stack([detail_transfer(p[0], p[1], p[2], estimate_optical_sigma(p[0], p[1], p[2]), gain)
+                     for p in x])[:, None]
+
+
 def validation_psnr(model_path: str, data_dir: str | Path) -> dict:
-    """Mean Y-PSNR on the validation patches: W upsampled (identity), Ỹ_ref copied, the network;
-    and the network on the pixels with M_occ > 0.5 vs < 0.5."""
+    """Y-PSNR on the validation patches: W upsampled (identity), Ỹ_ref copied, the classical
+    fusion and the network; mean over patches, and pooled over the pixels with M_occ < 0.5
+    ("visible") and >= 0.5 ("occluded"). Where the cache holds M_blend, also the pipeline's
+    output M_blend Y_fusion + (1 - M_blend) Y_src ("blended") for both fusions."""
     x, y = load_cache(data_dir, "val")
     x, y = x.astype(np.float32), y.astype(np.float32)
     session = fu.get_session(str(Path(model_path).resolve()), 0)
-    out = session.run(None, {session.get_inputs()[0].name: x})[0]
+    fused = {"fusion": session.run(None, {session.get_inputs()[0].name: x})[0],
+             "classical": classical_fusion(x)}
+    if y.shape[1] > 1:
+        m_blend = y[:, 1:2]
+        for name in list(fused):
+            fused[name + "_blended"] = m_blend * fused[name] + (1 - m_blend) * x[:, :1]
     occ = x[:, 2] > 0.5
     err = lambda a: (a - y[:, 0]) ** 2  # noqa: E731
     psnr_region = lambda e, m: 10 * np.log10(1 / max(float(e[m].mean()), 1e-12))  # noqa: E731
-    return {"patches": len(x),
-            "psnr_src": float(np.mean([_psnr(x[i, 0], y[i, 0]) for i in range(len(x))])),
-            "psnr_ref_warped": float(np.mean([_psnr(x[i, 1], y[i, 0]) for i in range(len(x))])),
-            "psnr_fusion": float(np.mean([_psnr(out[i, 0], y[i, 0]) for i in range(len(x))])),
-            "pooled_psnr_src_visible": psnr_region(err(x[:, 0]), ~occ),
-            "pooled_psnr_fusion_visible": psnr_region(err(out[:, 0]), ~occ),
-            "pooled_psnr_src_occluded": psnr_region(err(x[:, 0]), occ),
-            "pooled_psnr_fusion_occluded": psnr_region(err(out[:, 0]), occ)}
+    result = {"patches": len(x),
+              "psnr_src": float(np.mean([_psnr(x[i, 0], y[i, 0]) for i in range(len(x))])),
+              "psnr_ref_warped": float(np.mean([_psnr(x[i, 1], y[i, 0]) for i in range(len(x))])),
+              "pooled_psnr_src_visible": psnr_region(err(x[:, 0]), ~occ),
+              "pooled_psnr_src_occluded": psnr_region(err(x[:, 0]), occ)}
+    for name, out in fused.items():
+        result[f"psnr_{name}"] = float(np.mean([_psnr(out[i, 0], y[i, 0]) for i in range(len(x))]))
+        result[f"pooled_psnr_{name}_visible"] = psnr_region(err(out[:, 0]), ~occ)
+        result[f"pooled_psnr_{name}_occluded"] = psnr_region(err(out[:, 0]), occ)
+    return result
 
 
 def speed_12mp(model_path: str, runs: int = 3, tile: int = 2048, overlap: int = 256,
@@ -83,11 +101,14 @@ def _vm_kb(field: str) -> float:
 
 
 def loss_curve(work_dir: str | Path, out_png: str | Path) -> None:
-    """Training L1 (smoothed) and validation L1 vs the identity, drawn with OpenCV."""
+    """Training L1 (smoothed) and validation L1 vs the identity's, drawn with OpenCV. The
+    validation curve is the L1 of the blended output where the log has it (the training L1 is
+    then weighted by M_blend), else the plain L1."""
     rows = [json.loads(line) for line in Path(work_dir, "log.jsonl").read_text().splitlines()]
     l1 = np.array([r["l1"] for r in rows])
     smooth = np.convolve(l1, np.ones(101) / 101, mode="valid")
-    val = [(r["step"], r["val"]["l1"], r["val"]["l1_identity"]) for r in rows if "val" in r]
+    val = [(r["step"], r["val"].get("l1_blended", r["val"]["l1"]), r["val"]["l1_identity"])
+           for r in rows if "val" in r]
     w, h, pad = 800, 400, 40
     img = np.full((h, w, 3), 255, np.uint8)
     lo, hi = min(smooth.min(), min(v[1] for v in val)) * 0.9, max(smooth.max(), val[0][2]) * 1.05
@@ -97,7 +118,7 @@ def loss_curve(work_dir: str | Path, out_png: str | Path) -> None:
     cv2.polylines(img, [pts], False, (200, 120, 0), 2)
     cv2.polylines(img, [np.array([[fx(s), fy(v)] for s, v, _ in val], np.int32)], False, (0, 0, 220), 2)
     cv2.line(img, (pad, fy(val[0][2])), (w - pad, fy(val[0][2])), (120, 120, 120), 1)
-    cv2.putText(img, "train L1 (blue), val L1 (red), val L1 of Y_src (grey)", (pad, 25),
+    cv2.putText(img, "train L1 (blue), val L1 of the output (red), of Y_src (grey)", (pad, 25),
                 cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1)
     cv2.putText(img, f"steps 0..{len(rows)}; L1 {hi:.4f} (top) .. {lo:.4f}", (pad, h - 12),
                 cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)

@@ -8,11 +8,13 @@ to copy its reference. Without a rig we simulate one from a single real photo pe
   pixels), box downsampling by the zoom ratio z (2-4.5, as the dev cases' W), signal-dependent
   noise, an ISP-like denoise and unsharp-mask sharpening, JPEG, then bicubic back up to the
   T grid (what ``hzsr.align`` produces);
-- ref (``I_ref``): a *different* view: the photo resampled through a smooth random depth map
+- ref (``I_ref``): a *different* view: the photo resampled (Lanczos, so that the second camera
+  is not blurred by the simulator's own interpolation) through a smooth random depth map
   (depth-dependent parallax along a random baseline plus a small residual global shift),
   occluders cut from other photos pasted in both views with their own, larger parallax,
   view-dependent specular highlights (each view has its own, or the same ones displaced),
-  defocus of the depth layers away from a random focus depth, its own noise, exposure, colour,
+  defocus of the depth layers away from the focus depth (T focuses on the depth seen in its
+  central 25 %, the default focus ROI of ``hzsr.defocus``), its own noise, exposure, colour,
   gamma and *spatially varying* shading (vignetting and a smooth gain field: two lenses never
   agree on low frequencies, and the global colour match cannot remove that), JPEG; then
   colour-matched to src with ``hzsr.align``'s ``match_colour``.
@@ -20,8 +22,12 @@ to copy its reference. Without a rig we simulate one from a single real photo pe
 :func:`align_triplet` then runs the project's own alignment stages on (src, ref) -- the DIS
 flow of ``hzsr.flow`` at a work size 1-3x below the scene (as at 12 MP), ``hzsr.warp`` and
 ``hzsr.occlusion`` with its node defaults (the same M_occ the pipeline feeds the fusion node) --
-so the network learns on real warping errors and real M_occ maps. Everything is drawn from a
-``numpy.random.Generator``: fixed seed, fixed data.
+so the network learns on real warping errors and real M_occ maps. It also computes the blend
+weight M_blend the pipeline would give the network's output (``hzsr.blend`` on the pipeline's
+M_occ, M_flow, M_reject and, for M_defocus, the layers the simulation really defocused): the
+fused image is only ever seen through M_blend, so the training loss weights pixels by it (see
+``hzsr.train.losses``) instead of asking the network to second-guess what the masks reject.
+Everything is drawn from a ``numpy.random.Generator``: fixed seed, fixed data.
 """
 from __future__ import annotations
 
@@ -33,9 +39,13 @@ import cv2
 import numpy as np
 
 from nodes.hzsr.align import match_colour
+from nodes.hzsr.blend import blend
+from nodes.hzsr.defocus import focus_roi_on_grid
 from nodes.hzsr.flow import estimate_flow
+from nodes.hzsr.flow_uncertainty import flow_uncertainty
 from nodes.hzsr.luma import luminance
 from nodes.hzsr.occlusion import occlusion
+from nodes.hzsr.reject import reject
 from nodes.hzsr.warp import warp_bilinear
 
 # scikit-image's bundled photographs (motorcycle_* excluded: the dev cases are built from it;
@@ -220,9 +230,21 @@ def _relative_shading(rng: np.random.Generator, p: RigParams, h: int, w: int) ->
     return (vignetting * (1.0 + rng.uniform(*p.t_shading) * field)).astype(np.float32)
 
 
+def render_view(scene: np.ndarray, disparity: np.ndarray) -> np.ndarray:
+    """scene(x + D(x)) resampled with Lanczos-4: a second camera sees the scene at its own
+    sharpness, which bilinear interpolation at fractional disparities would soften."""
+    h, w = scene.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    out = cv2.remap(scene, gx + disparity[..., 0], gy + disparity[..., 1], cv2.INTER_LANCZOS4,
+                    borderMode=cv2.BORDER_REFLECT)
+    return np.clip(out, 0.0, 1.0)
+
+
 def simulate_scene(photo: np.ndarray, others: list[np.ndarray], rng: np.random.Generator,
-                   p: RigParams, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(target, ref, info): the W-viewpoint sharp scene and a second T view of it.
+                   p: RigParams, size: tuple[int, int]
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """(target, ref, defocused, info): the W-viewpoint sharp scene, a second T view of it and
+    the fraction (0-1) of each pixel of ref blurred by T's depth of field.
 
     ref(x) = scene(x + D(x)): the background is read through a smooth depth map d(x) in [0, 1]
     with disparity D = b * d * dir + t; occluders lie in front (depth > 1) with their own
@@ -251,7 +273,7 @@ def simulate_scene(photo: np.ndarray, others: list[np.ndarray], rng: np.random.G
     t = rng.uniform(-p.residual_shift, p.residual_shift, 2).astype(np.float32)
     disparity = (b * depth)[..., None] * direction + t
     target = scene.copy()
-    ref = warp_bilinear(scene, disparity)
+    ref = render_view(scene, disparity)
     layer_depth = depth.copy()
 
     n_occ = int(rng.integers(p.occluders[0], p.occluders[1] + 1)) if others else 0
@@ -282,10 +304,12 @@ def simulate_scene(photo: np.ndarray, others: list[np.ndarray], rng: np.random.G
 
     # T's narrow depth of field: layers away from the focus depth are blurred in ref only.
     ref = _blur(ref, rng.uniform(*p.t_lens_sigma))
+    far = np.zeros((H, W), np.float32)
     if rng.random() < p.defocus_p:
-        focus = rng.uniform(0.0, 1.0)
-        far = np.clip(np.abs(layer_depth - focus) * 3.0 - 0.3, 0, 1)[..., None]
-        ref = (1 - far) * ref + far * _blur(ref, rng.uniform(*p.defocus_sigma))
+        x0, y0, x1, y1 = focus_roi_on_grid((h, w), None, None)
+        focus = float(np.median(layer_depth[margin + y0:margin + y1, margin + x0:margin + x1]))
+        far = np.clip(np.abs(layer_depth - focus) * 3.0 - 0.3, 0, 1).astype(np.float32)
+        ref = (1 - far[..., None]) * ref + far[..., None] * _blur(ref, rng.uniform(*p.defocus_sigma))
     ref = ref * _relative_shading(rng, p, H, W)[..., None]
     ref = np.clip(ref * rng.uniform(*p.t_exposure) * rng.uniform(*p.t_colour, 3), 0, 1)
     ref = ref ** rng.uniform(*p.t_gamma)
@@ -295,11 +319,13 @@ def simulate_scene(photo: np.ndarray, others: list[np.ndarray], rng: np.random.G
     crop = (slice(margin, margin + h), slice(margin, margin + w))
     info = {"parallax": float(b), "occluders": n_occ}
     return (np.ascontiguousarray(target[crop]).astype(np.float32),
-            np.ascontiguousarray(ref[crop]).astype(np.float32), info)
+            np.ascontiguousarray(ref[crop]).astype(np.float32), np.ascontiguousarray(far[crop]), info)
 
 
-def align_triplet(src: np.ndarray, ref: np.ndarray, zoom: float, flow_downscale: float) -> dict:
-    """The project's alignment on a simulated pair: colour match, F_fwd/F_bwd, Ĩ_ref, M_occ."""
+def align_triplet(src: np.ndarray, ref: np.ndarray, zoom: float, flow_downscale: float,
+                  defocused: np.ndarray | None = None) -> dict:
+    """The project's alignment on a simulated pair: colour match, F_fwd/F_bwd, Ĩ_ref, M_occ,
+    and the M_blend the pipeline would apply (``defocused`` stands in for M_defocus)."""
     h, w = src.shape[:2]
     low = (max(8, round(w / zoom)), max(8, round(h / zoom)))
     # colour statistics at W's optical resolution, as hzsr.align computes them
@@ -309,17 +335,22 @@ def align_triplet(src: np.ndarray, ref: np.ndarray, zoom: float, flow_downscale:
     fwd, bwd, _ = estimate_flow(src, ref, "dis", work)
     ref_warped = warp_bilinear(ref, fwd)
     m_occ = occlusion(fwd, bwd)
-    return {"ref": ref, "ref_warped": ref_warped, "M_occ": m_occ}
+    m_flow = flow_uncertainty(fwd, bwd, src, ref_warped)
+    m_reject = reject(src, ref_warped, (0.0, 0.0, w / zoom, h / zoom))
+    m_blend = blend(src, src, m_occ, defocused, m_flow, m_reject)["M_blend"]
+    return {"ref": ref, "ref_warped": ref_warped, "M_occ": m_occ, "M_blend": m_blend}
 
 
 def make_sample(photo: np.ndarray, others: list[np.ndarray], rng: np.random.Generator,
                 p: RigParams, size: tuple[int, int]) -> dict:
-    """One simulated capture: planes Y_src, Ỹ_ref, M_occ, Y_target (float32 (H, W)) + info."""
-    target, ref, info = simulate_scene(photo, others, rng, p, size)
+    """One simulated capture: planes Y_src, Ỹ_ref, M_occ, Y_target, M_blend (float32 (H, W))
+    + info."""
+    target, ref, defocused, info = simulate_scene(photo, others, rng, p, size)
     zoom = rng.uniform(*p.zoom)
     src = simulate_w(target, rng, p, zoom)
-    aligned = align_triplet(src, ref, zoom, rng.uniform(*p.flow_downscale))
+    aligned = align_triplet(src, ref, zoom, rng.uniform(*p.flow_downscale), defocused)
     info["zoom"] = float(zoom)
     return {"Y_src": luminance(src), "Y_ref": luminance(aligned["ref_warped"]),
-            "M_occ": aligned["M_occ"], "Y_target": luminance(target), "info": info,
+            "M_occ": aligned["M_occ"], "Y_target": luminance(target), "M_blend": aligned["M_blend"],
+            "info": info,
             "src": src, "ref": aligned["ref"], "ref_warped": aligned["ref_warped"], "target": target}

@@ -24,6 +24,7 @@ class TrainConfig:
     batch: int = 16
     lr: float = 1e-3
     weights: dict = field(default_factory=lambda: {"l1": 1.0, "cobi": 0.02, "bright": 0.2})
+    trust_floor: float = 0.1   # L1 pixel weight = floor + (1 - floor) M_blend (1 without M_blend)
     widths: tuple = WIDTHS
     seed: int = 0
     threads: int = 1
@@ -46,16 +47,32 @@ def save_checkpoint(path: Path, model, optim, step: int, cfg: TrainConfig, rng_s
     os.replace(tmp, path)
 
 
-def evaluate(model: FusionUNet, x: np.ndarray, y: np.ndarray, weights: dict, batch: int = 32) -> dict:
-    """Mean losses on a validation set, plus L1 of the identity (Y_fusion = Y_src) for scale."""
+def split_labels(yb: torch.Tensor, trust_floor: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(Y_target, L1 pixel weight or None) from a label batch [Y_target(, M_blend)]."""
+    if yb.shape[1] < 2:
+        return yb, None
+    return yb[:, :1], trust_floor + (1.0 - trust_floor) * yb[:, 1:2]
+
+
+def evaluate(model: FusionUNet, x: np.ndarray, y: np.ndarray, weights: dict, trust_floor: float,
+             batch: int = 32) -> dict:
+    """Mean losses on a validation set, plus L1 of the identity (Y_fusion = Y_src) for scale
+    and, where the cache has M_blend, ``l1_blended``: L1 of what the pipeline outputs,
+    M_blend Y_fusion + (1 - M_blend) Y_src (the number to choose models by)."""
     model.eval()
     sums: dict[str, float] = {}
     with torch.no_grad():
         for i in range(0, len(x), batch):
             xb = torch.from_numpy(x[i:i + batch].astype(np.float32))
             yb = torch.from_numpy(y[i:i + batch].astype(np.float32))
-            _, parts = total_loss(model(xb), yb, xb[:, :1], weights)
-            parts["l1_identity"] = float((xb[:, :1] - yb).abs().mean())
+            target, pixel_weight = split_labels(yb, trust_floor)
+            fused = model(xb)
+            _, parts = total_loss(fused, target, xb[:, :1], weights, pixel_weight)
+            parts["l1_identity"] = float((xb[:, :1] - target).abs().mean())
+            if yb.shape[1] > 1:
+                m_blend = yb[:, 1:2]
+                blended = m_blend * fused + (1.0 - m_blend) * xb[:, :1]
+                parts["l1_blended"] = float((blended - target).abs().mean())
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v * len(xb)
     model.train()
@@ -104,7 +121,8 @@ def train(data_dir: str | Path, work_dir: str | Path, cfg: TrainConfig, resume: 
             idx = rng.integers(0, len(x), cfg.batch)
             xb, yb = augment(x[idx].astype(np.float32), y[idx].astype(np.float32), rng)
             xb, yb = torch.from_numpy(xb), torch.from_numpy(yb)
-            loss, parts = total_loss(model(xb), yb, xb[:, :1], cfg.weights)
+            target, pixel_weight = split_labels(yb, cfg.trust_floor)
+            loss, parts = total_loss(model(xb), target, xb[:, :1], cfg.weights, pixel_weight)
             optim.zero_grad(set_to_none=True)
             loss.backward()
             optim.step()
@@ -114,7 +132,7 @@ def train(data_dir: str | Path, work_dir: str | Path, cfg: TrainConfig, resume: 
             last = {"step": step + 1, "loss": value, **parts, "lr": lr,
                     "elapsed_s": round(time.time() - t0 + elapsed0, 1)}
             if (step + 1) % cfg.val_every == 0 and val is not None:
-                last["val"] = evaluate(model, *val, cfg.weights)
+                last["val"] = evaluate(model, *val, cfg.weights, cfg.trust_floor)
             log.write(json.dumps(last) + "\n")
             log.flush()
             if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
@@ -129,6 +147,6 @@ def train(data_dir: str | Path, work_dir: str | Path, cfg: TrainConfig, resume: 
                "wall_s": round(time.time() - t0 + elapsed0, 1),
                "last": last, "config": asdict(cfg)}
     if val is not None:
-        summary["val"] = evaluate(model, *val, cfg.weights)
+        summary["val"] = evaluate(model, *val, cfg.weights, cfg.trust_floor)
     model.eval()
     return model, summary
