@@ -20,7 +20,7 @@ import numpy as np
 
 from nodegraph.node import spec_of
 from nodes.hzsr import fusion_unet as fu
-from nodes.hzsr.fusion_classical import detail_transfer, estimate_optical_sigma, fusion_classical
+from nodes.hzsr.fusion_classical import classical_fusion_luminance, fusion_classical
 
 from .data import load_cache
 
@@ -31,9 +31,9 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def classical_fusion(x: np.ndarray) -> np.ndarray:
-    """``hzsr.fusion_classical`` (default gain, sigma estimated per patch) on cached patches."""
-    gain = spec_of(fusion_classical).default_params()["gain"]
-    return np.stack([detail_transfer(p[0], p[1], p[2], estimate_optical_sigma(p[0], p[1], p[2]), gain)
+    """``hzsr.fusion_classical`` with its defaults on cached patches (N, 3, P, P) -> (N, 1, P, P)."""
+    defaults = spec_of(fusion_classical).default_params()
+    return np.stack([classical_fusion_luminance(p[0], p[1], p[2], defaults["sigma"], defaults["gain"])
                      for p in x])[:, None]
 
 

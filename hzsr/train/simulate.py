@@ -39,7 +39,8 @@ import cv2
 import numpy as np
 
 from nodes.hzsr.align import match_colour
-from nodes.hzsr.blend import blend
+from nodegraph.node import spec_of
+from nodes.hzsr.blend import blend, blend_weight
 from nodes.hzsr.defocus import focus_roi_on_grid
 from nodes.hzsr.flow import estimate_flow
 from nodes.hzsr.flow_uncertainty import flow_uncertainty
@@ -337,7 +338,10 @@ def align_triplet(src: np.ndarray, ref: np.ndarray, zoom: float, flow_downscale:
     m_occ = occlusion(fwd, bwd)
     m_flow = flow_uncertainty(fwd, bwd, src, ref_warped)
     m_reject = reject(src, ref_warped, (0.0, 0.0, w / zoom, h / zoom))
-    m_blend = blend(src, src, m_occ, defocused, m_flow, m_reject)["M_blend"]
+    masks = [m for m in (m_occ, defocused, m_flow, m_reject) if m is not None]
+    defaults = spec_of(blend).default_params()
+    m_blend = blend_weight((h, w), masks, None, defaults["grow"], defaults["smooth_sigma"],
+                           defaults["feather"])
     return {"ref": ref, "ref_warped": ref_warped, "M_occ": m_occ, "M_blend": m_blend}
 
 

@@ -103,6 +103,14 @@ def feather_weight(coverage: np.ndarray | None, shape: tuple[int, int], feather_
     return cv2.blur(eroded.astype(np.float32), (size, size), borderType=cv2.BORDER_REPLICATE)
 
 
+def blend_weight(shape: tuple[int, int], masks: list[np.ndarray], coverage: np.ndarray | None,
+                 grow: int, smooth_sigma: float, feather: float) -> np.ndarray:
+    """M_blend of the node (``feather`` as a fraction of the short side) from the linked masks."""
+    weight = smooth_weight(raw_blend_weight(masks, shape), grow, smooth_sigma)
+    weight *= feather_weight(coverage, shape, feather * min(shape))
+    return weight
+
+
 @node("hzsr.blend", version=3)
 def blend(src: Image, fused: Image, M_occ: Mask = None, M_defocus: Mask = None,
           M_flow: Mask = None, M_reject: Mask = None, coverage: Mask = None,
@@ -126,6 +134,5 @@ def blend(src: Image, fused: Image, M_occ: Mask = None, M_defocus: Mask = None,
     if overlap is not None and overlap <= 0:
         return {"image": src.copy(), "M_blend": np.zeros(shape, np.float32)}
     masks = [m for m in (M_occ, M_defocus, M_flow, M_reject) if m is not None]
-    weight = smooth_weight(raw_blend_weight(masks, shape), grow, smooth_sigma)
-    weight *= feather_weight(coverage, shape, feather * min(shape))
+    weight = blend_weight(shape, masks, coverage, grow, smooth_sigma, feather)
     return {"image": alpha_blend(src, fused, weight), "M_blend": weight}

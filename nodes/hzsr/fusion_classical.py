@@ -61,6 +61,13 @@ def detail_transfer(y_src, y_ref, m_occ, sigma, gain):
     return out
 
 
+def classical_fusion_luminance(y_src, y_ref, m_occ, sigma: float | None, gain: float) -> np.ndarray:
+    """Y_fusion of the node from luminance planes; ``sigma`` None = estimated from the images."""
+    if sigma is None:
+        sigma = estimate_optical_sigma(y_src, y_ref, m_occ)
+    return detail_transfer(y_src, y_ref, m_occ, sigma, gain)
+
+
 def detail_transfer_reference(y_src, y_ref, m_occ, sigma, gain):
     """Plain NumPy version of :func:`detail_transfer` (same low-pass), for the tests."""
     return (y_src + (1.0 - m_occ) * gain * (y_ref - lowpass(y_ref, sigma))).astype(np.float32)
@@ -81,7 +88,5 @@ def fusion_classical(src: Image, ref_warped: Image, M_occ: Mask, *,
     given) added to W's luminance; occluded pixels keep Y_src. Fusion is on luminance only;
     chroma from I_src (HZSR §3.2).
     """
-    y_src, y_ref = luminance(src), luminance(ref_warped)
-    if sigma is None:
-        sigma = estimate_optical_sigma(y_src, y_ref, M_occ)
-    return replace_luminance(src, detail_transfer(y_src, y_ref, M_occ, sigma, gain))
+    y_fusion = classical_fusion_luminance(luminance(src), luminance(ref_warped), M_occ, sigma, gain)
+    return replace_luminance(src, y_fusion)
