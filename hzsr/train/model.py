@@ -17,6 +17,8 @@ training starts from "keep the upsampled W" and learns only where T's detail hel
 """
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -40,10 +42,9 @@ def _conv(cin: int, cout: int, k: int = 3) -> nn.Module:
 
 
 def gaussian_taps(sigma: float) -> torch.Tensor:
-    radius = int(3 * sigma + 0.5)
-    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    taps = torch.exp(-t * t / (2 * sigma * sigma))
-    return taps / taps.sum()
+    """Normalised 1-D Gaussian of radius round(3 sigma) (OpenCV's kernel), float32."""
+    size = 2 * int(3 * sigma + 0.5) + 1
+    return torch.from_numpy(cv2.getGaussianKernel(size, sigma).ravel().astype(np.float32))
 
 
 class DetailBands(nn.Module):
