@@ -91,19 +91,42 @@ def test_cli_registers_train_fusion():
                               "--resume", "c.pt", "--seed", "3"])
     assert args.handler is cli.run_fusion
     assert (args.steps, args.seed, args.resume, args.data) == (5, 3, "c.pt", "d")
+    assert args.detail_sigmas is None   # the model's DETAIL_SIGMAS
+    args = parser.parse_args(["train", "fusion", "--out", "m.onnx", "--detail-sigmas", "1", "2"])
+    assert args.detail_sigmas == [1.0, 2.0]
 
 
-def test_detail_bands_match_a_plain_gaussian_stack():
+def test_detail_sigmas_set_the_number_of_band_gains(cache, tmp_path):
+    cfg = TrainConfig(steps=2, batch=2, seed=0, threads=1, val_every=10 ** 9, detail_sigmas=(1.0, 2.0))
+    model, summary = train(cache, tmp_path / "w", cfg, progress=False)
+    assert model.gains.out_channels == 2 * 16 and model.bands.sigmas == (1.0, 2.0)
+    assert tuple(summary["config"]["detail_sigmas"]) == (1.0, 2.0)
+
+
+@pytest.mark.parametrize("sigmas", [(1.0, 2.0, 4.0), (1.0, 2.0), (0.7,)])
+def test_detail_bands_match_a_plain_gaussian_stack(sigmas):
     import cv2
-    from hzsr.train.model import DETAIL_SIGMAS, DetailBands
+    from hzsr.train.model import DetailBands
     rng = np.random.default_rng(3)
     y = rng.random((37, 53)).astype(np.float32)
     # reference: OpenCV's Gaussian blur, edge-replicated, each kernel at radius round(3 sigma)
     levels = [y.astype(np.float64)] + [
         cv2.GaussianBlur(y.astype(np.float64), (2 * int(3 * s + 0.5) + 1,) * 2, s,
-                         borderType=cv2.BORDER_REPLICATE) for s in DETAIL_SIGMAS]
-    expected = np.stack([levels[i] - levels[i + 1] for i in range(len(DETAIL_SIGMAS))])
-    got = DetailBands()(torch.from_numpy(y)[None, None])[0].numpy()
+                         borderType=cv2.BORDER_REPLICATE) for s in sigmas]
+    expected = np.stack([levels[i] - levels[i + 1] for i in range(len(sigmas))])
+    got = DetailBands(sigmas)(torch.from_numpy(y)[None, None])[0].numpy()
     np.testing.assert_allclose(got, expected, atol=2e-6)
     # the bands and the last blur telescope back to the image
     np.testing.assert_allclose(got.sum(axis=0) + levels[-1], y, atol=2e-6)
+
+
+def test_rig_settings_that_disagree_with_an_existing_cache_are_refused(cache, tmp_path, capsys):
+    parser = argparse.ArgumentParser(prog="nodegraph")
+    cli.register(parser.add_subparsers(dest="command"))
+    before = (cache / "train.npz").stat().st_mtime_ns
+    for rig, message in ((["zoom=1.5,5"], "other rig settings"), (["zoom=fast"], "zoom=fast")):
+        args = parser.parse_args(["train", "fusion", "--data", str(cache), "--out",
+                                  str(tmp_path / "m.onnx"), "--steps", "1", "--rig", *rig])
+        assert args.handler(args) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists() and (cache / "train.npz").stat().st_mtime_ns == before

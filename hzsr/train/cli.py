@@ -26,6 +26,9 @@ def register(subparsers) -> None:
     src.add_argument("--scenes", type=int, default=800, help="simulated scenes for a new cache")
     src.add_argument("--patches-per-scene", type=int, default=6)
     src.add_argument("--patch", type=int, default=128, help="patch side, px (multiple of 64)")
+    src.add_argument("--rig", nargs="+", default=[], metavar="NAME=VALUE",
+                     help="simulated-rig settings for a new cache (fields of "
+                          "hzsr.train.simulate.RigParams, e.g. zoom=1.5,5 occluders=0,5)")
     p.add_argument("--out", required=True, metavar="MODEL.onnx", help="ONNX file to write")
     p.add_argument("--work", metavar="DIR", help="checkpoints and log.jsonl (default: next to --out)")
     p.add_argument("--steps", type=int, default=15000)
@@ -35,6 +38,9 @@ def register(subparsers) -> None:
     p.add_argument("--w-bright", type=float, default=0.2, help="weight of brightness consistency")
     p.add_argument("--trust-floor", type=float, default=0.1,
                    help="L1 pixel weight = floor + (1 - floor) M_blend; 1 = unweighted")
+    p.add_argument("--detail-sigmas", type=float, nargs="+", metavar="PX",
+                   help="Gaussians splitting Ỹ_ref into the detail path's band-pass layers "
+                        "(default: hzsr.train.model.DETAIL_SIGMAS, 1 2 4)")
     p.add_argument("--time-limit", type=float, metavar="MIN",
                    help="stop after MIN minutes of training even before --steps (the learning-rate "
                         "schedule then follows the clock)")
@@ -56,11 +62,17 @@ def run_fusion(args) -> int:
         return 2
     from .data import build_cache
     from .export import export_onnx
-    from .model import count_parameters, gflops
+    from .model import DETAIL_SIGMAS, count_parameters, gflops
+    from .simulate import RigParams
     from .train import TrainConfig, train
 
     if args.patch % 64:
         print("--patch must be a multiple of 64", file=sys.stderr)
+        return 2
+    try:
+        rig = RigParams().with_overrides(args.rig)
+    except ValueError as err:
+        print(f"--rig: {err}", file=sys.stderr)
         return 2
     out = Path(args.out)
     work = Path(args.work) if args.work else out.with_suffix("").parent / (out.stem + "_work")
@@ -68,12 +80,19 @@ def run_fusion(args) -> int:
     progress = not args.no_progress
     if not (data / "train.npz").exists():
         build_cache(data, scenes=args.scenes, patches_per_scene=args.patches_per_scene,
-                    patch=args.patch, seed=args.seed, photos=args.photos, progress=progress)
+                    patch=args.patch, seed=args.seed, photos=args.photos, params=rig,
+                    progress=progress)
+    elif args.rig:
+        cached = json.loads((data / "manifest.json").read_text())["params"]
+        if cached != json.loads(json.dumps(rig.as_dict())):
+            print(f"--rig: the cache in {data} was simulated with other rig settings "
+                  "(its manifest.json); give a new --data folder", file=sys.stderr)
+            return 2
     cfg = TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
                       threads=args.threads, checkpoint_every=args.checkpoint_every,
                       time_limit_s=args.time_limit * 60 if args.time_limit else None,
                       weights={"l1": 1.0, "cobi": args.w_cobi, "bright": args.w_bright},
-                      trust_floor=args.trust_floor)
+                      trust_floor=args.trust_floor, detail_sigmas=tuple(args.detail_sigmas or DETAIL_SIGMAS))
     model, summary = train(data, work, cfg, resume=args.resume, progress=progress)
     summary["onnx_max_abs_diff_vs_torch"] = export_onnx(model, out)
     summary["parameters"] = count_parameters(model)

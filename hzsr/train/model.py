@@ -83,7 +83,8 @@ class DetailBands(nn.Module):
 class FusionUNet(nn.Module):
     """(N, 3, H, W) = [Y_src, Ỹ_ref, M_occ] -> (N, 1, H, W) Y_fusion; H, W multiples of 64."""
 
-    def __init__(self, widths: tuple[int, ...] = WIDTHS):
+    def __init__(self, widths: tuple[int, ...] = WIDTHS,
+                 detail_sigmas: tuple[float, ...] = DETAIL_SIGMAS):
         super().__init__()
         assert len(widths) == LEVELS
         self.widths = tuple(widths)
@@ -100,9 +101,9 @@ class FusionUNet(nn.Module):
         # a linear path from the stem's input to the residual: a global blend such as
         # Y_src + a (Ỹ_ref - Y_src) is learnt at once; the UNet learns the gating around it
         self.linear = nn.Conv2d(3 * STEM * STEM, STEM * STEM, 1)
-        self.bands = DetailBands()
+        self.bands = DetailBands(detail_sigmas)
         # per-pixel gains of T's detail bands, predicted from the last decoder level
-        self.gains = nn.Conv2d(w[0], len(DETAIL_SIGMAS) * STEM * STEM, 1)
+        self.gains = nn.Conv2d(w[0], len(detail_sigmas) * STEM * STEM, 1)
         for conv in (self.head, self.linear, self.gains):
             nn.init.zeros_(conv.weight)
             nn.init.zeros_(conv.bias)

@@ -11,7 +11,8 @@ to copy its reference. Without a rig we simulate one from a single real photo pe
 - ref (``I_ref``): a *different* view: the photo resampled (Lanczos, so that the second camera
   is not blurred by the simulator's own interpolation) through a smooth random depth map
   (depth-dependent parallax along a random baseline plus a small residual global shift),
-  occluders cut from other photos pasted in both views with their own, larger parallax,
+  occluders cut from other photos (optionally from the scene's own photo, and thin bars)
+  pasted in both views with their own, larger parallax,
   view-dependent specular highlights (each view has its own, or the same ones displaced),
   defocus of the depth layers away from the focus depth (T focuses on the depth seen in its
   central 25 %, the default focus ROI of ``hzsr.defocus``), its own noise, exposure, colour,
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import glob
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import cv2
 import numpy as np
@@ -79,6 +80,10 @@ class RigParams:
     residual_shift: float = 3.0                        # global shift left after FAST align, T px
     occluders: tuple[int, int] = (0, 3)                # per scene, inclusive
     occluder_parallax: tuple[float, float] = (6.0, 30.0)
+    # probability that an occluder is cut from the scene's own photo: texture like the surface
+    # it hides, so the flow may match one to the other consistently both ways (M_occ misses it)
+    occluder_same_photo_p: float = 0.0
+    occluder_thin_p: float = 0.0                       # a bar 3-10 % of the scene wide (poles, spokes)
     t_lens_sigma: tuple[float, float] = (0.0, 0.6)     # T's own blur, T px
     defocus_p: float = 0.4
     defocus_sigma: tuple[float, float] = (1.0, 4.0)    # T px, for layers far from focus
@@ -98,6 +103,27 @@ class RigParams:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def with_overrides(self, settings: list[str]) -> "RigParams":
+        """A copy with ``NAME=VALUE`` settings applied (``zoom=1.5,5`` for a range), each
+        value typed like the field's default; ValueError names an unknown field or bad value."""
+        changes = {}
+        for setting in settings:
+            name, sep, text = setting.partition("=")
+            if not sep or name not in self.__dataclass_fields__:
+                raise ValueError(f"rig setting {setting!r}: expected NAME=VALUE with NAME one of "
+                                 f"{', '.join(self.__dataclass_fields__)}")
+            default = getattr(self, name)
+            texts = text.split(",")
+            if isinstance(default, tuple) and len(texts) != len(default):
+                raise ValueError(f"rig setting {setting!r}: {name} needs {len(default)} "
+                                 "comma-separated values")
+            try:
+                changes[name] = (tuple(type(d)(t) for d, t in zip(default, texts))
+                                 if isinstance(default, tuple) else type(default)(text))
+            except ValueError as err:
+                raise ValueError(f"rig setting {setting!r}: {err}") from None
+        return replace(self, **changes)
 
 
 def photo_paths() -> list[str]:
@@ -279,9 +305,17 @@ def simulate_scene(photo: np.ndarray, others: list[np.ndarray], rng: np.random.G
 
     n_occ = int(rng.integers(p.occluders[0], p.occluders[1] + 1)) if others else 0
     for _ in range(n_occ):
-        src_img = others[int(rng.integers(len(others)))]
+        # (each optional draw is skipped when its probability is 0: the default rig's random
+        # stream, and so its cache, stay as they were before these options existed)
+        same = p.occluder_same_photo_p > 0 and rng.random() < p.occluder_same_photo_p
+        src_img = photo if same else others[int(rng.integers(len(others)))]
         oh = int(rng.uniform(0.15, 0.45) * h)
         ow = int(rng.uniform(0.15, 0.45) * w)
+        if p.occluder_thin_p > 0 and rng.random() < p.occluder_thin_p:
+            if rng.random() < 0.5:
+                oh = max(4, int(rng.uniform(0.03, 0.1) * h))
+            else:
+                ow = max(4, int(rng.uniform(0.03, 0.1) * w))
         if src_img.shape[0] < oh + 1 or src_img.shape[1] < ow + 1:
             continue
         sy, sx = rng.integers(0, src_img.shape[0] - oh), rng.integers(0, src_img.shape[1] - ow)

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from .data import augment, load_cache
 from .losses import total_loss
-from .model import FusionUNet, WIDTHS
+from .model import DETAIL_SIGMAS, FusionUNet, WIDTHS
 
 
 @dataclass
@@ -26,6 +26,7 @@ class TrainConfig:
     weights: dict = field(default_factory=lambda: {"l1": 1.0, "cobi": 0.02, "bright": 0.2})
     trust_floor: float = 0.1   # L1 pixel weight = floor + (1 - floor) M_blend (1 without M_blend)
     widths: tuple = WIDTHS
+    detail_sigmas: tuple = DETAIL_SIGMAS
     seed: int = 0
     threads: int = 1
     checkpoint_every: int = 250
@@ -91,7 +92,7 @@ def train(data_dir: str | Path, work_dir: str | Path, cfg: TrainConfig, resume: 
     _set_seed(cfg.seed)
     x, y = load_cache(data_dir, "train")
     val = load_cache(data_dir, "val") if (Path(data_dir) / "val.npz").exists() else None
-    model = FusionUNet(tuple(cfg.widths))
+    model = FusionUNet(tuple(cfg.widths), tuple(cfg.detail_sigmas))
     optim = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed)
     start, elapsed0 = 0, 0.0
