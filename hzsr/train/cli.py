@@ -84,6 +84,7 @@ def run_fusion(args) -> int:
                     progress=progress)
     elif args.rig:
         cached = json.loads((data / "manifest.json").read_text())["params"]
+        # through JSON like the manifest, so tuples compare as the lists it stored
         if cached != json.loads(json.dumps(rig.as_dict())):
             print(f"--rig: the cache in {data} was simulated with other rig settings "
                   "(its manifest.json); give a new --data folder", file=sys.stderr)
