@@ -45,13 +45,14 @@ def test_cache_planes_are_sane(cache):
 
 def test_loss_falls_and_export_matches_torch(cache, tmp_path):
     cfg = TrainConfig(steps=300, batch=8, lr=3e-3, seed=0, threads=1, checkpoint_every=100,
-                      val_every=10 ** 9, weights={"l1": 1.0, "cobi": 0.02, "bright": 0.2})
+                      val_every=10 ** 9, weights={"l1": 1.0, "cobi": 0.02, "bright": 0.2, "harm": 1.0})
     x, y = load_cache(cache)
     before = evaluate(FusionUNet(), x, y, cfg.weights, cfg.trust_floor)
     model, summary = train(cache, tmp_path / "work", cfg, progress=False)
     after = evaluate(model, x, y, cfg.weights, cfg.trust_floor)
     # the untrained net is the identity on Y_src (zero head): blended or not, its L1 is the identity's
     assert before["l1_blended"] == pytest.approx(before["l1_identity"], abs=1e-6)
+    assert before["harm_blended"] == 0.0   # ... and so never worse than Y_src
     # a few hundred steps on 24 patches only start to learn the high-pass of Ỹ_ref (the simulated
     # T view differs from W in shading and highlights); a training loop that does not learn
     # stays at exactly the identity's loss
@@ -59,7 +60,7 @@ def test_loss_falls_and_export_matches_torch(cache, tmp_path):
     assert after["l1_blended"] < before["l1_blended"]
     assert summary["steps"] == 300 and (tmp_path / "work" / "checkpoint.pt").exists()
     lines = (tmp_path / "work" / "log.jsonl").read_text().splitlines()
-    assert len(lines) == 300 and {"l1", "cobi", "bright", "loss"} <= set(json.loads(lines[-1]))
+    assert len(lines) == 300 and {"l1", "cobi", "bright", "harm", "loss"} <= set(json.loads(lines[-1]))
     err = export_onnx(model, tmp_path / "m.onnx", check_size=(128, 192))
     assert err <= 1e-4
 

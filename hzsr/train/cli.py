@@ -36,6 +36,8 @@ def register(subparsers) -> None:
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (cosine decay)")
     p.add_argument("--w-cobi", type=float, default=0.02, help="weight of the CoBi loss")
     p.add_argument("--w-bright", type=float, default=0.2, help="weight of brightness consistency")
+    p.add_argument("--w-harm", type=float, default=0.0,
+                   help="weight of the no-harm term (the output's local L1 beyond Y_src's)")
     p.add_argument("--trust-floor", type=float, default=0.1,
                    help="L1 pixel weight = floor + (1 - floor) M_blend; 1 = unweighted")
     p.add_argument("--detail-sigmas", type=float, nargs="+", metavar="PX",
@@ -92,7 +94,8 @@ def run_fusion(args) -> int:
     cfg = TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
                       threads=args.threads, checkpoint_every=args.checkpoint_every,
                       time_limit_s=args.time_limit * 60 if args.time_limit else None,
-                      weights={"l1": 1.0, "cobi": args.w_cobi, "bright": args.w_bright},
+                      weights={"l1": 1.0, "cobi": args.w_cobi, "bright": args.w_bright,
+                               "harm": args.w_harm},
                       trust_floor=args.trust_floor, detail_sigmas=tuple(args.detail_sigmas or DETAIL_SIGMAS))
     model, summary = train(data, work, cfg, resume=args.resume, progress=progress)
     summary["onnx_max_abs_diff_vs_torch"] = export_onnx(model, out)

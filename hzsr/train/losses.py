@@ -15,6 +15,12 @@
   available offline.
 - Brightness consistency: mean |L(Y_fusion) - L(Y_src)| with L an 8 x 8 box low-pass: the fused
   image must keep W's low frequencies (exposure, shading), adding only detail.
+- No harm (optional, weight 0 by default): mean over 8 x 8 windows of
+  max(0, E(Y_out) - E(Y_src)), E the window's mean |. - Y_target| and Y_out what the pipeline
+  outputs (M_blend Y_fusion + (1 - M_blend) Y_src). It charges only where the output ends up
+  worse than the upsampled W, which is HZSR's promise ("never worse than W"): L1 weighs a
+  wrong transfer of T and a missed right one alike, this term makes the wrong one dearer, where
+  T shows another surface that M_occ did not flag.
 """
 from __future__ import annotations
 
@@ -67,13 +73,34 @@ def brightness_loss(y_fusion: torch.Tensor, y_src: torch.Tensor, size: int = 8) 
     return (low(y_fusion) - low(y_src)).abs().mean()
 
 
+def harm_loss(y_out: torch.Tensor, y_src: torch.Tensor, y_target: torch.Tensor,
+              size: int = 8) -> torch.Tensor:
+    """mean over ``size`` x ``size`` windows (stride size/2) of
+    max(0, mean |Y_out - Y_target| - mean |Y_src - Y_target|): how much worse than Y_src."""
+    def window_error(y):
+        return F.avg_pool2d((y - y_target).abs(), size, stride=max(1, size // 2))
+
+    return F.relu(window_error(y_out) - window_error(y_src)).mean()
+
+
+def blended_output(y_fusion: torch.Tensor, y_src: torch.Tensor,
+                   m_blend: torch.Tensor | None) -> torch.Tensor:
+    """What the pipeline outputs: M_blend Y_fusion + (1 - M_blend) Y_src (Y_fusion without M_blend)."""
+    return y_fusion if m_blend is None else m_blend * y_fusion + (1.0 - m_blend) * y_src
+
+
 def total_loss(y_fusion: torch.Tensor, y_target: torch.Tensor, y_src: torch.Tensor,
-               weights: dict[str, float], pixel_weight: torch.Tensor | None = None
-               ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Weighted sum of the three losses and their values (for the log); ``pixel_weight``
-    weights the L1 term per pixel."""
+               weights: dict[str, float], pixel_weight: torch.Tensor | None = None,
+               m_blend: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted sum of the losses and their values (for the log); ``pixel_weight`` weights the
+    L1 term per pixel, ``m_blend`` turns Y_fusion into the pipeline's output for the no-harm term."""
+    def wanted(name):
+        return weights.get(name, 0) > 0
+
     parts = {"l1": l1_loss(y_fusion, y_target, pixel_weight),
-             "cobi": cobi_loss(y_fusion, y_target) if weights.get("cobi", 0) > 0 else None,
-             "bright": brightness_loss(y_fusion, y_src) if weights.get("bright", 0) > 0 else None}
+             "cobi": cobi_loss(y_fusion, y_target) if wanted("cobi") else None,
+             "bright": brightness_loss(y_fusion, y_src) if wanted("bright") else None,
+             "harm": harm_loss(blended_output(y_fusion, y_src, m_blend), y_src, y_target)
+             if wanted("harm") else None}
     total = sum(weights[k] * v for k, v in parts.items() if v is not None)
     return total, {k: float(v.detach()) for k, v in parts.items() if v is not None}

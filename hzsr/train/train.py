@@ -14,7 +14,7 @@ import torch
 from tqdm import tqdm
 
 from .data import augment, load_cache
-from .losses import total_loss
+from .losses import blended_output, harm_loss, total_loss
 from .model import DETAIL_SIGMAS, FusionUNet, WIDTHS
 
 
@@ -23,7 +23,7 @@ class TrainConfig:
     steps: int = 15000
     batch: int = 16
     lr: float = 1e-3
-    weights: dict = field(default_factory=lambda: {"l1": 1.0, "cobi": 0.02, "bright": 0.2})
+    weights: dict = field(default_factory=lambda: {"l1": 1.0, "cobi": 0.02, "bright": 0.2, "harm": 0.0})
     trust_floor: float = 0.1   # L1 pixel weight = floor + (1 - floor) M_blend (1 without M_blend)
     widths: tuple = WIDTHS
     detail_sigmas: tuple = DETAIL_SIGMAS
@@ -48,32 +48,36 @@ def save_checkpoint(path: Path, model, optim, step: int, cfg: TrainConfig, rng_s
     os.replace(tmp, path)
 
 
-def split_labels(yb: torch.Tensor, trust_floor: float) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(Y_target, L1 pixel weight or None) from a label batch [Y_target(, M_blend)]."""
+def split_labels(yb: torch.Tensor, trust_floor: float
+                 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """(Y_target, L1 pixel weight, M_blend), the last two None without M_blend, from a label
+    batch [Y_target(, M_blend)]."""
     if yb.shape[1] < 2:
-        return yb, None
-    return yb[:, :1], trust_floor + (1.0 - trust_floor) * yb[:, 1:2]
+        return yb, None, None
+    m_blend = yb[:, 1:2]
+    return yb[:, :1], trust_floor + (1.0 - trust_floor) * m_blend, m_blend
 
 
 def evaluate(model: FusionUNet, x: np.ndarray, y: np.ndarray, weights: dict, trust_floor: float,
              batch: int = 32) -> dict:
     """Mean losses on a validation set, plus L1 of the identity (Y_fusion = Y_src) for scale
     and, where the cache has M_blend, ``l1_blended``: L1 of what the pipeline outputs,
-    M_blend Y_fusion + (1 - M_blend) Y_src (the number to choose models by)."""
+    M_blend Y_fusion + (1 - M_blend) Y_src (the number to choose models by), and
+    ``harm_blended``: the no-harm term of that output, whatever its training weight."""
     model.eval()
     sums: dict[str, float] = {}
     with torch.no_grad():
         for i in range(0, len(x), batch):
             xb = torch.from_numpy(x[i:i + batch].astype(np.float32))
             yb = torch.from_numpy(y[i:i + batch].astype(np.float32))
-            target, pixel_weight = split_labels(yb, trust_floor)
-            fused = model(xb)
-            _, parts = total_loss(fused, target, xb[:, :1], weights, pixel_weight)
-            parts["l1_identity"] = float((xb[:, :1] - target).abs().mean())
-            if yb.shape[1] > 1:
-                m_blend = yb[:, 1:2]
-                blended = m_blend * fused + (1.0 - m_blend) * xb[:, :1]
+            target, pixel_weight, m_blend = split_labels(yb, trust_floor)
+            fused, y_src = model(xb), xb[:, :1]
+            _, parts = total_loss(fused, target, y_src, weights, pixel_weight, m_blend)
+            parts["l1_identity"] = float((y_src - target).abs().mean())
+            if m_blend is not None:
+                blended = blended_output(fused, y_src, m_blend)
                 parts["l1_blended"] = float((blended - target).abs().mean())
+                parts["harm_blended"] = float(harm_loss(blended, y_src, target))
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v * len(xb)
     model.train()
@@ -122,8 +126,8 @@ def train(data_dir: str | Path, work_dir: str | Path, cfg: TrainConfig, resume: 
             idx = rng.integers(0, len(x), cfg.batch)
             xb, yb = augment(x[idx].astype(np.float32), y[idx].astype(np.float32), rng)
             xb, yb = torch.from_numpy(xb), torch.from_numpy(yb)
-            target, pixel_weight = split_labels(yb, cfg.trust_floor)
-            loss, parts = total_loss(model(xb), target, xb[:, :1], cfg.weights, pixel_weight)
+            target, pixel_weight, m_blend = split_labels(yb, cfg.trust_floor)
+            loss, parts = total_loss(model(xb), target, xb[:, :1], cfg.weights, pixel_weight, m_blend)
             optim.zero_grad(set_to_none=True)
             loss.backward()
             optim.step()
