@@ -36,8 +36,9 @@ def register(subparsers) -> None:
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (cosine decay)")
     p.add_argument("--w-cobi", type=float, default=0.02, help="weight of the CoBi loss")
     p.add_argument("--w-bright", type=float, default=0.2, help="weight of brightness consistency")
-    p.add_argument("--w-harm", type=float, default=0.0,
-                   help="weight of the no-harm term (the output's local L1 beyond Y_src's)")
+    p.add_argument("--w-harm", type=float, default=3.0,
+                   help="weight of the no-harm term (the output's local L1 beyond Y_src's; "
+                        "0 = off, as for the models before the shipped one)")
     p.add_argument("--trust-floor", type=float, default=0.1,
                    help="L1 pixel weight = floor + (1 - floor) M_blend; 1 = unweighted")
     p.add_argument("--detail-sigmas", type=float, nargs="+", metavar="PX",

@@ -15,7 +15,7 @@
   available offline.
 - Brightness consistency: mean |L(Y_fusion) - L(Y_src)| with L an 8 x 8 box low-pass: the fused
   image must keep W's low frequencies (exposure, shading), adding only detail.
-- No harm (optional, weight 0 by default): mean over 8 x 8 windows of
+- No harm: mean over 8 x 8 windows of
   max(0, E(Y_out) - E(Y_src)), E the window's mean |. - Y_target| and Y_out what the pipeline
   outputs (M_blend Y_fusion + (1 - M_blend) Y_src). It charges only where the output ends up
   worse than the upsampled W, which is HZSR's promise ("never worse than W"): L1 weighs a

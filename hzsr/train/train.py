@@ -23,7 +23,7 @@ class TrainConfig:
     steps: int = 15000
     batch: int = 16
     lr: float = 1e-3
-    weights: dict = field(default_factory=lambda: {"l1": 1.0, "cobi": 0.02, "bright": 0.2, "harm": 0.0})
+    weights: dict = field(default_factory=lambda: {"l1": 1.0, "cobi": 0.02, "bright": 0.2, "harm": 3.0})
     trust_floor: float = 0.1   # L1 pixel weight = floor + (1 - floor) M_blend (1 without M_blend)
     widths: tuple = WIDTHS
     detail_sigmas: tuple = DETAIL_SIGMAS
