@@ -1,6 +1,6 @@
 """``nodegraph gui [PIPELINE.yaml] [--screenshot OUT.png]``: open the editor window.
 
-Registered as a ``nodegraph.commands`` entry point (``gui = "gui.app:register"``). With
+Registered as a ``nodegraph.commands`` entry point (``gui = "nodegraph.gui.app:register"``). With
 ``--screenshot`` the window is rendered for a few frames, saved as PNG and closed, which is
 how the screenshot test checks the editor under a virtual X server.
 """
@@ -122,7 +122,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m gui.app``: the same command without the nodegraph entry point."""
+    """``python -m nodegraph.gui.app``: the same command without the nodegraph entry point."""
     parser = argparse.ArgumentParser(prog="nodegraph")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["gui", *(sys.argv[1:] if argv is None else argv)])

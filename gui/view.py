@@ -18,7 +18,7 @@ from typing import Any
 import dearpygui.dearpygui as dpg
 import numpy as np
 
-from nodegraph.editing import EditRefused, Editor
+from nodegraph.editing import Editor, EditRefused
 from nodegraph.graph import INPUTS, Ref
 from nodegraph.node import ParamSpec
 from nodegraph.render import PREVIEWABLE

@@ -17,7 +17,8 @@ import importlib.metadata
 import json
 import sys
 import warnings
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from .errors import GraphError, InputError, NodeError, Problem
 from .execute import Cache, Event, RunResult, plan, run_plan
@@ -44,15 +45,15 @@ def load_for_run(path: str, settings: list[str], registry: Registry) -> Graph:
 
 
 class ProgressBar:
-    """Event sink drawing a tqdm bar on a terminal, silent otherwise; prints node warnings."""
+    """Event sink drawing a tqdm bar on a terminal, silent otherwise; prints node warnings and notes."""
 
     def __init__(self, enabled: bool) -> None:
         self._enabled = enabled
         self._bar: Any = None
 
     def __call__(self, event: Event) -> None:
-        if event.kind == "warning":
-            self._write(f"warning: node '{event.node}': {event.message}")
+        if event.kind in ("warning", "note"):
+            self._write(f"{event.kind}: node '{event.node}': {event.message}")
             return
         if not self._enabled:
             return

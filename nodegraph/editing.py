@@ -32,7 +32,7 @@ import numpy as np
 
 from .errors import GraphError, InputError, NodeError, Problem
 from .execute import Cache, Event, RunResult, plan, run_plan
-from .graph import AUTO, INPUTS, Graph, NodeInstance, Ref, load_graph, save_graph
+from .graph import AUTO, INPUTS, Graph, NodeInstance, load_graph, save_graph
 from .node import NodeSpec
 from .registry import Registry
 from .render import downscaled, to_bgr8
@@ -481,10 +481,10 @@ class Editor:
             self._set_status(step, NodeStatus("running"))
         elif kind == "finish":
             self._set_status(step, NodeStatus(status, seconds))
-        elif kind == "warning":
+        elif kind in ("warning", "note"):
             top = self.status.get(step.split("/", 1)[0])
             if top is not None:
-                top.message = (top.message + "\n" if top.message else "") + f"warning: {message}"
+                top.message = (top.message + "\n" if top.message else "") + f"{kind}: {message}"
 
     def _set_status(self, step: str, new: NodeStatus) -> None:
         """Record a step's status on its top-level node (a subgraph node sums its steps)."""

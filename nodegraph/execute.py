@@ -18,15 +18,16 @@ import os
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import networkx as nx
 
 from .errors import InputError, NodeError
 from .graph import AUTO, INPUTS, Graph, Ref
-from .node import NodeSpec, call_node
+from .node import NodeSpec, Note, call_node
 from .registry import Registry
 from .types import PORT_TYPES, PortType
 from .validate import check, resolve_spec
@@ -68,11 +69,12 @@ class NodeRecord:
     seconds: float = 0.0
     peak_rss_mb: float = 0.0  # peak resident memory of the process while the node ran
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
 class Event:
-    kind: str  # "start", "finish", "warning", "error"
+    kind: str  # "start", "finish", "warning", "note"
     node: str
     index: int
     total: int
@@ -166,7 +168,7 @@ def _flatten(graph: Graph, registry: Registry, prefix: str, inputs: dict[str, Re
         sources = {port: source_of(link) for port, link in inst.links.items()}
         if spec.subgraph is not None:
             inner_inputs = {}
-            for port, in_spec in spec.inputs.items():
+            for port in spec.inputs:
                 inner_inputs[port] = sources.get(port) or _input_value(spec.subgraph, port)
             exported[name] = _flatten(spec.subgraph, registry, f"{prefix}{name}/", inner_inputs,
                                       steps, params)
@@ -231,7 +233,7 @@ class _PeakMemory:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
-    def __enter__(self) -> "_PeakMemory":
+    def __enter__(self) -> _PeakMemory:
         self.reset()
         self._thread.start()
         return self
@@ -362,8 +364,9 @@ def _call(step: Step, inputs: dict[str, Any], record: NodeRecord, index: int, to
             raise NodeError(step.name, step.spec.id, error) from error
     for warning in caught:
         message = str(warning.message)
-        record.warnings.append(message)
-        emit(Event("warning", step.name, index, total, record, message))
+        kind = "note" if issubclass(warning.category, Note) else "warning"
+        (record.notes if kind == "note" else record.warnings).append(message)
+        emit(Event(kind, step.name, index, total, record, message))
     for port, value in outputs.items():
         problem = None if value is None else step.spec.outputs[port].problem_with(value)
         if problem:

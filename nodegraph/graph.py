@@ -61,7 +61,7 @@ class Ref:
     port: str
 
     @classmethod
-    def parse(cls, text: Any) -> "Ref":
+    def parse(cls, text: Any) -> Ref:
         if not isinstance(text, str) or text.count(".") < 1 or text.startswith(".") or text.endswith("."):
             raise ValueError(f"a link must read 'node.port' or 'inputs.NAME', got {text!r}")
         node, port = text.split(".", 1)
@@ -122,7 +122,7 @@ class Graph:
                 port: str | None = None) -> Problem:
         return Problem(message, self.file, self.line(*key), node, port)
 
-    def copy(self) -> "Graph":
+    def copy(self) -> Graph:
         return copy.deepcopy(self)
 
     def positions(self) -> dict[str, list[float]]:
@@ -172,7 +172,7 @@ def parse_graph(text: str, source: Path | str | None = None) -> Graph:
         graph.load_problems.append(Problem("the file is empty", graph.file, 1))
         return graph
     top = _mapping(root, graph, (), "the file")
-    for name, value, line in top:
+    for name, _value, line in top:
         if name not in _TOP_KEYS:
             graph.load_problems.append(Problem(
                 f"unknown key {name!r}; expected one of {sorted(_TOP_KEYS)}", graph.file, line))
@@ -189,7 +189,7 @@ def parse_graph(text: str, source: Path | str | None = None) -> Graph:
     if "nodes" not in blocks:
         graph.load_problems.append(Problem("the graph has no 'nodes' block", graph.file, 1))
     _load_nodes(graph, blocks.get("nodes"))
-    for name, value, line in _mapping(blocks.get("outputs"), graph, ("outputs",), "'outputs'"):
+    for name, value, _line in _mapping(blocks.get("outputs"), graph, ("outputs",), "'outputs'"):
         graph.outputs[name] = str(_plain(value))
     if "ui" in blocks:
         ui = _plain(blocks["ui"])
@@ -201,7 +201,7 @@ def parse_graph(text: str, source: Path | str | None = None) -> Graph:
 
 
 def _load_inputs(graph: Graph, block: yaml.Node | None) -> None:
-    for name, value, line in _mapping(block, graph, ("inputs",), "'inputs'"):
+    for name, value, _line in _mapping(block, graph, ("inputs",), "'inputs'"):
         if name == INPUTS or "." in name:
             graph.load_problems.append(graph.problem(
                 f"invalid graph input name {name!r}", ("inputs", name), port=name))
@@ -224,7 +224,7 @@ def _load_inputs(graph: Graph, block: yaml.Node | None) -> None:
 
 
 def _load_nodes(graph: Graph, block: yaml.Node | None) -> None:
-    for name, value, line in _mapping(block, graph, ("nodes",), "'nodes'"):
+    for name, value, _line in _mapping(block, graph, ("nodes",), "'nodes'"):
         key = ("nodes", name)
         if name in (INPUTS,) or "." in name or "/" in name:
             graph.load_problems.append(graph.problem(

@@ -27,12 +27,24 @@ from __future__ import annotations
 import inspect
 import types as _pytypes
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .types import PortType
 
 _PARAM_TYPES = (float, int, bool, str)
+
+
+class Note(UserWarning):
+    """Plain information a node gives about its run (not a problem): shown as ``note:``."""
+
+
+def note(message: str) -> None:
+    """Report ``message`` as information about this node's run (the executor shows it as a
+    note, the CLI prints ``note: node 'NAME': message``); use ``warnings.warn`` for problems."""
+    import warnings
+    warnings.warn(message, Note, stacklevel=2)
 
 
 @dataclass(frozen=True)

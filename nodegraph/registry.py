@@ -1,8 +1,10 @@
-"""The node registry: built-in nodes from the ``nodes`` package plus installed plugins.
+"""The node registry: every node type that installed distributions declare.
 
-A plugin is any installed distribution that declares an entry point in the group
-``nodegraph.nodes`` pointing at a module (or a package); every function in it decorated
-with :func:`nodegraph.node` is registered. A plugin that fails to import is recorded in
+Node types arrive through the entry-point group ``nodegraph.nodes``: an entry point names a
+module (or a package), and every function in it decorated with :func:`nodegraph.node` is
+registered. nodegraph's own nodes come the same way (its ``pyproject.toml`` declares them), so
+a built-in node is found exactly as a plugin's is; only the label differs ("builtin" for the
+``nodegraph`` distribution, "plugin NAME" for others). A plugin that fails to import is recorded in
 :attr:`Registry.failures` with its name and the error, and the other plugins still load.
 """
 from __future__ import annotations
@@ -18,7 +20,7 @@ from types import ModuleType
 from .node import NodeSpec, spec_of
 
 ENTRY_POINT_GROUP = "nodegraph.nodes"
-BUILTIN_PACKAGE = "nodes"
+BUILTIN_DISTRIBUTION = "nodegraph"
 
 
 @dataclass(frozen=True)
@@ -73,20 +75,21 @@ def _walk(module: ModuleType) -> list[ModuleType]:
 
 
 def load_registry(include_plugins: bool = True) -> Registry:
-    """A registry with the built-in nodes and, unless told otherwise, every plugin."""
+    """A registry with nodegraph's own nodes and, unless told otherwise, every plugin."""
     registry = Registry()
-    registry.add_module(importlib.import_module(BUILTIN_PACKAGE), "builtin")
-    if include_plugins:
-        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                registry.add_module(entry_point.load(), f"plugin {entry_point.name}")
-            except Exception as error:  # a broken plugin must not take the others down
-                failure = PluginFailure(entry_point.name, entry_point.value,
-                                        f"{type(error).__name__}: {error}",
-                                        traceback.format_exc())
-                registry.failures.append(failure)
-                warnings.warn(f"plugin {failure.name!r} ({failure.target}) failed to load: "
-                              f"{failure.error}", stacklevel=2)
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        builtin = entry_point.dist is not None and entry_point.dist.name == BUILTIN_DISTRIBUTION
+        if not (builtin or include_plugins):
+            continue
+        try:
+            registry.add_module(entry_point.load(), "builtin" if builtin else f"plugin {entry_point.name}")
+        except Exception as error:  # a broken plugin must not take the others down
+            failure = PluginFailure(entry_point.name, entry_point.value,
+                                    f"{type(error).__name__}: {error}",
+                                    traceback.format_exc())
+            registry.failures.append(failure)
+            warnings.warn(f"plugin {failure.name!r} ({failure.target}) failed to load: "
+                          f"{failure.error}", stacklevel=2)
     return registry
 
 

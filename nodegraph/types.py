@@ -26,8 +26,9 @@ Any         anything                                    Any
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any as _AnyValue, Callable
+from typing import Any as _AnyValue
 
 import numpy as np
 
@@ -46,7 +47,7 @@ class PortType:
     def __repr__(self) -> str:
         return self.name
 
-    def can_feed(self, target: "PortType") -> bool:
+    def can_feed(self, target: PortType) -> bool:
         """True when a value of this type may be linked into a port of type ``target``."""
         return target.name == self.name or target.name == "Any" or target.name in self.feeds
 

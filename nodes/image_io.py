@@ -12,10 +12,10 @@ from pathlib import Path as _FsPath
 
 import cv2
 import numpy as np
-from PIL import Image as _PilImage
 from PIL import ExifTags
+from PIL import Image as _PilImage
 
-from nodegraph import Image, OutPath, Out, Param, Path, Scalar, node
+from nodegraph import Image, Out, OutPath, Param, Path, Scalar, node
 from nodegraph.errors import InputError
 
 EXIF_ORIENTATION = 0x0112

@@ -6,7 +6,7 @@ import numpy as np
 
 from nodegraph import Gray, Image, Out, Param, Rect, node
 from nodegraph.errors import InputError
-from nodes.hzsr.luma import luminance
+from nodegraph.nodes.ops.luminance import luminance
 
 INTERPOLATIONS = {"nearest": cv2.INTER_NEAREST, "linear": cv2.INTER_LINEAR,
                   "cubic": cv2.INTER_CUBIC, "area": cv2.INTER_AREA,
@@ -54,7 +54,7 @@ def blur(image: Image, *,
 
 @node("image.to_gray", version=1)
 def to_gray(image: Image) -> Out(gray=Gray):
-    """Luminance Y = 0.299 R + 0.587 G + 0.114 B (luma.luminance)."""
+    """Luminance Y = 0.299 R + 0.587 G + 0.114 B (ops.luminance.luminance)."""
     return luminance(image)
 
 

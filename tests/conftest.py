@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 def toy_registry():
     """A registry with only the toy nodes."""
     import toy_nodes
+
     from nodegraph.registry import Registry
     registry = Registry()
     registry.add_module(toy_nodes, "toy")

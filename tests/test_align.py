@@ -1,16 +1,15 @@
 """hzsr.align: crop geometry, known translations of a real photo, no-overlap fallback."""
 from __future__ import annotations
 
-import warnings
-
 import cv2
 import numpy as np
 import pytest
 import skimage.data
 
 from nodegraph.errors import InputError
-from nodes.hzsr.align import (align, central_rect, match_colour, resample_region,
-                              robust_translation)
+from nodegraph.nodes.hzsr.align import align, robust_translation
+from nodegraph.nodes.ops.colour import match_colour
+from nodegraph.nodes.ops.geometry import central_rect, resample_region
 
 
 def _scene():

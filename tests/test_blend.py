@@ -3,8 +3,14 @@ import numpy as np
 import pytest
 
 from nodegraph.node import spec_of
-from nodes.hzsr.blend import (alpha_blend, alpha_blend_reference, blend, feather_weight,
-                              raw_blend_weight, raw_blend_weight_reference)
+from nodegraph.nodes.hzsr.blend import (
+    alpha_blend,
+    alpha_blend_reference,
+    blend,
+    feather_weight,
+    raw_blend_weight,
+    raw_blend_weight_reference,
+)
 
 DEFAULTS = spec_of(blend).default_params()
 NO_SMOOTHING = dict(grow=0, smooth_sigma=0.0, feather=0.0)

@@ -109,7 +109,8 @@ def test_console_script_is_installed_and_quiet_when_piped(write_yaml, tmp_path):
     path = write_yaml("inputs:\n  out: {type: OutPath, default: o.png}\n  photo: {type: Path}\n"
                       "nodes:\n  r: {type: image.read, in: {path: inputs.photo}}\n"
                       "  w: {type: image.write, in: {image: r.image, path: inputs.out}}\n")
-    import cv2, numpy as np
+    import cv2
+    import numpy as np
     cv2.imwrite(str(tmp_path / "p.png"), np.full((8, 8, 3), 200, np.uint8))
     run = subprocess.run(["nodegraph", "run", str(path), "--set", f"photo={tmp_path / 'p.png'}",
                           "--debug-dir", str(tmp_path / "dbg")], capture_output=True, text=True,

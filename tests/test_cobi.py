@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="PyTorch (the optional 'train' extra) is not installed")
 
-from hzsr.train.losses import brightness_loss, cobi_loss  # noqa: E402
+from nodegraph.nodes.train.losses import brightness_loss, cobi_loss  # noqa: E402
 
 
 def cobi_brute_force(p_img: np.ndarray, q_img: np.ndarray, n: int, stride: int, w_s: float,

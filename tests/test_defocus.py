@@ -3,8 +3,13 @@ import numpy as np
 import pytest
 
 from nodegraph.node import spec_of
-from nodes.hzsr.defocus import (defocus, defocus_mask, defocus_mask_reference, focus_flow,
-                                focus_roi_on_grid)
+from nodegraph.nodes.hzsr.defocus import (
+    defocus,
+    defocus_mask,
+    defocus_mask_reference,
+    focus_flow,
+    focus_roi_on_grid,
+)
 
 DEFAULTS = spec_of(defocus).default_params()
 

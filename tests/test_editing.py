@@ -7,10 +7,10 @@ import sys
 
 import numpy as np
 import pytest
-
-from nodegraph.editing import EditRefused, Editor, auto_layout
-from nodegraph.graph import load_graph, parse_graph
 from test_execute import CHAIN as EXECUTOR_CHAIN
+
+from nodegraph.editing import Editor, EditRefused, auto_layout
+from nodegraph.graph import load_graph, parse_graph
 
 # The executor tests' chain of toy nodes, with two saved positions.
 CHAIN = EXECUTOR_CHAIN + """\
@@ -253,7 +253,10 @@ def test_events_arrive_only_through_poll(editor):
 
 def test_preview_renders_output_ports_by_type(toy_registry):
     import toy_nodes  # noqa: F401  (the registry fixture already loaded it)
-    from nodegraph.execute import RunResult  # the preview only needs values, not a real run
+
+    from nodegraph.execute import (
+        RunResult,  # the preview only needs values, not a real run
+    )
     ed = Editor(toy_registry, parse_graph("nodes:\n  a: {type: toy.number}\n"
                                           "  img: {type: toy.bad_output, in: {x: a.value}}\n"))
     ed._finish(RunResult({}, {}, {("img", "image"): np.full((400, 800, 3), 0.5, np.float32),

@@ -9,7 +9,8 @@ import skimage.data
 from onnx import TensorProto, helper
 
 from nodegraph.errors import InputError
-from nodes.hzsr.flow import estimate_flow, flow, flow_std_full_res, resize_flow, work_shape
+from nodegraph.nodes.hzsr.flow import estimate_flow, flow, flow_std_full_res, work_shape
+from nodegraph.nodes.ops.flow_fields import resize_flow
 
 SHIFT = (5.4, -3.2)
 

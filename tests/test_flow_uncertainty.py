@@ -1,13 +1,14 @@
 """hzsr.flow_uncertainty: M_flow from a backend's flow_std, or from the estimated S."""
 import numpy as np
-
-from nodes.hzsr.flow import flow_unit
 import pytest
 
 from nodegraph.node import spec_of
-
-from nodes.hzsr.flow_uncertainty import (estimated_flow_mask, estimated_flow_mask_reference,
-                                         flow_uncertainty)
+from nodegraph.nodes.hzsr.flow_uncertainty import (
+    estimated_flow_mask,
+    estimated_flow_mask_reference,
+    flow_uncertainty,
+)
+from nodegraph.nodes.ops.flow_fields import flow_unit
 
 PARAMS = dict(s_max=2.0, sigma_n=0.01, g0=0.0025)
 

@@ -4,9 +4,13 @@ import numpy as np
 import pytest
 
 from nodegraph.node import spec_of
-from nodes.hzsr.fusion_classical import (detail_transfer, detail_transfer_reference,
-                                          estimate_optical_sigma, fusion_classical)
-from nodes.hzsr.luma import luminance
+from nodegraph.nodes.hzsr.fusion_classical import (
+    detail_transfer,
+    detail_transfer_reference,
+    estimate_optical_sigma,
+    fusion_classical,
+)
+from nodegraph.nodes.ops.luminance import luminance
 
 DEFAULTS = spec_of(fusion_classical).default_params()
 

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from nodegraph.node import spec_of
-from nodes.hzsr import fusion_unet as fu
-from nodes.hzsr.luma import luminance
+from nodegraph.nodes.hzsr import fusion_unet as fu
 
 BUNDLED = os.path.join(os.path.dirname(fu.__file__), fu.BUNDLED_MODEL)
 needs_model = pytest.mark.skipif(not os.path.isfile(BUNDLED), reason="bundled fusion_unet.onnx not built yet")
@@ -30,9 +29,9 @@ def test_ports_match_fusion_classical():
     assert [(k, str(v.type)) for k, v in spec.inputs.items()] == \
         [("src", "Image"), ("ref_warped", "Image"), ("M_occ", "Mask")]
     assert {k: str(v) for k, v in spec.outputs.items()} == {"fused": "Image"}
-    if importlib.util.find_spec("nodes.hzsr.fusion_classical") is None:
+    if importlib.util.find_spec("nodegraph.nodes.hzsr.fusion_classical") is None:
         pytest.skip("fusion_classical not written yet")
-    from nodes.hzsr import fusion_classical
+    from nodegraph.nodes.hzsr import fusion_classical
     classical = spec_of(fusion_classical.fusion_classical)
     assert [(k, str(v.type), v.optional) for k, v in spec.inputs.items()] == \
         [(k, str(v.type), v.optional) for k, v in classical.inputs.items()]

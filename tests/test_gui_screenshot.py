@@ -8,17 +8,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
-from gui.app import WINDOW_SIZE
-from nodegraph.types import Flow, Image, Mask
 from test_gui_tree import IMAGE_GRAPH as GRAPH  # read -> blur -> write
+
+from nodegraph.gui.app import WINDOW_SIZE
+from nodegraph.types import Flow, Image, Mask
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def gui(*args, env=None):
     # The module form: the `nodegraph gui` entry point may not be installed yet.
-    return subprocess.run([sys.executable, "-m", "gui.app", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "nodegraph.gui.app", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -34,7 +34,7 @@ def test_screenshot_shows_the_nodes(tmp_path):
     graph.write_text(GRAPH)
     shot = tmp_path / "shot.png"
     done = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1920x1080x24", sys.executable,
-                           "-m", "gui.app", str(graph), "--screenshot", str(shot)],
+                           "-m", "nodegraph.gui.app", str(graph), "--screenshot", str(shot)],
                           cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     picture = cv2.imread(str(shot))

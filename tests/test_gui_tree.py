@@ -3,9 +3,9 @@ import pytest
 
 dpg = pytest.importorskip("dearpygui.dearpygui")
 
-from gui.view import EditorView  # noqa: E402
 from nodegraph.editing import Editor  # noqa: E402
 from nodegraph.graph import parse_graph  # noqa: E402
+from nodegraph.gui.view import EditorView  # noqa: E402
 from nodegraph.registry import default_registry  # noqa: E402
 
 # Generic image nodes, wired like the head and tail of pipelines/hzsr.yaml.

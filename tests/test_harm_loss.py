@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="PyTorch (the optional 'train' extra) is not installed")
 
-from hzsr.train.losses import blended_output, harm_loss, total_loss  # noqa: E402
+from nodegraph.nodes.train.losses import blended_output, harm_loss, total_loss  # noqa: E402
 
 
 def harm_brute_force(out: np.ndarray, src: np.ndarray, target: np.ndarray, size: int) -> float:

@@ -20,7 +20,7 @@ def run(*args: str) -> int:
 
 def bicubic_of_central(wide: np.ndarray, zoom: float) -> np.ndarray:
     h, w = wide.shape[:2]
-    from hzsr.metrics import bicubic_crop
+    from nodegraph.nodes.ops.metrics import bicubic_crop
     cw, ch = w / zoom, h / zoom
     return bicubic_crop(wide, ((w - cw) / 2, (h - ch) / 2, (w + cw) / 2, (h + ch) / 2), (w, h))
 

@@ -6,7 +6,7 @@ import pytest
 import skimage.data
 
 from nodegraph.errors import InputError
-from nodes.image_ops import blur, crop, resize, to_gray
+from nodegraph.nodes.image_ops import blur, crop, resize, to_gray
 
 
 @pytest.fixture

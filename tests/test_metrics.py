@@ -3,7 +3,15 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from hzsr.metrics import BORDER, bicubic_crop, inner, luma8, psnr, ssim, ssim_map
+from nodegraph.nodes.ops.metrics import (
+    BORDER,
+    bicubic_crop,
+    inner,
+    luma8,
+    psnr,
+    ssim,
+    ssim_map,
+)
 
 
 def test_ssim_matches_scikit_image_gaussian_ssim():

@@ -1,9 +1,9 @@
+import numpy as np
 import pytest
 
 from nodegraph import Flow, Gray, Image, Mask, Out, Param, Scalar, node
 from nodegraph.node import call_node, spec_of
 from nodegraph.types import PORT_TYPES, Any, OutPath, Path, Rect, Shift, port_type
-import numpy as np
 
 
 def test_declaration_reads_inputs_params_outputs():

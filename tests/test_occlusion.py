@@ -1,12 +1,14 @@
 """hzsr.occlusion: forward-backward consistency mask M_occ."""
 import numpy as np
-
-from nodes.hzsr.flow import flow_unit
 import pytest
 
 from nodegraph.node import spec_of
-
-from nodes.hzsr.occlusion import occlusion, occlusion_mask, occlusion_mask_reference
+from nodegraph.nodes.hzsr.occlusion import (
+    occlusion,
+    occlusion_mask,
+    occlusion_mask_reference,
+)
+from nodegraph.nodes.ops.flow_fields import flow_unit
 
 
 def _flows(shape, scale, seed):

@@ -7,8 +7,8 @@ import pytest
 import skimage.data
 
 from nodegraph.errors import InputError
-from nodes.hzsr.align import central_rect, resample_region
-from nodes.hzsr.ratio import estimate_ratio_from_features, ratio
+from nodegraph.nodes.hzsr.ratio import estimate_ratio_from_features, ratio
+from nodegraph.nodes.ops.geometry import central_rect, resample_region
 
 
 def _pair(zoom, wide_scale=1.0, name="astronaut"):
@@ -69,7 +69,7 @@ def test_ratio_below_one_rejected():
 def test_bundled_sample_ratio_from_exif():
     from pathlib import Path
 
-    from nodes.image_io import read_image
+    from nodegraph.nodes.image_io import read_image
 
     sample = Path(__file__).resolve().parent.parent / "nodes" / "hzsr" / "sample"
     (wide, f_wide), (tele, f_tele) = read_image(sample / "wide.jpg"), read_image(sample / "tele.jpg")

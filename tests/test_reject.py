@@ -3,7 +3,12 @@ import numpy as np
 import pytest
 
 from nodegraph.node import spec_of
-from nodes.hzsr.reject import optical_size, reject, reject_mask, reject_mask_reference
+from nodegraph.nodes.hzsr.reject import (
+    optical_size,
+    reject,
+    reject_mask,
+    reject_mask_reference,
+)
 
 DEFAULTS = spec_of(reject).default_params()
 

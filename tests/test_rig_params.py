@@ -1,10 +1,10 @@
-"""hzsr.train.simulate.RigParams.with_overrides: the ``--rig NAME=VALUE`` settings of ``nodegraph train fusion``."""
+"""RigParams.with_overrides (nodegraph.nodes.train.simulate): ``nodegraph train fusion --rig NAME=VALUE``."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from hzsr.train.simulate import RigParams, simulate_scene
+from nodegraph.nodes.train.simulate import RigParams, simulate_scene
 
 
 def test_overrides_are_typed_like_the_defaults():

@@ -12,11 +12,11 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="PyTorch (the optional 'train' extra) is not installed")
 
-from hzsr.train import cli  # noqa: E402
-from hzsr.train.data import build_cache, load_cache  # noqa: E402
-from hzsr.train.export import export_onnx  # noqa: E402
-from hzsr.train.model import FusionUNet  # noqa: E402
-from hzsr.train.train import TrainConfig, evaluate, train  # noqa: E402
+from nodegraph.nodes.train import cli  # noqa: E402
+from nodegraph.nodes.train.data import build_cache, load_cache  # noqa: E402
+from nodegraph.nodes.train.export import export_onnx  # noqa: E402
+from nodegraph.nodes.train.model import FusionUNet  # noqa: E402
+from nodegraph.nodes.train.train import TrainConfig, evaluate, train  # noqa: E402
 
 PHOTOS = ["skimage:astronaut", "skimage:chelsea", "skimage:rocket"]
 
@@ -75,7 +75,7 @@ def test_resume_continues_from_checkpoint(cache, tmp_path):
 
 
 def test_untrained_model_through_the_node_is_identity(tmp_path):
-    from nodes.hzsr.fusion_unet import fusion_unet
+    from nodegraph.nodes.hzsr.fusion_unet import fusion_unet
     export_onnx(FusionUNet(), tmp_path / "id.onnx")
     rng = np.random.default_rng(0)
     src = rng.random((70, 90, 3)).astype(np.float32)
@@ -107,7 +107,8 @@ def test_detail_sigmas_set_the_number_of_band_gains(cache, tmp_path):
 @pytest.mark.parametrize("sigmas", [(1.0, 2.0, 4.0), (1.0, 2.0), (0.7,)])
 def test_detail_bands_match_a_plain_gaussian_stack(sigmas):
     import cv2
-    from hzsr.train.model import DetailBands
+
+    from nodegraph.nodes.train.model import DetailBands
     rng = np.random.default_rng(3)
     y = rng.random((37, 53)).astype(np.float32)
     # reference: OpenCV's Gaussian blur, edge-replicated, each kernel at radius round(3 sigma)

@@ -7,8 +7,8 @@ import pytest
 import skimage.data
 
 from nodegraph.errors import InputError
-from nodes.hzsr.align import central_rect, resample_region
-from nodes.hzsr.uncrop import uncrop
+from nodegraph.nodes.hzsr.uncrop import uncrop
+from nodegraph.nodes.ops.geometry import central_rect, resample_region
 
 RATIO = 2.0
 
@@ -87,7 +87,7 @@ def test_zoom_below_one_rejected():
 
 
 def test_detail_fades_out_before_the_edge_of_t_below_the_ratio():
-    from nodes.hzsr.uncrop import uncrop_image
+    from nodegraph.nodes.hzsr.uncrop import uncrop_image
     rng = np.random.default_rng(5)
     wide = rng.random((120, 160, 3)).astype(np.float32) * 0.3 + 0.3  # no clipping at 0 or 1
     src = np.full((120, 160, 3), 0.5, np.float32)

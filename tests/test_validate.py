@@ -1,7 +1,8 @@
+import pytest
+
+from nodegraph.errors import GraphError
 from nodegraph.graph import load_graph, parse_graph
 from nodegraph.validate import apply_settings, validate
-from nodegraph.errors import GraphError
-import pytest
 
 MANY_MISTAKES = """\
 schema_version: 1

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from nodes.hzsr.warp import warp, warp_bilinear, warp_bilinear_reference
+from nodegraph.nodes.hzsr.warp import warp, warp_bilinear, warp_bilinear_reference
 
 SHAPES = [(1, 1), (1, 13), (13, 1), (7, 9), (33, 17)]
 

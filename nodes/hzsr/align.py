@@ -14,91 +14,16 @@ import numpy as np
 
 from nodegraph import Image, Mask, Out, Param, Rect, Scalar, Shift, node
 from nodegraph.errors import InputError
-from nodes.hzsr.luma import luminance
+from nodegraph.nodes.ops.colour import match_colour
+from nodegraph.nodes.ops.geometry import central_rect, resample_region
+from nodegraph.nodes.ops.luminance import to_uint8_gray
+from nodegraph.nodes.ops.matching import match_keypoints
 
 MIN_INLIERS = 12
 MIN_INLIER_FRACTION = 0.1
 
 
-def central_rect(width: int, height: int, zoom: float) -> tuple[float, float, float, float]:
-    """The central 1/zoom region (x0, y0, x1, y1) of a width x height image, in pixel-edge coordinates."""
-    cw, ch = width / zoom, height / zoom
-    x0, y0 = (width - cw) / 2.0, (height - ch) / 2.0
-    return (x0, y0, x0 + cw, y0 + ch)
 
-
-def rect_to_grid_matrix(rect, out_wh) -> np.ndarray:
-    """2x3 affine matrix from output-grid pixels to source pixels for ``rect`` spread over ``out_wh``.
-
-    Pixel centres are aligned: output pixel centre u maps to x0 + (u + 0.5) * (x1 - x0) / W_out - 0.5
-    (the convention of the SPEC §3 bicubic baseline), so fractional rectangles are exact.
-    """
-    x0, y0, x1, y1 = (float(v) for v in rect)
-    sx, sy = (x1 - x0) / out_wh[0], (y1 - y0) / out_wh[1]
-    return np.array([[sx, 0.0, x0 + 0.5 * sx - 0.5], [0.0, sy, y0 + 0.5 * sy - 0.5]])
-
-
-def resample_region(image: np.ndarray, rect, out_wh, interpolation: int = cv2.INTER_CUBIC,
-                    border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
-    """Resample the (possibly fractional) region ``rect`` of ``image`` to ``out_wh`` = (width, height).
-
-    Bicubic by default, pixel centres aligned; the result is clipped to [0, 1] because bicubic
-    overshoots at edges.
-    """
-    out = cv2.warpAffine(image, rect_to_grid_matrix(rect, out_wh), (int(out_wh[0]), int(out_wh[1])),
-                         flags=interpolation | cv2.WARP_INVERSE_MAP, borderMode=border)
-    return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
-
-
-def gray8(image: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """8-bit luminance of ``image``, area-resized to ``shape`` (h, w) when given (OpenCV's
-    FAST and flow methods work on 8-bit single-channel images)."""
-    y = luminance(image)
-    if shape is not None and y.shape != tuple(shape):
-        y = cv2.resize(y, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
-    return np.clip(np.rint(y * 255.0), 0, 255).astype(np.uint8)
-
-
-def to_uint8_gray(image: np.ndarray, long_side: int) -> tuple[np.ndarray, float]:
-    """8-bit luminance of ``image`` downscaled so its long side is at most ``long_side``; (gray, scale)."""
-    h, w = image.shape[:2]
-    scale = min(1.0, long_side / max(h, w))
-    shape = (max(1, round(h * scale)), max(1, round(w * scale)))
-    return gray8(image, shape), scale
-
-
-def match_keypoints(gray_a: np.ndarray, gray_b: np.ndarray, *, fast_threshold: int = 10,
-                    max_keypoints: int = 4000, ratio_test: float = 0.8
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Matched point pairs (N, 2) float32 in a and b: FAST corners + ORB descriptors.
-
-    Matches pass Lowe's ratio test and are mutual nearest neighbours (cross check), which
-    keeps random matches between unrelated images rare.
-    """
-    fast = cv2.FastFeatureDetector_create(threshold=fast_threshold, nonmaxSuppression=True)
-    orb = cv2.ORB_create()
-    described = []
-    for gray in (gray_a, gray_b):
-        keypoints = sorted(fast.detect(gray, None), key=lambda k: -k.response)[:max_keypoints]
-        for k in keypoints:
-            k.size = 31.0  # ORB's patch size: FAST gives no scale
-        keypoints, descriptors = orb.compute(gray, keypoints)
-        described.append((keypoints, descriptors))
-    (kp_a, des_a), (kp_b, des_b) = described
-    if des_a is None or des_b is None or len(kp_a) < 2 or len(kp_b) < 2:
-        return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
-    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
-    forward = matcher.knnMatch(des_a, des_b, k=2)
-    backward = {m[0].queryIdx: m[0].trainIdx for m in matcher.knnMatch(des_b, des_a, k=1) if m}
-    pairs = [(m[0].queryIdx, m[0].trainIdx) for m in forward
-             if len(m) == 2 and m[0].distance < ratio_test * m[1].distance
-             and backward.get(m[0].trainIdx) == m[0].queryIdx]
-    if not pairs:
-        return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
-    ia, ib = np.array(pairs).T
-    pa = np.array([kp_a[i].pt for i in ia], np.float32)
-    pb = np.array([kp_b[i].pt for i in ib], np.float32)
-    return pa, pb
 
 
 def robust_translation(displacements: np.ndarray, tolerance: float = 2.0,
@@ -123,22 +48,6 @@ def robust_translation(displacements: np.ndarray, tolerance: float = 2.0,
     return displacements[inliers].mean(axis=0), inliers
 
 
-def match_colour(tele: np.ndarray, tele_region: np.ndarray, wide_region: np.ndarray) -> np.ndarray:
-    """T with each channel's mean and standard deviation matched to W's (HZSR colour match).
-
-    The statistics come from the two overlapping regions at W's optical resolution, so T's
-    extra fine detail does not count as contrast to be removed.
-    """
-    mu_t = tele_region.reshape(-1, 3).mean(axis=0)
-    sd_t = tele_region.reshape(-1, 3).std(axis=0)
-    mu_w = wide_region.reshape(-1, 3).mean(axis=0)
-    sd_w = wide_region.reshape(-1, 3).std(axis=0)
-    gain = np.where(sd_t > 1e-6, sd_w / np.maximum(sd_t, 1e-6), 1.0)
-    # One per-channel affine map in a single OpenCV pass (speed at 12 MP).
-    affine = np.hstack([np.diag(gain), (mu_w - mu_t * gain)[:, None]])
-    matched = cv2.transform(np.ascontiguousarray(tele, dtype=np.float32), affine)
-    return np.clip(matched, 0.0, 1.0, out=matched)
-
 
 def align_images(wide: np.ndarray, tele: np.ndarray, ratio: float, *, feature_long_side: int = 1000,
                  fast_threshold: int = 10, tolerance_px: float = 2.0) -> dict:
@@ -156,7 +65,7 @@ def align_images(wide: np.ndarray, tele: np.ndarray, ratio: float, *, feature_lo
     shift_small, inliers = robust_translation(p_src - p_ref, tolerance_px)
     n_inliers = int(inliers.sum())
     if n_inliers < MIN_INLIERS or n_inliers < MIN_INLIER_FRACTION * len(inliers):
-        warnings.warn(f"tele does not overlap wide: only {n_inliers} of {len(inliers)} feature "
+        warnings.warn(stacklevel=2, message=f"tele does not overlap wide: only {n_inliers} of {len(inliers)} feature "
                       f"matches agree on a translation (need {MIN_INLIERS}); using zero shift, "
                       "the output falls back to upsampled W")
         shift, overlap = np.zeros(2), 0.0

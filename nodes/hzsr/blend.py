@@ -23,6 +23,7 @@ import numba
 import numpy as np
 
 from nodegraph import Image, Mask, Out, Param, Scalar, node
+from nodegraph.nodes.ops.ramps import coverage_ramp
 
 
 @numba.njit(parallel=True, cache=True)
@@ -84,23 +85,10 @@ def smooth_weight(weight: np.ndarray, grow: int, sigma: float) -> np.ndarray:
 
 
 def feather_weight(coverage: np.ndarray | None, shape: tuple[int, int], feather_px: float) -> np.ndarray:
-    """Linear ramp 0 -> 1 over ~``feather_px`` px from the edge of T's coverage (1 without one).
-
-    Erosion by r = feather_px // 2 then a (2r + 1)^2 box mean: at distance d (px) from the last
-    uncovered pixel along a straight edge this is exactly min(d / (2r + 1), 1), and exactly 0
-    at d = 0 (a distance transform gives the same ramp at three times the cost).
-    """
+    """Linear ramp 0 -> 1 over ~``feather_px`` px from the edge of T's coverage (1 without one)."""
     if coverage is None:
         return np.ones(shape, np.float32)
-    covered = (coverage > 0.5).astype(np.uint8)
-    radius = int(feather_px) // 2
-    if radius <= 0 or covered.all():
-        return covered.astype(np.float32)
-    size = 2 * radius + 1
-    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
-    # Outside the image counts as covered: only edges of T's data inside the grid fade.
-    eroded = cv2.erode(covered, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=1)
-    return cv2.blur(eroded.astype(np.float32), (size, size), borderType=cv2.BORDER_REPLICATE)
+    return coverage_ramp(coverage, feather_px)
 
 
 def blend_weight(shape: tuple[int, int], masks: list[np.ndarray], coverage: np.ndarray | None,

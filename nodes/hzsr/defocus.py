@@ -29,8 +29,7 @@ import numba
 import numpy as np
 
 from nodegraph import Flow, Mask, Out, Param, Rect, Shift, node
-
-from .flow import flow_unit
+from nodegraph.nodes.ops.flow_fields import flow_unit
 
 KMEANS_SEED = 0
 KMEANS_ATTEMPTS = 3
@@ -52,7 +51,7 @@ def focus_roi_on_grid(shape: tuple[int, int], focus_roi, shift) -> tuple[int, in
     xb, yb = min(int(math.ceil(box[2])), w), min(int(math.ceil(box[3])), h)
     if xb <= xa or yb <= ya:
         warnings.warn(f"focus ROI {tuple(focus_roi or central)} shifted by ({dx}, {dy}) lies "
-                      f"outside the {w}x{h} working grid; using its central 25 %")
+                      f"outside the {w}x{h} working grid; using its central 25 %", stacklevel=2)
         xa, ya = int(w // 4), int(h // 4)
         xb, yb = max(int(math.ceil(3 * w / 4)), xa + 1), max(int(math.ceil(3 * h / 4)), ya + 1)
     return xa, ya, xb, yb

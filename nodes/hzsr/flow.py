@@ -23,20 +23,8 @@ import numpy as np
 
 from nodegraph import Flow, Gray, Image, Out, Param, node
 from nodegraph.errors import InputError
-from nodes.hzsr.align import gray8
-
-FLOW_UNIT_SIDE = 512  # long side (px) of HZSR's 384x512 flow resolution
-
-
-def flow_unit(shape: tuple[int, ...]) -> float:
-    """Full-resolution px per px of the flow's reference resolution (long side 512 px).
-
-    The masks measure flow distances in these units: flow is estimated at that size and
-    upsampled, so its errors grow with the image and a constant in full-resolution pixels
-    would mean something else at 12 MP than at 0.1 MP.
-    """
-    return max(shape[:2]) / FLOW_UNIT_SIDE
-
+from nodegraph.nodes.ops.flow_fields import resize_flow
+from nodegraph.nodes.ops.luminance import gray8
 
 DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
                "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
@@ -54,17 +42,6 @@ def work_shape(shape: tuple[int, int], work_size: tuple[int, int]) -> tuple[int,
     scale = min(1.0, box_long / max(h, w), box_short / min(h, w))
     return max(8, round(h * scale)), max(8, round(w * scale))
 
-
-def resize_flow(flow: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Bilinearly resample a flow field to ``shape`` (h, w) and rescale its vectors to that grid."""
-    h, w = shape
-    fh, fw = flow.shape[:2]
-    if (fh, fw) == (h, w):
-        return flow.astype(np.float32, copy=False)
-    out = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
-    out[..., 0] *= w / fw
-    out[..., 1] *= h / fh
-    return out.astype(np.float32, copy=False)
 
 
 def _opencv_flow(a: np.ndarray, b: np.ndarray, method: str, dis_preset: str) -> np.ndarray:

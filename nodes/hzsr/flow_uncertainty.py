@@ -41,13 +41,17 @@ import numba
 import numpy as np
 
 from nodegraph import Flow, Gray, Image, Mask, Out, Param, node
-
-from .flow import flow_unit
-
-from .luma import luminance
-from .occlusion import fb_residual_at, fb_residual_reference
-from .warp import bilinear_channel, bilinear_setup, sample_bilinear_reference
-
+from nodegraph.nodes.ops.flow_fields import (
+    fb_residual_at,
+    fb_residual_reference,
+    flow_unit,
+)
+from nodegraph.nodes.ops.luminance import luminance
+from nodegraph.nodes.ops.sampling import (
+    bilinear_channel,
+    bilinear_setup,
+    sample_bilinear_reference,
+)
 
 # Per-block sums, in this order.
 _N, _GXX, _GYY, _GXY, _FX, _FY, _FF, _NR, _RR = range(9)

@@ -13,7 +13,7 @@ to Y_src (least squares over a central region, on pixels with M_occ < 0.5), i.e.
 W's optical resolution. It depends on the zoom ratio and on W's lens, which is why it is
 measured, not fixed. (Measured on the dev cases, keeping W's own high band this way loses far
 less on occluded pixels than swapping bands, G(Y_src) + Ỹ_ref - G(Ỹ_ref).)
-Chroma (U, V) comes from I_src via luma.replace_luminance.
+Chroma (U, V) comes from I_src via ops.luminance.replace_luminance.
 """
 from __future__ import annotations
 
@@ -22,8 +22,7 @@ import numba
 import numpy as np
 
 from nodegraph import Image, Mask, Out, Param, node
-
-from .luma import luminance, replace_luminance
+from nodegraph.nodes.ops.luminance import luminance, replace_luminance
 
 SIGMA_CANDIDATES = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0)
 ESTIMATION_SIDE = 768  # px of the central region used to estimate W's blur

@@ -1,9 +1,9 @@
 """Learned luminance fusion (HZSR section 3.2): Y_fusion = UNet(Y_src, Ỹ_ref, M_occ), run by onnxruntime.
 
-The network (``hzsr/train/model.py``; model card in ``nodes/hzsr/models/MODEL_CARD.md``) is a
+The network (``nodes/train/model.py``; model card in ``nodes/hzsr/models/MODEL_CARD.md``) is a
 5-level UNet, residual on Y_src, working on a 4x space-to-depth stem; it needs inputs whose
 height and width are multiples of 64. Colour: chroma (U, V) stays that of I_src, only Y is
-replaced (``luma.replace_luminance``).
+replaced (``ops.luminance.replace_luminance``).
 
 Tiled inference, exact and memory-bounded: the image (edge-padded to a multiple of 64) is cut
 into cores of ``tile`` px; each core is run inside a window grown by ``overlap`` px on every
@@ -22,7 +22,7 @@ import threading
 import numpy as np
 
 from nodegraph import Image, Mask, Out, Param, node
-from nodes.hzsr.luma import luminance, replace_luminance
+from nodegraph.nodes.ops.luminance import luminance, replace_luminance
 
 MULTIPLE = 64            # input sides must be multiples of this (stem 4 x 2^4 downsamplings)
 BUNDLED_MODEL = "models/fusion_unet.onnx"

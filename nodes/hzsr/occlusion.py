@@ -10,30 +10,15 @@ definition (M_occ = 1) unless ``out_of_frame_occluded`` is switched off.
 """
 from __future__ import annotations
 
-import math
-
 import numba
 import numpy as np
 
 from nodegraph import Flow, Mask, Out, Param, node
-
-from .flow import flow_unit
-from .warp import bilinear_channel, bilinear_setup, sample_bilinear_reference
-
-
-@numba.njit(cache=True, inline="always")
-def fb_residual_at(flow_fwd, flow_bwd, i, j):
-    """(r(x) in px, whether x + F_fwd(x) lies inside the frame) at pixel (i, j)."""
-    h, w = flow_bwd.shape[0], flow_bwd.shape[1]
-    fx = flow_fwd[i, j, 0]
-    fy = flow_fwd[i, j, 1]
-    x = np.float32(j) + fx
-    y = np.float32(i) + fy
-    inside = 0.0 <= x <= w - 1 and 0.0 <= y <= h - 1
-    y0, y1, x0, x1, wy, wx = bilinear_setup(x, y, h, w)
-    rx = fx + bilinear_channel(flow_bwd, y0, y1, x0, x1, wy, wx, 0)
-    ry = fy + bilinear_channel(flow_bwd, y0, y1, x0, x1, wy, wx, 1)
-    return math.sqrt(rx * rx + ry * ry), inside
+from nodegraph.nodes.ops.flow_fields import (
+    fb_residual_at,
+    fb_residual_reference,
+    flow_unit,
+)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -58,16 +43,6 @@ def occlusion_mask(flow_fwd: np.ndarray, flow_bwd: np.ndarray, s: float,
     _occlusion_kernel(flow_fwd, flow_bwd, np.float32(s), bool(out_of_frame_occluded), out)
     return out
 
-
-def fb_residual_reference(flow_fwd: np.ndarray, flow_bwd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """NumPy: (r(x) in px with the clamped sampler, boolean map of x + F_fwd(x) inside the frame)."""
-    h, w = flow_fwd.shape[:2]
-    x = np.arange(w, dtype=np.float32)[None, :] + flow_fwd[..., 0]
-    y = np.arange(h, dtype=np.float32)[:, None] + flow_fwd[..., 1]
-    back = sample_bilinear_reference(flow_bwd, x, y)
-    residual = np.sqrt(np.sum((flow_fwd + back).astype(np.float64) ** 2, axis=-1))
-    inside = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
-    return residual, inside
 
 
 def occlusion_mask_reference(flow_fwd: np.ndarray, flow_bwd: np.ndarray, s: float,

@@ -6,14 +6,12 @@ similarity transform mapping T's pixels into W's gives ratio = width_W / (width_
 """
 from __future__ import annotations
 
-import warnings
-
 import cv2
 import numpy as np
 
-from nodegraph import Image, Out, Param, Scalar, node
+from nodegraph import Image, Out, Scalar, node, note
 from nodegraph.errors import InputError
-from nodes.hzsr.align import to_uint8_gray
+from nodegraph.nodes.ops.luminance import to_uint8_gray
 
 MIN_INLIERS = 12
 # T is pre-shrunk to its expected size in W for each candidate ratio, so ORB's own 8-level
@@ -89,8 +87,8 @@ def ratio(wide: Image, tele: Image, wide_focal_35mm: Scalar = None,
 
     The feature estimate matches ORB keypoints of T against W (Lowe ratio test), fits a
     similarity with RANSAC (cv2.estimateAffinePartial2D) and converts its scale s into
-    ratio = width_W / (width_T * s). Warns which source was used; InputError if none works.
+    ratio = width_W / (width_T * s). Notes which source was used; InputError if none works.
     """
     value, source = resolve_ratio(wide, tele, wide_focal_35mm, tele_focal_35mm, ratio)
-    warnings.warn(f"zoom ratio {value:.4g} {source}")
+    note(f"zoom ratio {value:.4g} {source}")
     return value

@@ -21,8 +21,7 @@ import numba
 import numpy as np
 
 from nodegraph import Image, Mask, Out, Param, Rect, node
-
-from .luma import luminance
+from nodegraph.nodes.ops.luminance import luminance
 
 
 @numba.njit(parallel=True, cache=True)

@@ -14,13 +14,18 @@ import numpy as np
 
 from nodegraph import Image, Out, Param, Rect, Scalar, node
 from nodegraph.errors import InputError
-from nodes.hzsr.align import central_rect, rect_to_grid_matrix, resample_region
+from nodegraph.nodes.ops.geometry import (
+    central_rect,
+    rect_to_grid_matrix,
+    resample_region,
+)
+from nodegraph.nodes.ops.ramps import coverage_ramp
 
 
 def output_to_working_matrix(view, view_wh, crop, working_wh) -> np.ndarray:
     """2x3 matrix from output pixels (W's ``view`` over ``view_wh``) to working-grid pixels.
 
-    Both grids map to W's pixel coordinates with centres aligned (align.rect_to_grid_matrix);
+    Both grids map to W's pixel coordinates with centres aligned (geometry.rect_to_grid_matrix);
     this is the output->W map followed by the inverse of the working->W map.
     """
     to_w = np.vstack([rect_to_grid_matrix(view, view_wh), [0.0, 0.0, 1.0]])
@@ -89,8 +94,7 @@ def seam_ramp(to_working: np.ndarray, working_wh, out_wh, width_px: float) -> np
     footprint = cv2.warpAffine(np.ones((working_wh[1], working_wh[0]), np.uint8), to_working,
                                (out_w, out_h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    distance = cv2.distanceTransform(footprint, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    return np.minimum(distance * np.float32(1.0 / width_px), np.float32(1.0))
+    return coverage_ramp(footprint, width_px)
 
 
 @node("hzsr.uncrop", version=1)

@@ -1,6 +1,6 @@
 """Numbers and figures for the model card: validation Y-PSNR, 12 MP speed, example triplets.
 
-``python -m hzsr.train.report --data CACHE --work WORKDIR --model MODEL.onnx --docs docs/fusion``
+``python -m nodegraph.nodes.train.report --data CACHE --work WORKDIR --model MODEL.onnx --docs docs/fusion``
 (run from the repository root). Validation patches come from the held-out photos only.
 With ``--cases DIR --classical-out DIR --learned-out DIR`` (the ``--out-dir`` folders of two
 ``nodegraph eval`` runs) it also redraws the side-by-side crops of the dev cases; those are
@@ -19,8 +19,11 @@ import cv2
 import numpy as np
 
 from nodegraph.node import spec_of
-from nodes.hzsr import fusion_unet as fu
-from nodes.hzsr.fusion_classical import classical_fusion_luminance, fusion_classical
+from nodegraph.nodes.hzsr import fusion_unet as fu
+from nodegraph.nodes.hzsr.fusion_classical import (
+    classical_fusion_luminance,
+    fusion_classical,
+)
 
 from .data import load_cache
 
@@ -143,7 +146,7 @@ def dev_case_crops(cases_dir: str | Path, classical_dir: str | Path, learned_dir
     """Side-by-side crops (bicubic | classical | learned | ground truth) of every case with a
     gt.png, from the outputs that ``nodegraph eval --out-dir`` saved; the crop is the window
     of the ground truth with the most gradient energy (a textured, informative region)."""
-    from nodes.hzsr.align import resample_region
+    from nodegraph.nodes.ops.geometry import resample_region
 
     written = []
     for case in sorted(Path(cases_dir).iterdir()):

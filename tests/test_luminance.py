@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from nodes.hzsr.luma import luminance, replace_luminance
+from nodegraph.nodes.ops.luminance import luminance, replace_luminance
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 3), (7, 1, 3), (1, 9, 3), (31, 17, 3)])

@@ -20,8 +20,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 STEM = 4          # space-to-depth factor
 LEVELS = 5        # resolution levels 1/4 ... 1/64

@@ -15,7 +15,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .simulate import RigParams, VALIDATION_PHOTOS, load_photo, make_sample, photo_paths, short_id
+from .simulate import (
+    VALIDATION_PHOTOS,
+    RigParams,
+    load_photo,
+    make_sample,
+    photo_paths,
+    short_id,
+)
 
 SCENE_SIZES = ((384, 512), (448, 448), (320, 576), (512, 384))
 

@@ -1,6 +1,6 @@
 """``nodegraph train fusion``: simulate the rig (or reuse a patch cache), train, export ONNX.
 
-Registered through the ``nodegraph.commands`` entry point (``train = "hzsr.train.cli:register"``).
+Registered through the ``nodegraph.commands`` entry point (``train = "nodegraph.nodes.train.cli:register"``).
 torch is imported only when the command runs, so ``nodegraph --help`` works without it.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ def register(subparsers) -> None:
     src.add_argument("--patch", type=int, default=128, help="patch side, px (multiple of 64)")
     src.add_argument("--rig", nargs="+", default=[], metavar="NAME=VALUE",
                      help="simulated-rig settings for a new cache (fields of "
-                          "hzsr.train.simulate.RigParams, e.g. zoom=1.5,5 occluders=0,5)")
+                          "nodegraph.nodes.train.simulate.RigParams, e.g. zoom=1.5,5 occluders=0,5)")
     p.add_argument("--out", required=True, metavar="MODEL.onnx", help="ONNX file to write")
     p.add_argument("--work", metavar="DIR", help="checkpoints and log.jsonl (default: next to --out)")
     p.add_argument("--steps", type=int, default=15000)
@@ -43,7 +43,7 @@ def register(subparsers) -> None:
                    help="L1 pixel weight = floor + (1 - floor) M_blend; 1 = unweighted")
     p.add_argument("--detail-sigmas", type=float, nargs="+", metavar="PX",
                    help="Gaussians splitting Ỹ_ref into the detail path's band-pass layers "
-                        "(default: hzsr.train.model.DETAIL_SIGMAS, 1 2 4)")
+                        "(default: nodegraph.nodes.train.model.DETAIL_SIGMAS, 1 2 4)")
     p.add_argument("--time-limit", type=float, metavar="MIN",
                    help="stop after MIN minutes of training even before --steps (the learning-rate "
                         "schedule then follows the clock)")

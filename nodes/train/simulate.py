@@ -27,7 +27,7 @@ so the network learns on real warping errors and real M_occ maps. It also comput
 weight M_blend the pipeline would give the network's output (``hzsr.blend`` on the pipeline's
 M_occ, M_flow, M_reject and, for M_defocus, the layers the simulation really defocused): the
 fused image is only ever seen through M_blend, so the training loss weights pixels by it (see
-``hzsr.train.losses``) instead of asking the network to second-guess what the masks reject.
+``nodegraph.nodes.train.losses``) instead of asking the network to second-guess what the masks reject.
 Everything is drawn from a ``numpy.random.Generator``: fixed seed, fixed data.
 """
 from __future__ import annotations
@@ -39,16 +39,16 @@ from dataclasses import asdict, dataclass, replace
 import cv2
 import numpy as np
 
-from nodes.hzsr.align import match_colour
 from nodegraph.node import spec_of
-from nodes.hzsr.blend import blend, blend_weight
-from nodes.hzsr.defocus import focus_roi_on_grid
-from nodes.hzsr.flow import estimate_flow
-from nodes.hzsr.flow_uncertainty import flow_uncertainty
-from nodes.hzsr.luma import luminance
-from nodes.hzsr.occlusion import occlusion
-from nodes.hzsr.reject import reject
-from nodes.hzsr.warp import warp_bilinear
+from nodegraph.nodes.hzsr.blend import blend, blend_weight
+from nodegraph.nodes.hzsr.defocus import focus_roi_on_grid
+from nodegraph.nodes.hzsr.flow import estimate_flow
+from nodegraph.nodes.hzsr.flow_uncertainty import flow_uncertainty
+from nodegraph.nodes.hzsr.occlusion import occlusion
+from nodegraph.nodes.hzsr.reject import reject
+from nodegraph.nodes.hzsr.warp import warp_bilinear
+from nodegraph.nodes.ops.colour import match_colour
+from nodegraph.nodes.ops.luminance import luminance
 
 # scikit-image's bundled photographs (motorcycle_* excluded: the dev cases are built from it;
 # synthetic images, drawings and binary masks excluded).
@@ -104,7 +104,7 @@ class RigParams:
     def as_dict(self) -> dict:
         return asdict(self)
 
-    def with_overrides(self, settings: list[str]) -> "RigParams":
+    def with_overrides(self, settings: list[str]) -> RigParams:
         """A copy with ``NAME=VALUE`` settings applied (``zoom=1.5,5`` for a range), each
         value typed like the field's default; ValueError names an unknown field or bad value."""
         changes = {}

@@ -23,9 +23,16 @@ import numpy as np
 from nodegraph.cli import load_for_run
 from nodegraph.errors import InputError
 from nodegraph.execute import plan, run_plan
+from nodegraph.nodes.ops.metrics import (
+    BORDER,
+    bicubic_crop,
+    inner,
+    luma8,
+    psnr,
+    quantize8,
+    ssim,
+)
 from nodegraph.registry import default_registry
-
-from .metrics import BORDER, bicubic_crop, inner, luma8, psnr, quantize8, ssim
 
 REGIONS = ("all", "visible", "occluded")
 

@@ -22,3 +22,20 @@ def replace_luminance(rgb: np.ndarray, y_new: np.ndarray) -> np.ndarray:
     """
     delta = (y_new - luminance(rgb))[..., None]
     return np.clip(rgb + delta, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def gray8(image: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """8-bit luminance of ``image``, area-resized to ``shape`` (h, w) when given (OpenCV's
+    FAST and flow methods work on 8-bit single-channel images)."""
+    y = luminance(image)
+    if shape is not None and y.shape != tuple(shape):
+        y = cv2.resize(y, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+    return np.clip(np.rint(y * 255.0), 0, 255).astype(np.uint8)
+
+
+def to_uint8_gray(image: np.ndarray, long_side: int) -> tuple[np.ndarray, float]:
+    """8-bit luminance of ``image`` downscaled so its long side is at most ``long_side``; (gray, scale)."""
+    h, w = image.shape[:2]
+    scale = min(1.0, long_side / max(h, w))
+    shape = (max(1, round(h * scale)), max(1, round(w * scale)))
+    return gray8(image, shape), scale

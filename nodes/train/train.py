@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from .data import augment, load_cache
 from .losses import blended_output, harm_loss, total_loss
-from .model import DETAIL_SIGMAS, FusionUNet, WIDTHS
+from .model import DETAIL_SIGMAS, WIDTHS, FusionUNet
 
 
 @dataclass

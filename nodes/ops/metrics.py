@@ -9,8 +9,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from nodes.hzsr.align import rect_to_grid_matrix
-from nodes.hzsr.luma import luminance
+from nodegraph.nodes.ops.geometry import rect_to_grid_matrix
+from nodegraph.nodes.ops.luminance import luminance
 
 BORDER = 8
 SSIM_C1, SSIM_C2 = 0.01**2, 0.03**2

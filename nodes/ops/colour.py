@@ -1,0 +1,22 @@
+"""Colour matching between two cameras' views of the same region."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def match_colour(tele: np.ndarray, tele_region: np.ndarray, wide_region: np.ndarray) -> np.ndarray:
+    """T with each channel's mean and standard deviation matched to W's (HZSR colour match).
+
+    The statistics come from the two overlapping regions at W's optical resolution, so T's
+    extra fine detail does not count as contrast to be removed.
+    """
+    mu_t = tele_region.reshape(-1, 3).mean(axis=0)
+    sd_t = tele_region.reshape(-1, 3).std(axis=0)
+    mu_w = wide_region.reshape(-1, 3).mean(axis=0)
+    sd_w = wide_region.reshape(-1, 3).std(axis=0)
+    gain = np.where(sd_t > 1e-6, sd_w / np.maximum(sd_t, 1e-6), 1.0)
+    # One per-channel affine map in a single OpenCV pass (speed at 12 MP).
+    affine = np.hstack([np.diag(gain), (mu_w - mu_t * gain)[:, None]])
+    matched = cv2.transform(np.ascontiguousarray(tele, dtype=np.float32), affine)
+    return np.clip(matched, 0.0, 1.0, out=matched)
