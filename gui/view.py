@@ -21,7 +21,6 @@ import numpy as np
 from nodegraph.editing import Editor, EditRefused
 from nodegraph.graph import INPUTS, Ref
 from nodegraph.node import ParamSpec
-from nodegraph.render import PREVIEWABLE
 from nodegraph.types import PORT_TYPES, PortType
 
 GRAPH_INPUTS, GRAPH_OUTPUTS = "@inputs", "@outputs"
@@ -178,10 +177,10 @@ class EditorView:
         right = max((x for x, _ in layout.values()), default=300.0) + 300
         self._add_outputs_box(right)
         for name, inst in graph.nodes.items():
-            for port, link in inst.links.items():
-                self._add_link(link, name, port, _tag("in", name, port))
-        for out, link in graph.outputs.items():
-            self._add_link(link, GRAPH_OUTPUTS, out, _tag("in", GRAPH_OUTPUTS, out))
+            for port, ref in inst.links.items():
+                self._add_link(ref, name, port, _tag("in", name, port))
+        for out, ref in graph.outputs.items():
+            self._add_link(ref, GRAPH_OUTPUTS, out, _tag("in", GRAPH_OUTPUTS, out))
         dpg.set_value("file_text", self._file_label())
         self._update_problems()
         self._update_status()
@@ -292,8 +291,7 @@ class EditorView:
         graph = self.editor.graph
         links = [*(lk for inst in graph.nodes.values() for lk in inst.links.values()),
                  *graph.outputs.values()]
-        return sorted({str(lk).split(".", 1)[1] for lk in links
-                       if str(lk).startswith(name + ".")})
+        return sorted({ref.port for ref in links if ref.node == name})
 
     def _add_port(self, kind: str, node: str, port: str, ptype: PortType, label: str) -> None:
         tag = _tag(kind, node, port)
@@ -337,11 +335,7 @@ class EditorView:
                 dpg.add_text(f"{pspec.name}: {pspec.type.__name__}{bounds}{unit}, "
                              f"default {pspec.default!r}\n{pspec.doc}", wrap=360)
 
-    def _add_link(self, link: str, node: str, port: str, target: str) -> None:
-        try:
-            ref = Ref.parse(link)
-        except ValueError:
-            return  # a malformed link is listed as a problem of the node
+    def _add_link(self, ref: Ref, node: str, port: str, target: str) -> None:
         source = _tag("out", ref.node, ref.port)
         if not dpg.does_item_exist(source) or not dpg.does_item_exist(target):
             return
@@ -393,7 +387,7 @@ class EditorView:
         if selected and selected[0] != self.selected:
             self.selected = selected[0]
             spec = self.editor.spec(self.selected)
-            ports = [p for p, t in (spec.outputs.items() if spec else []) if t.name in PREVIEWABLE]
+            ports = [p for p, t in (spec.outputs.items() if spec else []) if t.previewable]
             if ports:
                 self.preview_key = f"{self.selected}.{ports[0]}"
                 dpg.set_value("preview_combo", self.preview_key)
@@ -434,7 +428,7 @@ class EditorView:
         for name in self.editor.graph.nodes:
             spec = self.editor.spec(name)
             if spec is not None:
-                keys += [f"{name}.{p}" for p, t in spec.outputs.items() if t.name in PREVIEWABLE]
+                keys += [f"{name}.{p}" for p, t in spec.outputs.items() if t.previewable]
         dpg.configure_item("preview_combo", items=keys)
         if self.preview_key not in keys:
             # Until a node is picked, show the first graph output that is a picture.

@@ -32,12 +32,13 @@ import numpy as np
 
 from .errors import GraphError, InputError, NodeError, Problem
 from .execute import Cache, Event, RunResult, plan, run_plan
-from .graph import AUTO, INPUTS, Graph, NodeInstance, load_graph, save_graph
+from .graph import AUTO, INPUTS, Graph, NodeInstance, Ref, load_graph, save_graph
 from .node import NodeSpec
 from .registry import Registry
-from .render import downscaled, to_bgr8
+from .render import downscaled
+from .subgraph import is_subgraph_type, resolve_spec
 from .types import PORT_TYPES, PortType
-from .validate import is_subgraph_type, resolve_spec, validate
+from .validate import validate
 
 
 class EditRefused(ValueError):
@@ -76,13 +77,7 @@ def auto_layout(graph: Graph, sizes: dict[str, tuple[float, float]] | None = Non
     would reach past ``max_width`` wrap into a new band below, so a long chain stays in view.
     """
     positions = graph.ui.get("positions", {}) if isinstance(graph.ui, dict) else {}
-    dag = nx.DiGraph()
-    dag.add_nodes_from(graph.nodes)
-    for name, inst in graph.nodes.items():
-        for link in inst.links.values():
-            source = _source(link)
-            if source in graph.nodes and source != name:
-                dag.add_edge(source, name)
+    dag = graph.dependencies()
     try:
         order = list(nx.topological_sort(dag))
     except nx.NetworkXUnfeasible:  # a cyclic graph still needs to be drawn to be fixed
@@ -227,9 +222,9 @@ class Editor:
         def apply(graph: Graph) -> None:
             del graph.nodes[node]
             for inst in graph.nodes.values():
-                for port in [p for p, link in inst.links.items() if _source(link) == node]:
+                for port in [p for p, ref in inst.links.items() if ref.node == node]:
                     del inst.links[port]
-            for out in [o for o, link in graph.outputs.items() if _source(link) == node]:
+            for out in [o for o, ref in graph.outputs.items() if ref.node == node]:
                 del graph.outputs[out]
             if isinstance(graph.ui.get("positions"), dict):
                 graph.ui["positions"].pop(node, None)
@@ -256,7 +251,7 @@ class Editor:
             if loop is not None:
                 raise EditRefused("the link would create a cycle: "
                                   + " -> ".join(loop + [dst_node]))
-        link = f"{src_node}.{src_port}"
+        link = Ref(src_node, src_port)
         self._edit(f"connect {link} -> {dst_node}.{dst_port}",
                    lambda graph: graph.nodes[dst_node].links.__setitem__(dst_port, link))
 
@@ -274,7 +269,7 @@ class Editor:
         if not name or "." in name:
             raise EditRefused(f"invalid output name {name!r}")
         self._edit(f"output {name}",
-                   lambda graph: graph.outputs.__setitem__(name, f"{src_node}.{src_port}"))
+                   lambda graph: graph.outputs.__setitem__(name, Ref(src_node, src_port)))
 
     def remove_output(self, name: str) -> None:
         if name not in self.graph.outputs:
@@ -511,12 +506,12 @@ class Editor:
     def preview(self, node: str, port: str, max_side: int = 320) -> np.ndarray | None:
         """A downscaled uint8 BGR picture of an output port's last value, or None.
 
-        Masks come out as heat maps and flow fields in colour (:func:`nodegraph.render.to_bgr8`).
+        Masks come out as heat maps and flow fields in colour (:meth:`nodegraph.types.PortType.picture`).
         """
         spec = self.spec(node)
         if spec is None or port not in spec.outputs:
             return None
-        picture = to_bgr8(self.output_value(node, port), spec.outputs[port])
+        picture = spec.outputs[port].picture(self.output_value(node, port))
         return None if picture is None else downscaled(picture, max_side)
 
     # ------------------------------------------------------------ internals
@@ -580,14 +575,8 @@ class Editor:
 
     def _path(self, start: str, end: str) -> list[str] | None:
         """Nodes along a chain of links from ``start`` to ``end`` (``[start]`` if equal)."""
-        dag = nx.DiGraph()
-        dag.add_nodes_from(self.graph.nodes)
-        for name, inst in self.graph.nodes.items():
-            for link in inst.links.values():
-                if _source(link) in self.graph.nodes:
-                    dag.add_edge(_source(link), name)
         try:
-            return nx.shortest_path(dag, start, end)
+            return nx.shortest_path(self.graph.dependencies(), start, end)
         except (nx.NetworkXNoPath, nx.NodeNotFound):
             return None
 
@@ -602,17 +591,13 @@ class Editor:
         return name
 
 
-def _source(link: Any) -> str:
-    return str(link).split(".", 1)[0]
-
-
 def _rebase(graph: Graph, old_base: Path, new_base: Path) -> None:
     """Rewrite relative file paths of ``graph`` (input defaults, subgraph types) for a new folder."""
     def moved(relative: str) -> str:
         return os.path.relpath(old_base / relative, new_base)
 
     for gi in graph.inputs.values():
-        if (gi.type in ("Path", "OutPath") and isinstance(gi.default, str)
+        if (gi.type in PORT_TYPES and PORT_TYPES[gi.type].file_role is not None and isinstance(gi.default, str)
                 and gi.default != AUTO and not os.path.isabs(os.path.expanduser(gi.default))):
             gi.default = moved(gi.default)
     for inst in graph.nodes.values():

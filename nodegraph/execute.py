@@ -20,7 +20,6 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -29,8 +28,9 @@ from .errors import InputError, NodeError
 from .graph import AUTO, INPUTS, Graph, Ref
 from .node import NodeSpec, Note, call_node
 from .registry import Registry
+from .subgraph import resolve_spec
 from .types import PORT_TYPES, PortType
-from .validate import check, resolve_spec
+from .validate import check
 
 
 @dataclass(frozen=True)
@@ -112,17 +112,7 @@ class Cache:
 def _input_value(graph: Graph, name: str) -> Const:
     gi = graph.inputs[name]
     ptype = PORT_TYPES[gi.type]
-    value = gi.default
-    if value == AUTO:
-        value = None
-    elif ptype.name == "Path" and value is not None:
-        value = str((graph.base_dir / Path(value).expanduser()).resolve())
-    elif ptype.name == "OutPath" and value is not None:  # results land where the user is
-        value = str(Path(value).expanduser().resolve())
-    elif ptype.name in ("Rect", "Shift") and isinstance(value, list):
-        value = tuple(float(v) for v in value)
-    elif ptype.name == "Scalar" and value is not None:
-        value = float(value)
+    value = None if gi.default == AUTO else ptype.resolve(gi.default, graph.base_dir)
     return Const(value, ptype)
 
 
@@ -140,8 +130,7 @@ def _flatten(graph: Graph, registry: Registry, prefix: str, inputs: dict[str, Re
     """Append the steps of ``graph`` (names prefixed); return where its outputs come from."""
     exported: dict[str, dict[str, Ref | Const]] = {}  # subgraph node -> its outputs
 
-    def source_of(link: str) -> Ref | Const:
-        ref = Ref.parse(link)
+    def source_of(ref: Ref) -> Ref | Const:
         if ref.node == INPUTS:
             return inputs[ref.port]
         if ref.node in exported:
@@ -151,13 +140,7 @@ def _flatten(graph: Graph, registry: Registry, prefix: str, inputs: dict[str, Re
     overrides = param_overrides or {}
     # Topological order (subgraphs expand before their readers resolve links into them);
     # ties keep file order, so runs and progress bars are repeatable.
-    dag = nx.DiGraph()
-    dag.add_nodes_from(graph.nodes)
-    for inst in graph.nodes.values():
-        for link in inst.links.values():
-            ref = Ref.parse(link)
-            if ref.node != INPUTS:
-                dag.add_edge(ref.node, inst.name)
+    dag = graph.dependencies()
     position = {name: i for i, name in enumerate(graph.nodes)}
     for name in nx.lexicographical_topological_sort(dag, key=position.__getitem__):
         inst = graph.nodes[name]
@@ -165,7 +148,7 @@ def _flatten(graph: Graph, registry: Registry, prefix: str, inputs: dict[str, Re
         params = {**spec.default_params(), **inst.params}
         params.update({k.split(".", 1)[1]: v for k, v in overrides.items()
                        if k.split(".", 1)[0] == name})
-        sources = {port: source_of(link) for port, link in inst.links.items()}
+        sources = {port: source_of(ref) for port, ref in inst.links.items()}
         if spec.subgraph is not None:
             inner_inputs = {}
             for port in spec.inputs:
@@ -174,42 +157,20 @@ def _flatten(graph: Graph, registry: Registry, prefix: str, inputs: dict[str, Re
                                       steps, params)
             continue
         steps.append(Step(prefix + name, spec, sources, params, inst.bypass))
-    return {out: source_of(link) for out, link in graph.outputs.items()}
+    return {out: source_of(ref) for out, ref in graph.outputs.items()}
 
 
 # ---------------------------------------------------------------- hashing
-
-_file_digests: dict[tuple[str, int, int], str] = {}
-
-
-def file_digest(path: str) -> str:
-    """Content hash of a file, memoised on (path, size, mtime)."""
-    stat = os.stat(path)
-    memo_key = (path, stat.st_size, stat.st_mtime_ns)
-    digest = _file_digests.get(memo_key)
-    if digest is None:
-        hasher = hashlib.blake2b(digest_size=16)
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                hasher.update(chunk)
-        digest = _file_digests[memo_key] = hasher.hexdigest()
-    return digest
-
-
-def _const_token(const: Const) -> str:
-    if const.type.name == "Path" and const.value is not None and os.path.isfile(const.value):
-        return f"file:{const.value}:{file_digest(const.value)}"
-    return f"value:{const.value!r}"
-
 
 def recipe_key(step: Step, upstream: dict[str, str]) -> str:
     """Hash of what determines a step's outputs."""
     sources = {}
     for port, source in sorted(step.sources.items()):
         sources[port] = (f"ref:{upstream[source.node]}:{source.port}" if isinstance(source, Ref)
-                         else _const_token(source))
+                         else source.type.cache_token(source.value))
+    fingerprint = step.spec.fingerprint(step.params) if step.spec.fingerprint and not step.bypass else ""
     recipe = [step.spec.id, step.spec.version, step.bypass, sorted(step.params.items(), key=str),
-              sources]
+              sources, fingerprint]
     return hashlib.blake2b(json.dumps(recipe, default=repr).encode(), digest_size=16).hexdigest()
 
 
@@ -264,11 +225,11 @@ def _check_paths(steps: list[Step]) -> None:
         for port, source in step.sources.items():
             if isinstance(source, Const) and source.value is not None:
                 where = f"node '{step.name}', input '{port}'"
-                if source.type.name == "Path":
+                if source.type.file_role == "read":
                     if not os.path.isfile(source.value):
                         raise InputError(f"{where}: file not found: {source.value}")
                     reads[os.path.realpath(source.value)] = where
-                elif source.type.name == "OutPath":
+                elif source.type.file_role == "write":
                     writes[os.path.realpath(source.value)] = where
     for path, where in writes.items():
         if path in reads:

@@ -40,9 +40,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import networkx as nx
 import yaml
 
 from .errors import GraphError, Problem
+from .files import write_atomic
 
 SCHEMA_VERSION = 1
 INPUTS = "inputs"  # reserved source name of graph inputs in links: "inputs.NAME"
@@ -83,7 +85,7 @@ class GraphInput:
 class NodeInstance:
     name: str
     type: str
-    links: dict[str, str] = field(default_factory=dict)  # input port -> "node.port"
+    links: dict[str, Ref] = field(default_factory=dict)  # input port -> source (parsed on load)
     params: dict[str, Any] = field(default_factory=dict)
     bypass: bool = False
     doc: str = ""
@@ -93,7 +95,7 @@ class NodeInstance:
 class Graph:
     inputs: dict[str, GraphInput] = field(default_factory=dict)
     nodes: dict[str, NodeInstance] = field(default_factory=dict)
-    outputs: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, Ref] = field(default_factory=dict)  # graph output -> source
     ui: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     schema_version: int = SCHEMA_VERSION
@@ -127,6 +129,17 @@ class Graph:
 
     def positions(self) -> dict[str, list[float]]:
         return self.ui.setdefault("positions", {})
+
+    def dependencies(self) -> nx.DiGraph:
+        """The node-to-node dependency graph: an edge source -> reader for every link between
+        two nodes of this graph (graph inputs and links to unknown nodes are left out)."""
+        dag = nx.DiGraph()
+        dag.add_nodes_from(self.nodes)
+        for name, inst in self.nodes.items():
+            for ref in inst.links.values():
+                if ref.node in self.nodes and ref.node != name:
+                    dag.add_edge(ref.node, name)
+        return dag
 
 
 # ---------------------------------------------------------------- loading
@@ -190,7 +203,9 @@ def parse_graph(text: str, source: Path | str | None = None) -> Graph:
         graph.load_problems.append(Problem("the graph has no 'nodes' block", graph.file, 1))
     _load_nodes(graph, blocks.get("nodes"))
     for name, value, _line in _mapping(blocks.get("outputs"), graph, ("outputs",), "'outputs'"):
-        graph.outputs[name] = str(_plain(value))
+        ref = _link(graph, value, ("outputs", name), None, name)
+        if ref is not None:
+            graph.outputs[name] = ref
     if "ui" in blocks:
         ui = _plain(blocks["ui"])
         if isinstance(ui, dict):
@@ -238,7 +253,9 @@ def _load_nodes(graph: Graph, block: yaml.Node | None) -> None:
             graph.load_problems.append(graph.problem("the node has no 'type'", key, node=name))
         instance = NodeInstance(name, str(_plain(fields["type"])) if "type" in fields else "")
         for port, link, _ in _mapping(fields.get("in"), graph, key + ("in",), "'in'"):
-            instance.links[port] = str(_plain(link))
+            ref = _link(graph, link, key + ("in", port), name, port)
+            if ref is not None:
+                instance.links[port] = ref
         for param, param_value, _ in _mapping(fields.get("params"), graph, key + ("params",),
                                               "'params'"):
             instance.params[param] = _plain(param_value)
@@ -251,6 +268,16 @@ def _load_nodes(graph: Graph, block: yaml.Node | None) -> None:
         if "doc" in fields:
             instance.doc = str(_plain(fields["doc"]) or "")
         graph.nodes[name] = instance
+
+
+def _link(graph: Graph, value: yaml.Node, key: tuple[str, ...], node: str | None,
+          port: str) -> Ref | None:
+    """The parsed link of a YAML value, or None after recording a load problem."""
+    try:
+        return Ref.parse(_plain(value))
+    except ValueError as error:
+        graph.load_problems.append(graph.problem(str(error), key, node, port))
+        return None
 
 
 def load_graph(path: str | os.PathLike) -> Graph:
@@ -297,14 +324,14 @@ def graph_to_dict(graph: Graph) -> dict[str, Any]:
         if inst.doc:
             entry["doc"] = inst.doc
         if inst.links:
-            entry["in"] = dict(inst.links)
+            entry["in"] = {port: str(ref) for port, ref in inst.links.items()}
         if inst.params:
             entry["params"] = dict(inst.params)
         if inst.bypass:
             entry["bypass"] = True
         data["nodes"][name] = entry
     if graph.outputs:
-        data["outputs"] = dict(graph.outputs)
+        data["outputs"] = {name: str(ref) for name, ref in graph.outputs.items()}
     if graph.ui:
         data["ui"] = graph.ui
     return data
@@ -319,13 +346,7 @@ def dump_graph(graph: Graph) -> str:
 def save_graph(graph: Graph, path: str | os.PathLike) -> None:
     """Write ``graph`` to ``path`` atomically (an existing file is replaced only on success)."""
     path = Path(path)
-    text = dump_graph(graph)
-    temp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        temp.write_text(text, encoding="utf-8")
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
+    write_atomic(path, dump_graph(graph).encode("utf-8"))
     graph.source = path
 
 

@@ -21,6 +21,10 @@
   there is one output.
 * ``version`` is part of the cache key: bump it when the node's results change.
 * ``side_effect=True`` marks nodes that write files: they run every time and are never cached.
+* ``fingerprint=f`` adds ``f(params)`` (a string) to the node's cache key, for what its
+  parameters name but do not contain: a node whose parameter names a model file returns that
+  file's content digest (:func:`nodegraph.files.file_digest`), so replacing the file at the
+  same path re-runs the node.
 """
 from __future__ import annotations
 
@@ -144,6 +148,7 @@ class NodeSpec:
     outputs: dict[str, PortType]
     doc: str
     side_effect: bool = False
+    fingerprint: Callable[[dict[str, Any]], str] | None = field(default=None, repr=False, compare=False)
     source: str = ""  # where it came from: "builtin", "plugin NAME" or a graph file
     subgraph: Any = field(default=None, repr=False, compare=False)  # the Graph of a subgraph node
 
@@ -168,8 +173,8 @@ def _param_value_type(annotation: Any, where: str) -> tuple[type, bool]:
                     f"(optionally '| None'), got {annotation!r}")
 
 
-def make_spec(func: Callable[..., Any], node_id: str, version: int,
-              side_effect: bool = False) -> NodeSpec:
+def make_spec(func: Callable[..., Any], node_id: str, version: int, side_effect: bool = False,
+              fingerprint: Callable[[dict[str, Any]], str] | None = None) -> NodeSpec:
     """Read a node function's signature into a :class:`NodeSpec`; TypeError if malformed."""
     where = f"node {node_id!r} ({func.__module__}.{func.__qualname__})"
     hints = _resolved_annotations(func)
@@ -203,7 +208,7 @@ def make_spec(func: Callable[..., Any], node_id: str, version: int,
         raise TypeError(f"{where}: the return annotation must be Out(name=Type, ...)")
     return NodeSpec(id=node_id, version=version, func=func, inputs=inputs, params=params,
                     outputs=dict(returns.ports), doc=inspect.getdoc(func) or "",
-                    side_effect=side_effect)
+                    side_effect=side_effect, fingerprint=fingerprint)
 
 
 def _resolved_annotations(func: Callable[..., Any]) -> dict[str, Any]:
@@ -213,11 +218,12 @@ def _resolved_annotations(func: Callable[..., Any]) -> dict[str, Any]:
             for name, a in func.__annotations__.items()}
 
 
-def node(node_id: str, version: int = 1, *, side_effect: bool = False) -> Callable:
+def node(node_id: str, version: int = 1, *, side_effect: bool = False,
+         fingerprint: Callable[[dict[str, Any]], str] | None = None) -> Callable:
     """Declare a node type. The decorated function stays callable as a plain function."""
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        spec = make_spec(func, node_id, version, side_effect)
+        spec = make_spec(func, node_id, version, side_effect, fingerprint)
         # Plain calls get the parameters' default values, not the Param objects.
         func.__kwdefaults__ = spec.default_params() or None
         func.__nodegraph_spec__ = spec  # type: ignore[attr-defined]

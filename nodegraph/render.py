@@ -1,20 +1,19 @@
 """Turning node outputs into pictures: masks as heat maps, flow in colour, a labelled contact sheet.
 
-Used by ``nodegraph run --debug-dir`` and by the editor's preview; it knows port types, not
-what any particular node computes.
+The port types (:mod:`nodegraph.types`) draw their values with these; ``nodegraph run
+--debug-dir`` and the editor's preview use them through ``PortType.picture``.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
-from .types import PortType
-
-PREVIEWABLE = ("Image", "Gray", "Mask", "Flow")
+if TYPE_CHECKING:
+    from .types import PortType
 
 
 def flow_to_color(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
@@ -35,18 +34,15 @@ def heat_map(values: np.ndarray, low: float = 0.0, high: float = 1.0) -> np.ndar
     return cv2.applyColorMap((scaled * 255).astype(np.uint8), cv2.COLORMAP_INFERNO)
 
 
-def to_bgr8(value: Any, ptype: PortType) -> np.ndarray | None:
-    """A uint8 BGR picture of a value of a previewable type, or None."""
-    if value is None or ptype.name not in PREVIEWABLE:
-        return None
-    if ptype.name == "Image":
-        return cv2.cvtColor((np.clip(value, 0, 1) * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR)
-    if ptype.name == "Mask":
-        return heat_map(value)
-    if ptype.name == "Flow":
-        return flow_to_color(value)
-    low, high = float(np.min(value)), float(np.max(value))
-    gray = ((value - low) / max(high - low, 1e-12) * 255).astype(np.uint8)
+def rgb_to_bgr8(image: np.ndarray) -> np.ndarray:
+    """An RGB image (H, W, 3) in [0, 1] as uint8 BGR."""
+    return cv2.cvtColor((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR)
+
+
+def gray_to_bgr8(values: np.ndarray) -> np.ndarray:
+    """A single-channel array (H, W) stretched from its minimum to its maximum, as uint8 BGR."""
+    low, high = float(np.min(values)), float(np.max(values))
+    gray = ((values - low) / max(high - low, 1e-12) * 255).astype(np.uint8)
     return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
 
 
@@ -85,7 +81,7 @@ def write_debug_dir(directory: str | os.PathLike, items: list[tuple[str, Any, Po
     directory.mkdir(parents=True, exist_ok=True)
     written, tiles = [], []
     for label, value, ptype in items:
-        picture = to_bgr8(value, ptype)
+        picture = ptype.picture(value)
         if picture is None:
             continue
         path = directory / f"{len(tiles):02d}_{label.replace('/', '_')}.png"

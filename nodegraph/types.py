@@ -20,6 +20,12 @@ Text        str                                         Any
 Any         anything                                    Any
 ==========  ==========================================  ===============================
 
+A port type also owns what differs between kinds of value, so that no other module compares
+type names: how a ``--set`` string is parsed (``parse``), how a YAML default becomes a value
+(``resolve``: lists to tuples, relative paths to absolute ones), what the cache key hashes
+(``cache_token``: the *content* of a file the graph reads), whether it names a file read or
+written (``file_role``), and how it is previewed (``picture``: a uint8 BGR image, or None).
+
 ``Path`` and ``OutPath`` are different types on purpose: the executor hashes the content of
 ``Path`` files for its cache, and refuses to run a graph that would write over one of them.
 """
@@ -28,6 +34,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path as _FsPath
 from typing import Any as _AnyValue
 
 import numpy as np
@@ -43,9 +50,43 @@ class PortType:
     check: Callable[[_AnyValue], str | None] = field(repr=False, compare=False)
     parse: Callable[[str], _AnyValue] = field(repr=False, compare=False)
     feeds: frozenset[str] = frozenset()  # other type names this type may be linked into
+    file_role: str | None = None  # "read": a file the graph reads; "write": one it writes
+    from_yaml: Callable[[_AnyValue], _AnyValue] = field(default=lambda value: value, repr=False,
+                                                        compare=False)
+    preview: Callable[[_AnyValue], np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def __repr__(self) -> str:
         return self.name
+
+    def resolve(self, value: _AnyValue, base_dir: _FsPath) -> _AnyValue:
+        """The run-time value of a graph input declared as ``value`` in a file in ``base_dir``.
+
+        A file the graph reads is found relative to the graph file (so a pipeline can ship its
+        sample); a file it writes lands relative to the current folder, where the user is.
+        """
+        if value is None:
+            return None
+        value = self.from_yaml(value)
+        if self.file_role == "read":
+            return str((base_dir / _FsPath(value).expanduser()).resolve())
+        if self.file_role == "write":
+            return str(_FsPath(value).expanduser().resolve())
+        return value
+
+    def cache_token(self, value: _AnyValue) -> str:
+        """What the recipe hash records of a constant value: a read file's content digest."""
+        if self.file_role == "read" and value is not None and os.path.isfile(value):
+            from .files import file_digest
+            return f"file:{value}:{file_digest(value)}"
+        return f"value:{value!r}"
+
+    @property
+    def previewable(self) -> bool:
+        return self.preview is not None
+
+    def picture(self, value: _AnyValue) -> np.ndarray | None:
+        """A uint8 BGR picture of ``value`` (H, W, 3), or None when this type has no preview."""
+        return None if value is None or self.preview is None else self.preview(value)
 
     def can_feed(self, target: PortType) -> bool:
         """True when a value of this type may be linked into a port of type ``target``."""
@@ -112,23 +153,41 @@ def _no_parse(name: str) -> Callable[[str], _AnyValue]:
     return parse
 
 
+def _numbers_from_yaml(value: _AnyValue) -> _AnyValue:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _scalar_from_yaml(value: _AnyValue) -> _AnyValue:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+def _picture(kind: str) -> Callable[[_AnyValue], np.ndarray]:
+    def draw(value: _AnyValue) -> np.ndarray:
+        from . import render  # OpenCV is loaded only when something is drawn
+        return getattr(render, kind)(value)
+
+    return draw
+
+
 Image = PortType("Image", "float32 RGB image (H, W, 3) in [0, 1]", (86, 156, 214),
-                 _array_check(3, 3), _no_parse("Image"))
+                 _array_check(3, 3), _no_parse("Image"), preview=_picture("rgb_to_bgr8"))
 Gray = PortType("Gray", "float32 single-channel image (H, W)", (160, 160, 160),
-                _array_check(2, None), _no_parse("Gray"))
+                _array_check(2, None), _no_parse("Gray"), preview=_picture("gray_to_bgr8"))
 Mask = PortType("Mask", "float32 weight map (H, W) in [0, 1]", (230, 180, 60),
-                _array_check(2, None), _no_parse("Mask"), frozenset({"Gray"}))
+                _array_check(2, None), _no_parse("Mask"), frozenset({"Gray"}),
+                preview=_picture("heat_map"))
 Flow = PortType("Flow", "float32 displacement field (H, W, 2): (dx, dy) in pixels", (200, 90, 200),
-                _array_check(3, 2), _no_parse("Flow"))
+                _array_check(3, 2), _no_parse("Flow"), preview=_picture("flow_to_color"))
 Rect = PortType("Rect", "rectangle (x0, y0, x1, y1) in pixels", (110, 200, 120),
-                _tuple_check(4), _parse_numbers(4))
+                _tuple_check(4), _parse_numbers(4), from_yaml=_numbers_from_yaml)
 Shift = PortType("Shift", "translation (dx, dy) in pixels", (120, 200, 200),
-                 _tuple_check(2), _parse_numbers(2))
-Scalar = PortType("Scalar", "a number", (230, 230, 230), _check_scalar, float)
+                 _tuple_check(2), _parse_numbers(2), from_yaml=_numbers_from_yaml)
+Scalar = PortType("Scalar", "a number", (230, 230, 230), _check_scalar, float,
+                  from_yaml=_scalar_from_yaml)
 Path = PortType("Path", "path of an existing file that the graph reads", (240, 120, 80),
-                _check_path, str)
+                _check_path, str, file_role="read")
 OutPath = PortType("OutPath", "path of a file that the graph writes", (240, 80, 120),
-                   _check_path, str)
+                   _check_path, str, file_role="write")
 Text = PortType("Text", "a string", (200, 200, 140), _check_text, str)
 Any = PortType("Any", "any value", (255, 255, 255), lambda value: None, str)
 

@@ -8,60 +8,15 @@ or with a bad default, bad graph outputs, and unknown ``--set`` names.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import networkx as nx
 
 from .errors import GraphError, Problem
-from .graph import AUTO, INPUTS, Graph, Ref, load_graph
-from .node import InputSpec, NodeSpec, ParamSpec
+from .graph import AUTO, INPUTS, Graph, Ref
+from .node import NodeSpec
 from .registry import Registry
+from .subgraph import resolve_spec
 from .types import PORT_TYPES, PortType
-
-SUBGRAPH_SUFFIXES = (".yaml", ".yml")
-
-
-def is_subgraph_type(type_name: str) -> bool:
-    return type_name.endswith(SUBGRAPH_SUFFIXES)
-
-
-def resolve_spec(graph: Graph, type_name: str, registry: Registry,
-                 _stack: tuple[Path, ...] = ()) -> NodeSpec:
-    """The NodeSpec of a node type: a registered id, or a subgraph file relative to ``graph``.
-
-    Raises KeyError (unknown id), GraphError (bad subgraph) or RecursionError (a subgraph that
-    includes itself).
-    """
-    if not is_subgraph_type(type_name):
-        return registry.get(type_name)
-    path = (graph.base_dir / type_name).resolve()
-    if path in _stack or path == (graph.source.resolve() if graph.source else None):
-        raise RecursionError(f"subgraph {type_name!r} includes itself")
-    inner = load_graph(path)
-    problems = validate(inner, registry, _stack=_stack + (path,))
-    if problems:
-        raise GraphError(problems)
-    inputs = {name: InputSpec(name, PORT_TYPES[gi.type], gi.default is not None)
-              for name, gi in inner.inputs.items()}
-    outputs: dict[str, PortType] = {}
-    for name, ref_text in inner.outputs.items():
-        outputs[name] = _source_type(inner, Ref.parse(ref_text), registry, _stack + (path,))
-    params: dict[str, ParamSpec] = {}
-    for node_name, inst in inner.nodes.items():
-        inner_spec = resolve_spec(inner, inst.type, registry, _stack + (path,))
-        for pname, pspec in inner_spec.params.items():
-            default = inst.params.get(pname, pspec.default)
-            params[f"{node_name}.{pname}"] = ParamSpec(
-                f"{node_name}.{pname}", pspec.type, default, pspec.optional, pspec.range,
-                pspec.choices, pspec.unit, pspec.doc)
-    return NodeSpec(id=type_name, version=1, func=None, inputs=inputs, params=params,
-                    outputs=outputs, doc=inner.description, source=str(path), subgraph=inner)
-
-
-def _source_type(graph: Graph, ref: Ref, registry: Registry, stack: tuple[Path, ...]) -> PortType:
-    if ref.node == INPUTS:
-        return PORT_TYPES[graph.inputs[ref.port].type]
-    return resolve_spec(graph, graph.nodes[ref.node].type, registry, stack).outputs[ref.port]
 
 
 def validate(graph: Graph, registry: Registry, *, _stack: tuple[Path, ...] = ()) -> list[Problem]:
@@ -83,26 +38,22 @@ def validate(graph: Graph, registry: Registry, *, _stack: tuple[Path, ...] = ())
                                           key, node=name))
 
     problems += _check_graph_inputs(graph)
-    dependencies = nx.DiGraph()
-    dependencies.add_nodes_from(graph.nodes)
     for name, inst in graph.nodes.items():
         spec = specs.get(name)
-        for port, link_text in inst.links.items():
+        for port, ref in inst.links.items():
             key = ("nodes", name, "in", port)
             if spec is not None and port not in spec.inputs:
                 problems.append(graph.problem(
                     f"unknown input port; {inst.type} has inputs {sorted(spec.inputs) or 'none'}",
                     key, name, port))
                 continue
-            source_type = _check_link(graph, specs, link_text, key, name, port, problems)
+            source_type = _check_link(graph, specs, ref, key, name, port, problems)
             if source_type is not None and spec is not None:
                 target = spec.inputs[port].type
                 if not source_type.can_feed(target):
                     problems.append(graph.problem(
-                        f"type mismatch: {link_text} is {source_type.name}, the input is "
+                        f"type mismatch: {ref} is {source_type.name}, the input is "
                         f"{target.name}", key, name, port))
-            if isinstance(link_text, str) and link_text.split(".")[0] in graph.nodes:
-                dependencies.add_edge(link_text.split(".")[0], name)
         if spec is not None:
             for port, input_spec in spec.inputs.items():
                 if not input_spec.optional and port not in inst.links:
@@ -110,23 +61,19 @@ def validate(graph: Graph, registry: Registry, *, _stack: tuple[Path, ...] = ())
                         f"required input '{port}' ({input_spec.type.name}) is not linked",
                         ("nodes", name), name, port))
             problems += _check_params(graph, name, spec)
-    for cycle in nx.simple_cycles(dependencies):
+    for cycle in nx.simple_cycles(graph.dependencies()):
         first = sorted(cycle)[0]
         loop = " -> ".join(cycle + [cycle[0]])
         problems.append(graph.problem(f"cycle: {loop}", ("nodes", first), node=first))
-    for out_name, link_text in graph.outputs.items():
-        _check_link(graph, specs, link_text, ("outputs", out_name), None, out_name, problems)
+    for out_name, ref in graph.outputs.items():
+        _check_link(graph, specs, ref, ("outputs", out_name), None, out_name, problems)
     return problems
 
 
-def _check_link(graph: Graph, specs: dict[str, NodeSpec], link_text: Any, key: tuple[str, ...],
+def _check_link(graph: Graph, specs: dict[str, NodeSpec], ref: Ref, key: tuple[str, ...],
                 node: str | None, port: str, problems: list[Problem]) -> PortType | None:
     """Type of the value a link points at, or None (after recording a problem) if it is broken."""
-    try:
-        ref = Ref.parse(link_text)
-    except ValueError as error:
-        problems.append(graph.problem(str(error), key, node, port))
-        return None
+    link_text = str(ref)
     if ref.node == INPUTS:
         if ref.port not in graph.inputs:
             problems.append(graph.problem(
@@ -176,10 +123,7 @@ def _check_graph_inputs(graph: Graph) -> list[Problem]:
             continue
         if gi.default is None or gi.default == AUTO:
             continue
-        value = gi.default
-        if ptype.name in ("Rect", "Shift") and isinstance(value, list):
-            value = tuple(value)
-        problem = ptype.problem_with(value)
+        problem = ptype.problem_with(ptype.from_yaml(gi.default))
         if problem:
             problems.append(graph.problem(f"bad default: {problem}", key + ("default",), port=name))
     return problems
@@ -243,7 +187,7 @@ def _set_input(graph: Graph, name: str, text: str) -> list[Problem]:
         value = ptype.parse(text)
     except ValueError as error:
         return [Problem(f"--set {name}: {error}", graph.file, graph.line("inputs", name), port=name)]
-    if ptype.name in ("Path", "OutPath"):
+    if ptype.file_role is not None:  # a path given on the command line is the user's
         value = str(Path(value).expanduser().resolve())
     gi.default = list(value) if isinstance(value, tuple) else value
     return []

@@ -7,8 +7,6 @@ orientation and the 35 mm-equivalent focal length).
 from __future__ import annotations
 
 import os
-import tempfile
-from pathlib import Path as _FsPath
 
 import cv2
 import numpy as np
@@ -17,6 +15,7 @@ from PIL import Image as _PilImage
 
 from nodegraph import Image, Out, OutPath, Param, Path, Scalar, node
 from nodegraph.errors import InputError
+from nodegraph.files import write_atomic
 
 EXIF_ORIENTATION = 0x0112
 EXIF_FOCAL_35MM = 0xA405  # FocalLengthIn35mmFilm, in the Exif sub-IFD
@@ -103,33 +102,6 @@ def encode_image(image: np.ndarray, extension: str, bit_depth: int) -> bytes:
     if not ok:
         raise InputError(f"OpenCV could not encode a {extension} image")
     return buffer.tobytes()
-
-
-def write_atomic(path: str | os.PathLike, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` so that readers see the old file or the whole new one.
-
-    The bytes go to a temporary file in the same directory (same filesystem, so the rename
-    is atomic), then ``os.replace``; on any failure the temporary file is removed and an
-    existing file at ``path`` is left untouched.
-    """
-    target = _FsPath(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; the result is an ordinary file
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        try:
-            os.unlink(temp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 @node("image.read", version=1)

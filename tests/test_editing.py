@@ -10,7 +10,7 @@ import pytest
 from test_execute import CHAIN as EXECUTOR_CHAIN
 
 from nodegraph.editing import Editor, EditRefused, auto_layout
-from nodegraph.graph import load_graph, parse_graph
+from nodegraph.graph import Ref, load_graph, parse_graph
 
 # The executor tests' chain of toy nodes, with two saved positions.
 CHAIN = EXECUTOR_CHAIN + """\
@@ -100,14 +100,14 @@ def test_delete_node_removes_its_links_outputs_and_position_and_undo_restores_th
 
 def test_connect_disconnect_and_undo(editor):
     editor.connect("a", "value", "sum", "b")  # replaces b2.y
-    assert editor.graph.nodes["sum"].links["b"] == "a.value"
+    assert editor.graph.nodes["sum"].links["b"] == Ref("a", "value")
     editor.disconnect("sum", "b")
     assert "b" not in editor.graph.nodes["sum"].links
     assert editor.problems == []  # b is optional
     editor.undo()
-    assert editor.graph.nodes["sum"].links["b"] == "a.value"
+    assert editor.graph.nodes["sum"].links["b"] == Ref("a", "value")
     editor.undo()
-    assert editor.graph.nodes["sum"].links["b"] == "b2.y"
+    assert editor.graph.nodes["sum"].links["b"] == Ref("b2", "y")
     with pytest.raises(EditRefused, match="not linked"):
         editor.disconnect("a", "x")
 
@@ -172,7 +172,7 @@ def test_bypass_move_and_outputs_are_undoable(editor):
     assert editor.graph.ui["positions"]["a2"] == [120.0, 80.0]
     editor.move("a2", 120, 80)  # no change, no undo step
     editor.set_output("partial", "sum", "total")
-    assert editor.graph.outputs["partial"] == "sum.total"
+    assert editor.graph.outputs["partial"] == Ref("sum", "total")
     editor.remove_output("result")
     assert list(editor.graph.outputs) == ["partial"]
     for _ in range(4):

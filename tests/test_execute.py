@@ -157,3 +157,27 @@ def test_relative_paths_are_resolved_against_the_graph_file(tmp_path, toy_regist
                         "nodes:\n  s: {type: toy.file_size, in: {path: inputs.f}}\noutputs: {n: s.size}\n",
                         tmp_path / "g.yaml")
     assert run_plan(plan(graph, toy_registry)).outputs["n"] == 3.0
+
+
+def test_subgraph_specs_are_cached_by_content_of_every_file_they_use(write_yaml, toy_registry, monkeypatch):
+    from nodegraph import subgraph
+    from nodegraph.graph import load_graph
+    write_yaml("inputs:\n  x: {type: Scalar}\nnodes:\n  sc: {type: toy.scale, in: {x: inputs.x}}\n"
+               "outputs:\n  y: sc.y\n", "leaf.yaml")
+    write_yaml("inputs:\n  x: {type: Scalar}\nnodes:\n  leaf: {type: leaf.yaml, in: {x: inputs.x}}\n"
+               "outputs:\n  y: leaf.y\n", "middle.yaml")
+    outer = load_graph(write_yaml("nodes:\n  n: {type: toy.number, params: {value: 2.0}}\n"
+                                  "  sub: {type: middle.yaml, in: {x: n.value}}\noutputs:\n  r: sub.y\n"))
+    loads = []
+    real_load = subgraph.load_graph
+    monkeypatch.setattr(subgraph, "load_graph", lambda path: loads.append(path) or real_load(path))
+    first = subgraph.resolve_spec(outer, "middle.yaml", toy_registry)
+    assert len(loads) == 2  # middle and leaf
+    for _ in range(3):  # the editor asks on every frame: no file is read again
+        assert subgraph.resolve_spec(outer, "middle.yaml", toy_registry).params == first.params
+    assert len(loads) == 2
+    # A change two levels down (same path, new content) is seen.
+    write_yaml("inputs:\n  x: {type: Scalar}\nnodes:\n  sc: {type: toy.scale, in: {x: inputs.x}}\n"
+               "  sc2: {type: toy.scale, in: {x: sc.y}}\noutputs:\n  y: sc2.y\n", "leaf.yaml")
+    assert "leaf.sc2.factor" in subgraph.resolve_spec(outer, "middle.yaml", toy_registry).params
+    assert run_graph(outer, toy_registry).outputs["r"] == 2.0 * 2 * 2  # toy.scale factor 2 twice

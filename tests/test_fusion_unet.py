@@ -7,8 +7,10 @@ import os
 import numpy as np
 import pytest
 
+from nodegraph import Image, Mask, Out, node
 from nodegraph.node import spec_of
 from nodegraph.nodes.hzsr import fusion_unet as fu
+from nodegraph.nodes.ops.onnx_sessions import onnx_session
 
 BUNDLED = os.path.join(os.path.dirname(fu.__file__), fu.BUNDLED_MODEL)
 needs_model = pytest.mark.skipif(not os.path.isfile(BUNDLED), reason="bundled fusion_unet.onnx not built yet")
@@ -51,7 +53,7 @@ def test_spans_cover_and_snap_to_grid(length, tile, overlap):
 
 @needs_model
 def test_tiled_equals_untiled_without_seams():
-    session = fu.get_session(BUNDLED, 2)
+    session = onnx_session(BUNDLED, 2)
     y_src, y_ref, m_occ = _planes(650, 830)
     whole = fu.fuse_luminance(y_src, y_ref, m_occ, session, tile=0)
     tiled = fu.fuse_luminance(y_src, y_ref, m_occ, session, tile=192, overlap=256)
@@ -76,10 +78,67 @@ def test_node_keeps_chroma_and_reuses_session():
     # only Y changed: R - G and B - G (which carry U, V at fixed Y) are those of src
     np.testing.assert_allclose((out[..., 0] - out[..., 1])[inner], (src[..., 0] - src[..., 1])[inner], atol=1e-5)
     np.testing.assert_allclose((out[..., 2] - out[..., 1])[inner], (src[..., 2] - src[..., 1])[inner], atol=1e-5)
-    assert fu.get_session(fu.resolve_model(fu.BUNDLED_MODEL), 1) is fu.get_session(BUNDLED, 1)
+    assert onnx_session(fu.resolve_model(fu.BUNDLED_MODEL), 1) is onnx_session(BUNDLED, 1)
 
 
 def test_missing_model_is_an_input_error():
     from nodegraph.errors import InputError
     with pytest.raises(InputError):
         fu.resolve_model("no/such/model.onnx")
+
+
+def _zero_mask_registry():
+    """The built-in nodes plus a node that makes an all-zero M_occ the size of an image."""
+    from nodegraph.registry import load_registry
+
+    @node("test.zero_mask")
+    def zero_mask(image: Image) -> Out(mask=Mask):
+        """All zeros, (H, W) of ``image``."""
+        return np.zeros(image.shape[:2], np.float32)
+
+    registry = load_registry(include_plugins=False)
+    registry.add(spec_of(zero_mask))
+    return registry
+
+
+@needs_model
+def test_replacing_the_model_file_at_the_same_path_reruns_the_node(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    import cv2
+
+    from nodegraph.execute import Cache, run_graph
+    from nodegraph.graph import parse_graph
+    from nodegraph.nodes.ops.onnx_sessions import onnx_session as session_of
+
+    y_src, _, _ = _planes(64, 64, seed=3)
+    cv2.imwrite(str(tmp_path / "photo.png"), (np.repeat(y_src[..., None], 3, 2) * 255).astype(np.uint8))
+    model = tmp_path / "model.onnx"
+    model.write_bytes(open(BUNDLED, "rb").read())
+    graph = parse_graph(f"inputs:\n  photo: {{type: Path, default: {tmp_path / 'photo.png'}}}\n"
+                        "nodes:\n  read: {type: image.read, in: {path: inputs.photo}}\n"
+                        "  zeros: {type: test.zero_mask, in: {image: read.image}}\n"
+                        "  fusion:\n    type: hzsr.fusion_unet\n"
+                        "    in: {src: read.image, ref_warped: read.image, M_occ: zeros.mask}\n"
+                        f"    params: {{model: {model}, threads: 1}}\n"
+                        "outputs:\n  fused: fusion.fused\n")
+    registry, cache = _zero_mask_registry(), Cache()
+    first = run_graph(graph, registry, cache=cache)
+    assert run_graph(graph, registry, cache=cache).records["fusion"].status == "cached"
+    # Same path, new content: the last convolution's bias shifted, so the output must change.
+    proto = onnx.load(str(model))
+    bias = next(t for t in reversed(proto.graph.initializer) if len(t.dims) == 1)
+    values = onnx.numpy_helper.to_array(bias) + np.float32(0.05)
+    bias.CopyFrom(onnx.numpy_helper.from_array(values.astype(np.float32), bias.name))
+    onnx.save(proto, str(model))
+    third = run_graph(graph, registry, cache=cache)
+    assert third.records["fusion"].status == "ran" and third.records["read"].status == "cached"
+    assert np.abs(third.outputs["fused"] - first.outputs["fused"]).max() > 1e-3
+    assert session_of(str(model), 1) is not session_of(BUNDLED, 1)
+
+
+def test_an_unloadable_model_file_is_an_input_error(tmp_path):
+    from nodegraph.errors import InputError
+    bogus = tmp_path / "passwd.onnx"
+    bogus.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    with pytest.raises(InputError, match="cannot load ONNX model"):
+        onnx_session(str(bogus))

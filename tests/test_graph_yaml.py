@@ -1,4 +1,4 @@
-from nodegraph.graph import Graph, dump_graph, load_graph, parse_graph, save_graph
+from nodegraph.graph import Graph, Ref, dump_graph, load_graph, parse_graph, save_graph
 
 TOY = """\
 schema_version: 1
@@ -38,10 +38,10 @@ def test_load_keeps_structure_and_lines(tmp_path):
     graph = load_graph(path)
     assert not graph.load_problems
     assert list(graph.nodes) == ["one", "two", "sum", "total"]
-    assert graph.nodes["sum"].links == {"a": "one.value", "b": "two.value"}
+    assert graph.nodes["sum"].links == {"a": Ref("one", "value"), "b": Ref("two", "value")}
     assert graph.nodes["two"].params == {"value": 2.0}
     assert graph.inputs["extra"].default == 2.5 and graph.inputs["extra"].doc == "added last"
-    assert graph.outputs == {"total": "total.total"}
+    assert graph.outputs == {"total": Ref("total", "total")}
     assert graph.ui["positions"]["sum"] == [200.5, 40]
     assert graph.line("nodes", "sum") == 14
     assert graph.line("nodes", "sum", "in", "b") == 18

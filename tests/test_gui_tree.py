@@ -4,7 +4,7 @@ import pytest
 dpg = pytest.importorskip("dearpygui.dearpygui")
 
 from nodegraph.editing import Editor  # noqa: E402
-from nodegraph.graph import parse_graph  # noqa: E402
+from nodegraph.graph import Ref, parse_graph  # noqa: E402
 from nodegraph.gui.view import EditorView  # noqa: E402
 from nodegraph.registry import default_registry  # noqa: E402
 
@@ -93,7 +93,7 @@ def test_edits_through_the_view_reach_the_editor_and_redraw(context, toy_registr
     assert dpg.get_value("problems:t") == "value: required input 'value' (Scalar) is not linked"
     view._on_link("node_editor", (dpg.get_alias_id("out:n:value"), dpg.get_alias_id("in:t:value")))
     view.frame()
-    assert editor.graph.nodes["t"].links == {"value": "n.value"}
+    assert editor.graph.nodes["t"].links == {"value": Ref("n", "value")}
     assert dpg.does_item_exist("link:t:value") and dpg.get_value("problems:t") == ""
     view._on_add("palette:toy.add", None, "toy.add")
     view.frame()

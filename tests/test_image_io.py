@@ -10,12 +10,12 @@ from PIL import Image as PilImage
 from PIL import ImageOps
 
 from nodegraph.errors import InputError
+from nodegraph.files import write_atomic
 from nodegraph.nodes.image_io import (
     EXIF_FOCAL_35MM,
     apply_orientation,
     read,
     write,
-    write_atomic,
 )
 
 
@@ -174,7 +174,6 @@ def test_write_atomic_replaces_whole_file(tmp_path):
 def test_written_file_has_ordinary_permissions(tmp_path):
     import stat
 
-    from nodegraph.nodes.image_io import write_atomic
     umask = os.umask(0o022)
     try:
         write_atomic(tmp_path / "out.bin", b"data")

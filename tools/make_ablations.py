@@ -24,8 +24,7 @@ FOLDER = REPO / "pipelines" / "ablations"
 def drop_mask(node: str, port: str) -> Callable[[Graph], None]:
     def change(graph: Graph) -> None:
         del graph.nodes["blend"].links[port]
-        if not any(link.startswith(f"{node}.") for other in graph.nodes.values()
-                   for link in other.links.values()):
+        if not any(ref.node == node for other in graph.nodes.values() for ref in other.links.values()):
             del graph.nodes[node]
     return change
 

@@ -12,8 +12,10 @@ Defaults: the blur circle of a point off T's focal plane and its disparity to th
 both scale with 1/Z - 1/Z_f, with the lens aperture A and the W-T baseline B respectively, so
 blur diameter ~ (A / B) * disparity difference. Phone telephotos have A ~ 3 mm (f ~ 9 mm at
 f/2.8) and B ~ 10-15 mm, i.e. blur ~ disparity / 4; blur stays invisible below ~2 px, hence a
-tolerance of ~8 px of disparity: gamma = 64 px^2, sigma_f = 16 px^2. These are working-grid
-(T) pixels; set gamma from the camera pair when A and B are known.
+tolerance of about 8 px of disparity (gamma near 64 px^2). The shipped defaults (the node's
+parameters) allow about 12 px: measured on the dev cases, whose stereo baselines are far wider
+than a phone's (docs/tuning.md). Distances are in flow px (``ops.flow_fields.flow_unit``);
+set gamma from the camera pair when A and B are known.
 
 ROI convention: ``focus_roi`` is in T's pixels (as an autofocus module reports it); the
 working grid is T's grid translated by ``shift`` (hzsr.align: ref(x) = T(x - shift)), so T

@@ -16,8 +16,6 @@ uncertainty S(x) = sqrt(exp(log Var_x) + exp(log Var_y)) in full-resolution pixe
 """
 from __future__ import annotations
 
-import functools
-
 import cv2
 import numpy as np
 
@@ -25,6 +23,7 @@ from nodegraph import Flow, Gray, Image, Out, Param, node
 from nodegraph.errors import InputError
 from nodegraph.nodes.ops.flow_fields import resize_flow
 from nodegraph.nodes.ops.luminance import gray8
+from nodegraph.nodes.ops.onnx_sessions import model_fingerprint, onnx_session
 
 DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
                "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
@@ -50,16 +49,6 @@ def _opencv_flow(a: np.ndarray, b: np.ndarray, method: str, dis_preset: str) -> 
     # Farneback: 5 pyramid levels cover the ~50 px W/T residual offsets at the work size.
     return cv2.calcOpticalFlowFarneback(a, b, None, pyr_scale=0.5, levels=5, winsize=15,
                                         iterations=3, poly_n=5, poly_sigma=1.1, flags=0)
-
-
-@functools.lru_cache(maxsize=4)
-def _onnx_session(model_path: str):
-    import onnxruntime
-
-    try:
-        return onnxruntime.InferenceSession(model_path, providers=["CPUExecutionProvider"])
-    except Exception as error:  # noqa: BLE001 - any load failure is a bad user-supplied model
-        raise InputError(f"cannot load ONNX flow model {model_path!r}: {error}") from None
 
 
 def onnx_input_shape(session, default: tuple[int, int]) -> tuple[int, int]:
@@ -117,7 +106,7 @@ def estimate_flow(src: np.ndarray, ref: np.ndarray, method: str = "dis",
         raise InputError(f"unknown flow method {method!r}; use dis, farneback or onnx")
     if not onnx_model:
         raise InputError("flow method 'onnx' needs the parameter onnx_model (path of a .onnx file)")
-    session = _onnx_session(str(onnx_model))
+    session = onnx_session(str(onnx_model))
     h, w = onnx_input_shape(session, work_shape(full, work_size))
     a = cv2.resize(src, (w, h), interpolation=cv2.INTER_AREA)
     b = cv2.resize(ref, (w, h), interpolation=cv2.INTER_AREA)
@@ -127,7 +116,7 @@ def estimate_flow(src: np.ndarray, ref: np.ndarray, method: str = "dis",
     return resize_flow(forward, full), resize_flow(backward, full), std
 
 
-@node("hzsr.flow", version=1)
+@node("hzsr.flow", version=1, fingerprint=lambda params: model_fingerprint(params["onnx_model"]))
 def flow(src: Image, ref: Image, *,
          method: str = Param("dis", choices=("dis", "farneback", "onnx"),
                              doc="flow backend: OpenCV DIS, OpenCV Farneback or an ONNX model"),

@@ -12,23 +12,23 @@ side, rounded out to the 64 px grid of the network, and only the core is kept
 the receptive-field radius of the bundled network (256 px), every kept pixel sees exactly the
 input it would see in a single whole-image pass: tiles meet without seams and the result
 equals the untiled one up to float rounding. Peak memory follows the window size, not the
-image size. One onnxruntime session per (model file, threads) is cached for the process.
+image size. One onnxruntime session per (model content, threads) is kept for the process
+(:mod:`nodegraph.nodes.ops.onnx_sessions`); the model file's content is part of the cache key.
 """
 from __future__ import annotations
 
 import os
-import threading
 
 import numpy as np
 
 from nodegraph import Image, Mask, Out, Param, node
+from nodegraph.errors import InputError
 from nodegraph.nodes.ops.luminance import luminance, replace_luminance
+from nodegraph.nodes.ops.onnx_sessions import model_fingerprint, onnx_session
 
 MULTIPLE = 64            # input sides must be multiples of this (stem 4 x 2^4 downsamplings)
 BUNDLED_MODEL = "models/fusion_unet.onnx"
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_sessions: dict[tuple[str, float, int], object] = {}
-_sessions_lock = threading.Lock()
 
 
 def resolve_model(model: str) -> str:
@@ -38,26 +38,7 @@ def resolve_model(model: str) -> str:
     for path in candidates:
         if os.path.isfile(path):
             return os.path.abspath(path)
-    from nodegraph.errors import InputError
     raise InputError(f"fusion model {model!r} not found (looked in {', '.join(candidates)})")
-
-
-def get_session(model_path: str, threads: int = 0):
-    """The cached onnxruntime session for (model file, its mtime, threads); 0 threads = ORT default."""
-    import onnxruntime as ort
-
-    key = (model_path, os.path.getmtime(model_path), int(threads))
-    with _sessions_lock:
-        session = _sessions.get(key)
-        if session is None:
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = int(threads)
-            options.inter_op_num_threads = 1
-            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
-            _sessions[key] = session
-    return session
 
 
 def _spans(length: int, padded: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
@@ -97,7 +78,14 @@ def fuse_luminance(y_src: np.ndarray, y_ref: np.ndarray, m_occ: np.ndarray, sess
     return out
 
 
-@node("hzsr.fusion_unet", version=1)
+def _model_fingerprint(params: dict) -> str:
+    try:
+        return model_fingerprint(resolve_model(params["model"]))
+    except InputError:
+        return f"missing:{params['model']}"
+
+
+@node("hzsr.fusion_unet", version=1, fingerprint=_model_fingerprint)
 def fusion_unet(src: Image, ref_warped: Image, M_occ: Mask, *,
                 model: str = Param(BUNDLED_MODEL,
                                    doc="ONNX fusion model; a relative path is looked up next to "
@@ -118,6 +106,6 @@ def fusion_unet(src: Image, ref_warped: Image, M_occ: Mask, *,
     occlusion mask; the network was trained to take T's detail where Ĩ_ref is aligned and to
     keep a clean upsampling of W where M_occ marks it unreliable.
     """
-    session = get_session(resolve_model(model), threads)
+    session = onnx_session(resolve_model(model), threads)
     y_fusion = fuse_luminance(luminance(src), luminance(ref_warped), M_occ, session, tile, overlap)
     return replace_luminance(src, y_fusion)

@@ -33,11 +33,14 @@ def inner(mask_shape: tuple[int, int]) -> np.ndarray:
     return keep
 
 
-def psnr(y: np.ndarray, y_ref: np.ndarray, region: np.ndarray) -> float:
-    """PSNR (peak 1) of two Y images over a boolean region; NaN for an empty region."""
+def psnr(y: np.ndarray, y_ref: np.ndarray, region: np.ndarray | None = None) -> float:
+    """PSNR (peak 1) of two Y images (same shape, values in [0, 1]) over a boolean region (all
+    pixels by default); NaN for an empty region, inf for identical images."""
+    if region is None:
+        region = np.ones(np.shape(y), bool)
     if not region.any():
         return float("nan")
-    mse = float(np.mean((y[region] - y_ref[region]) ** 2))
+    mse = float(np.mean((np.asarray(y, np.float64)[region] - np.asarray(y_ref, np.float64)[region]) ** 2))
     return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
 
 

@@ -24,13 +24,10 @@ from nodegraph.nodes.hzsr.fusion_classical import (
     classical_fusion_luminance,
     fusion_classical,
 )
+from nodegraph.nodes.ops.metrics import psnr
+from nodegraph.nodes.ops.onnx_sessions import onnx_session
 
 from .data import load_cache
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 10 * np.log10(1.0 / max(mse, 1e-12))
 
 
 def classical_fusion(x: np.ndarray) -> np.ndarray:
@@ -47,7 +44,7 @@ def validation_psnr(model_path: str, data_dir: str | Path) -> dict:
     output M_blend Y_fusion + (1 - M_blend) Y_src ("blended") for both fusions."""
     x, y = load_cache(data_dir, "val")
     x, y = x.astype(np.float32), y.astype(np.float32)
-    session = fu.get_session(str(Path(model_path).resolve()), 0)
+    session = onnx_session(str(Path(model_path).resolve()), 0)
     fused = {"fusion": session.run(None, {session.get_inputs()[0].name: x})[0],
              "classical": classical_fusion(x)}
     if y.shape[1] > 1:
@@ -55,17 +52,20 @@ def validation_psnr(model_path: str, data_dir: str | Path) -> dict:
         for name in list(fused):
             fused[name + "_blended"] = m_blend * fused[name] + (1 - m_blend) * x[:, :1]
     occ = x[:, 2] > 0.5
-    err = lambda a: (a - y[:, 0]) ** 2  # noqa: E731
-    psnr_region = lambda e, m: 10 * np.log10(1 / max(float(e[m].mean()), 1e-12))  # noqa: E731
+    target = y[:, 0].astype(np.float64)
+
+    def mean_psnr(out: np.ndarray) -> float:
+        return float(np.mean([psnr(out[i], target[i]) for i in range(len(x))]))
+
     result = {"patches": len(x),
-              "psnr_src": float(np.mean([_psnr(x[i, 0], y[i, 0]) for i in range(len(x))])),
-              "psnr_ref_warped": float(np.mean([_psnr(x[i, 1], y[i, 0]) for i in range(len(x))])),
-              "pooled_psnr_src_visible": psnr_region(err(x[:, 0]), ~occ),
-              "pooled_psnr_src_occluded": psnr_region(err(x[:, 0]), occ)}
+              "psnr_src": mean_psnr(x[:, 0]),
+              "psnr_ref_warped": mean_psnr(x[:, 1]),
+              "pooled_psnr_src_visible": psnr(x[:, 0], target, ~occ),
+              "pooled_psnr_src_occluded": psnr(x[:, 0], target, occ)}
     for name, out in fused.items():
-        result[f"psnr_{name}"] = float(np.mean([_psnr(out[i, 0], y[i, 0]) for i in range(len(x))]))
-        result[f"pooled_psnr_{name}_visible"] = psnr_region(err(out[:, 0]), ~occ)
-        result[f"pooled_psnr_{name}_occluded"] = psnr_region(err(out[:, 0]), occ)
+        result[f"psnr_{name}"] = mean_psnr(out[:, 0])
+        result[f"pooled_psnr_{name}_visible"] = psnr(out[:, 0], target, ~occ)
+        result[f"pooled_psnr_{name}_occluded"] = psnr(out[:, 0], target, occ)
     return result
 
 
@@ -133,7 +133,7 @@ def example_figure(model_path: str, data_dir: str | Path, out_png: str | Path, c
     x, y = load_cache(data_dir, "val")
     idx = np.linspace(0, len(x) - 1, count).astype(int)
     x, y = x[idx].astype(np.float32), y[idx].astype(np.float32)
-    session = fu.get_session(str(Path(model_path).resolve()), 0)
+    session = onnx_session(str(Path(model_path).resolve()), 0)
     out = session.run(None, {session.get_inputs()[0].name: x})[0]
     rows = [np.hstack([x[i, 0], x[i, 1], x[i, 2], out[i, 0], y[i, 0]]) for i in range(count)]
     grid = np.clip(np.vstack(rows), 0, 1)
