@@ -65,7 +65,7 @@ class Plan:
 class NodeRecord:
     name: str
     type: str
-    status: str = "pending"  # ran, cached, bypassed, failed
+    status: str = "pending"  # then ran, cached or bypassed (a failure raises instead)
     seconds: float = 0.0
     peak_rss_mb: float = 0.0  # peak resident memory of the process while the node ran
     warnings: list[str] = field(default_factory=list)

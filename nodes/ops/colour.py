@@ -8,6 +8,10 @@ import numpy as np
 def match_colour(tele: np.ndarray, tele_region: np.ndarray, wide_region: np.ndarray) -> np.ndarray:
     """T with each channel's mean and standard deviation matched to W's (HZSR colour match).
 
+    ``tele`` (H, W, 3) float32 RGB in [0, 1] is mapped per channel; the statistics come from
+    ``tele_region`` and ``wide_region`` (any shapes (h, w, 3), same scene content). Returns
+    float32 (H, W, 3) clipped to [0, 1].
+
     The statistics come from the two overlapping regions at W's optical resolution, so T's
     extra fine detail does not count as contrast to be removed.
     """

@@ -27,7 +27,8 @@ def flow_unit(shape: tuple[int, ...]) -> float:
 
 
 def resize_flow(flow: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Bilinearly resample a flow field to ``shape`` (h, w) and rescale its vectors to that grid."""
+    """Bilinearly resample a flow field (H, W, 2) to ``shape`` (h, w) and rescale its vectors
+    (px of the old grid) to px of the new one; float32 (h, w, 2)."""
     h, w = shape
     fh, fw = flow.shape[:2]
     if (fh, fw) == (h, w):
@@ -40,7 +41,8 @@ def resize_flow(flow: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 @numba.njit(cache=True, inline="always")
 def fb_residual_at(flow_fwd, flow_bwd, i, j):
-    """(r(x) in px, whether x + F_fwd(x) lies inside the frame) at pixel (i, j)."""
+    """(r(x) = ||F_fwd(x) + F_bwd(x + F_fwd(x))||_2 in px, whether x + F_fwd(x) lies inside the
+    frame) at pixel (i, j) of two float32 (H, W, 2) flows (Numba, inlined into kernels)."""
     h, w = flow_bwd.shape[0], flow_bwd.shape[1]
     fx = flow_fwd[i, j, 0]
     fy = flow_fwd[i, j, 1]
@@ -54,7 +56,8 @@ def fb_residual_at(flow_fwd, flow_bwd, i, j):
 
 
 def fb_residual_reference(flow_fwd: np.ndarray, flow_bwd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """NumPy: (r(x) in px with the clamped sampler, boolean map of x + F_fwd(x) inside the frame)."""
+    """NumPy statement of :func:`fb_residual_at` over the whole (H, W, 2) flows: (r(x) float64
+    (H, W) in px, boolean (H, W) map of x + F_fwd(x) inside the frame)."""
     h, w = flow_fwd.shape[:2]
     x = np.arange(w, dtype=np.float32)[None, :] + flow_fwd[..., 0]
     y = np.arange(h, dtype=np.float32)[:, None] + flow_fwd[..., 1]

@@ -27,6 +27,9 @@ def resample_region(image: np.ndarray, rect, out_wh, interpolation: int = cv2.IN
                     border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
     """Resample the (possibly fractional) region ``rect`` of ``image`` to ``out_wh`` = (width, height).
 
+    ``image`` is float32 (H, W) or (H, W, C) in [0, 1]; ``rect`` (x0, y0, x1, y1) in pixel-edge
+    coordinates of ``image``; the result is float32 (height, width[, C]).
+
     Bicubic by default, pixel centres aligned; the result is clipped to [0, 1] because bicubic
     overshoots at edges.
     """

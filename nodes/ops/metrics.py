@@ -17,12 +17,12 @@ SSIM_C1, SSIM_C2 = 0.01**2, 0.03**2
 
 
 def quantize8(rgb: np.ndarray) -> np.ndarray:
-    """Float RGB in [0, 1] rounded to the 8-bit values a PNG writer stores."""
+    """Float RGB (H, W, 3) in [0, 1] rounded to the uint8 values a PNG writer stores."""
     return np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def luma8(rgb8: np.ndarray) -> np.ndarray:
-    """Y of 8-bit RGB, scaled to [0, 1], float64 for exact metrics."""
+    """Y (H, W) of uint8 RGB (H, W, 3), scaled to [0, 1], float64 for exact metrics."""
     return luminance(rgb8.astype(np.float32) / 255.0).astype(np.float64)
 
 
@@ -45,7 +45,8 @@ def psnr(y: np.ndarray, y_ref: np.ndarray, region: np.ndarray | None = None) -> 
 
 
 def ssim_map(y: np.ndarray, y_ref: np.ndarray) -> np.ndarray:
-    """Per-pixel SSIM with an 11x11 Gaussian window, sigma 1.5."""
+    """Per-pixel SSIM (H, W) of two Y images (H, W) in [0, 1]: 11x11 Gaussian window, sigma 1.5,
+    C1 = 0.01^2, C2 = 0.03^2 (SPEC section 3)."""
     def blur(image: np.ndarray) -> np.ndarray:
         return cv2.GaussianBlur(image, (11, 11), 1.5, borderType=cv2.BORDER_REFLECT)
 
