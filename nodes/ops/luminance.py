@@ -26,8 +26,7 @@ def replace_luminance(rgb: np.ndarray, y_new: np.ndarray) -> np.ndarray:
 
 def gray8(image: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndarray:
     """uint8 luminance (h, w) of an RGB ``image`` (H, W, 3) in [0, 1], area-resized to ``shape``
-    (h, w) when given (OpenCV's
-    FAST and flow methods work on 8-bit single-channel images)."""
+    (h, w) when given (OpenCV's FAST and flow methods work on 8-bit single-channel images)."""
     y = luminance(image)
     if shape is not None and y.shape != tuple(shape):
         y = cv2.resize(y, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
