@@ -26,7 +26,7 @@ import networkx as nx
 
 from .errors import InputError, NodeError
 from .graph import AUTO, INPUTS, Graph, Ref
-from .node import NodeSpec, Note, call_node
+from .node import NodeSpec, Note, bypassed_outputs, call_node
 from .registry import Registry
 from .subgraph import resolve_spec
 from .types import PORT_TYPES, PortType
@@ -149,7 +149,7 @@ def _flatten(graph: Graph, registry: Registry, prefix: str, inputs: dict[str, Re
         params.update({k.split(".", 1)[1]: v for k, v in overrides.items()
                        if k.split(".", 1)[0] == name})
         sources = {port: source_of(ref) for port, ref in inst.links.items()}
-        if spec.subgraph is not None:
+        if spec.subgraph is not None and not inst.bypass:
             inner_inputs = {}
             for port in spec.inputs:
                 inner_inputs[port] = sources.get(port) or _input_value(spec.subgraph, port)
@@ -237,16 +237,6 @@ def _check_paths(steps: list[Step]) -> None:
                              "refusing to overwrite it")
 
 
-def _bypass(step: Step, inputs: dict[str, Any]) -> dict[str, Any]:
-    """Outputs of a bypassed node: the first input of a compatible type, else None."""
-    result = {}
-    for out_name, out_type in step.spec.outputs.items():
-        result[out_name] = next((inputs[port] for port, in_spec in step.spec.inputs.items()
-                                 if in_spec.type.can_feed(out_type) and inputs.get(port) is not None),
-                                None)
-    return result
-
-
 def run_plan(the_plan: Plan, *, cache: Cache | None = None, keep_all: bool = False,
              events: Callable[[Event], None] | None = None) -> RunResult:
     """Run the steps of a plan in order and return the graph outputs and per-node records."""
@@ -276,7 +266,7 @@ def run_plan(the_plan: Plan, *, cache: Cache | None = None, keep_all: bool = Fal
             if outputs is not None:
                 record.status = "cached"
             elif step.bypass:
-                outputs, record.status = _bypass(step, inputs), "bypassed"
+                outputs, record.status = bypassed_outputs(step.spec, inputs), "bypassed"
             else:
                 outputs = _call(step, inputs, record, index, len(steps), emit)
                 record.status = "ran"

@@ -103,6 +103,9 @@ class Graph:
     source: Path | None = field(default=None, compare=False)
     lines: dict[tuple[str, ...], int] = field(default_factory=dict, compare=False, repr=False)
     load_problems: list[Problem] = field(default_factory=list, compare=False, repr=False)
+    # Graph inputs bound on the command line -> the option that bound them ("--set zoom=2"),
+    # so that a problem with the value names the option instead of a line of the file.
+    bound: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def file(self) -> str | None:

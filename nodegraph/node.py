@@ -25,6 +25,11 @@
   parameters name but do not contain: a node whose parameter names a model file returns that
   file's content digest (:func:`nodegraph.files.file_digest`), so replacing the file at the
   same path re-runs the node.
+* ``bypass={"output": "input"}`` says what the node yields when bypassed (an ablation), where
+  the default rule is wrong. The default (:func:`bypass_sources`): each output passes through
+  the node's first input of a type that can feed it; with none, the output type's
+  :meth:`~nodegraph.types.PortType.bypass_value` (a mask of zeros, a flow of zeros, else no
+  value). ``{"output": None}`` skips the pass-through and takes the type's value directly.
 """
 from __future__ import annotations
 
@@ -149,6 +154,8 @@ class NodeSpec:
     doc: str
     side_effect: bool = False
     fingerprint: Callable[[dict[str, Any]], str] | None = field(default=None, repr=False, compare=False)
+    # Output -> the input a bypassed node passes through (None: the type's bypass value).
+    bypass: dict[str, str | None] = field(default_factory=dict)
     source: str = ""  # where it came from: "builtin", "plugin NAME" or a graph file
     subgraph: Any = field(default=None, repr=False, compare=False)  # the Graph of a subgraph node
 
@@ -174,7 +181,8 @@ def _param_value_type(annotation: Any, where: str) -> tuple[type, bool]:
 
 
 def make_spec(func: Callable[..., Any], node_id: str, version: int, side_effect: bool = False,
-              fingerprint: Callable[[dict[str, Any]], str] | None = None) -> NodeSpec:
+              fingerprint: Callable[[dict[str, Any]], str] | None = None,
+              bypass: dict[str, str | None] | None = None) -> NodeSpec:
     """Read a node function's signature into a :class:`NodeSpec`; TypeError if malformed."""
     where = f"node {node_id!r} ({func.__module__}.{func.__qualname__})"
     hints = _resolved_annotations(func)
@@ -206,9 +214,16 @@ def make_spec(func: Callable[..., Any], node_id: str, version: int, side_effect:
     returns = hints.get("return", inspect.Parameter.empty)
     if not isinstance(returns, Out):
         raise TypeError(f"{where}: the return annotation must be Out(name=Type, ...)")
+    for out, port in (bypass or {}).items():
+        if out not in returns.ports:
+            raise TypeError(f"{where}: bypass names no output {out!r}")
+        if port is not None and (port not in inputs
+                                 or not inputs[port].type.can_feed(returns.ports[out])):
+            raise TypeError(f"{where}: bypass of output {out!r}: {port!r} is not an input "
+                            f"that can feed a {returns.ports[out].name}")
     return NodeSpec(id=node_id, version=version, func=func, inputs=inputs, params=params,
                     outputs=dict(returns.ports), doc=inspect.getdoc(func) or "",
-                    side_effect=side_effect, fingerprint=fingerprint)
+                    side_effect=side_effect, fingerprint=fingerprint, bypass=dict(bypass or {}))
 
 
 def _resolved_annotations(func: Callable[..., Any]) -> dict[str, Any]:
@@ -219,11 +234,12 @@ def _resolved_annotations(func: Callable[..., Any]) -> dict[str, Any]:
 
 
 def node(node_id: str, version: int = 1, *, side_effect: bool = False,
-         fingerprint: Callable[[dict[str, Any]], str] | None = None) -> Callable:
+         fingerprint: Callable[[dict[str, Any]], str] | None = None,
+         bypass: dict[str, str | None] | None = None) -> Callable:
     """Declare a node type. The decorated function stays callable as a plain function."""
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        spec = make_spec(func, node_id, version, side_effect, fingerprint)
+        spec = make_spec(func, node_id, version, side_effect, fingerprint, bypass)
         # Plain calls get the parameters' default values, not the Param objects.
         func.__kwdefaults__ = spec.default_params() or None
         func.__nodegraph_spec__ = spec  # type: ignore[attr-defined]
@@ -252,3 +268,40 @@ def call_node(spec: NodeSpec, inputs: dict[str, Any], params: dict[str, Any]) ->
         return dict(zip(names, result))
     raise TypeError(f"node {spec.id!r} must return a dict or a {len(names)}-tuple "
                     f"for outputs {names}")
+
+
+def bypass_sources(spec: NodeSpec, has_value: Callable[[str], bool]) -> dict[str, str | None]:
+    """Where each output of a bypassed node comes from: the input port passed through, or None
+    for the output type's :meth:`~nodegraph.types.PortType.bypass_value`.
+
+    ``has_value(port)`` says whether an input carries a value (at run time: not None; when
+    validating: linked to something that will have one). The executor and validation both
+    ask this one function, so what validation promises is what a run does.
+    """
+    sources: dict[str, str | None] = {}
+    for out, out_type in spec.outputs.items():
+        if out in spec.bypass:
+            port = spec.bypass[out]
+            sources[out] = port if port is not None and has_value(port) else None
+        else:
+            sources[out] = next((port for port, in_spec in spec.inputs.items()
+                                 if in_spec.type.can_feed(out_type) and has_value(port)), None)
+    return sources
+
+
+def bypass_frame_port(spec: NodeSpec, has_value: Callable[[str], bool]) -> str | None:
+    """The input whose (H, W) sizes the fill of a bypassed node's outputs: its first raster
+    input with a value, or None."""
+    return next((port for port, in_spec in spec.inputs.items()
+                 if in_spec.type.raster and has_value(port)), None)
+
+
+def bypassed_outputs(spec: NodeSpec, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The outputs of a bypassed node given its input values (see :func:`bypass_sources`)."""
+    def has_value(port: str) -> bool:
+        return inputs.get(port) is not None
+
+    frame_port = bypass_frame_port(spec, has_value)
+    frame = tuple(inputs[frame_port].shape[:2]) if frame_port is not None else None
+    return {out: inputs[port] if port is not None else spec.outputs[out].bypass_value(frame)
+            for out, port in bypass_sources(spec, has_value).items()}

@@ -24,16 +24,25 @@ A port type also owns what differs between kinds of value, so that no other modu
 type names: how a ``--set`` string is parsed (``parse``), how a YAML default becomes a value
 (``resolve``: lists to tuples, relative paths to absolute ones), what the cache key hashes
 (``cache_token``: the *content* of a file the graph reads), whether it names a file read or
-written (``file_role``), and how it is previewed (``picture``: a uint8 BGR image, or None).
+written (``file_role``), how it is previewed (``picture``: a uint8 BGR image, or None), and
+what a bypassed node yields for an output of this type when none of its inputs can be passed
+through (``bypass_value``): a mask of zeros ("this mask excludes nothing"), a flow of zeros
+("nothing moves"), and no value for the other types.
+
+A node may narrow a port's accepted values: ``Scalar.within(1, math.inf)`` (finite numbers in
+a range) or ``OutPath.with_suffixes(".png", ".jpg")`` (file extensions it can write). The
+narrowed type keeps its name, so links and compatibility are unchanged; validation checks
+constant values given to such a port before anything runs (:meth:`PortType.constraint_problem`).
 
 ``Path`` and ``OutPath`` are different types on purpose: the executor hashes the content of
 ``Path`` files for its cache, and refuses to run a graph that would write over one of them.
 """
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path as _FsPath
 from typing import Any as _AnyValue
 
@@ -54,6 +63,13 @@ class PortType:
     from_yaml: Callable[[_AnyValue], _AnyValue] = field(default=lambda value: value, repr=False,
                                                         compare=False)
     preview: Callable[[_AnyValue], np.ndarray] | None = field(default=None, repr=False, compare=False)
+    raster: bool = False  # an array whose first two axes are the image's (H, W)
+    # The value of this type for a bypassed node with no input to pass through, given the
+    # (H, W) of the node's inputs; None: no such value.
+    bypass_fill: Callable[[tuple[int, int]], _AnyValue] | None = field(default=None, repr=False,
+                                                                       compare=False)
+    range: tuple[float, float] | None = None  # inclusive bounds of accepted (finite) numbers
+    suffixes: tuple[str, ...] = ()  # accepted file extensions (lower case, with the dot)
 
     def __repr__(self) -> str:
         return self.name
@@ -87,6 +103,41 @@ class PortType:
     def picture(self, value: _AnyValue) -> np.ndarray | None:
         """A uint8 BGR picture of ``value`` (H, W, 3), or None when this type has no preview."""
         return None if value is None or self.preview is None else self.preview(value)
+
+    def bypass_value(self, frame: tuple[int, int] | None) -> _AnyValue:
+        """What a bypassed node yields for an output of this type with no input to pass through:
+        the type's fill at the node's frame size (H, W), or None (no value)."""
+        if self.bypass_fill is None or (self.raster and frame is None):
+            return None
+        return self.bypass_fill(frame)
+
+    @property
+    def fills_on_bypass(self) -> bool:
+        return self.bypass_fill is not None
+
+    def within(self, low: float, high: float) -> PortType:
+        """This type, accepting only finite numbers in [low, high] (``high`` may be inf)."""
+        return replace(self, range=(float(low), float(high)))
+
+    def with_suffixes(self, *suffixes: str) -> PortType:
+        """This path type, accepting only files with one of these extensions."""
+        return replace(self, suffixes=tuple(s.lower() for s in suffixes))
+
+    def constraint_problem(self, value: _AnyValue) -> str | None:
+        """Why ``value`` breaks this port's range or suffixes (None when it does not)."""
+        if value is None:
+            return None
+        if self.range is not None and isinstance(value, (int, float, np.number)):
+            low, high = self.range
+            if not (math.isfinite(value) and low <= value <= high):
+                upper = "" if math.isinf(high) else f" and <= {high:g}"
+                return f"must be a finite number >= {low:g}{upper}, got {value!r}"
+        if self.suffixes and isinstance(value, (str, os.PathLike)):
+            suffix = _FsPath(value).suffix.lower()
+            if suffix not in self.suffixes:
+                got = f"'{suffix}'" if suffix else "no extension"
+                return f"{got} is not a known extension; use one of {', '.join(self.suffixes)}"
+        return None
 
     def can_feed(self, target: PortType) -> bool:
         """True when a value of this type may be linked into a port of type ``target``."""
@@ -169,15 +220,25 @@ def _picture(kind: str) -> Callable[[_AnyValue], np.ndarray]:
     return draw
 
 
+def _zeros(*channels: int) -> Callable[[tuple[int, int]], np.ndarray]:
+    def fill(frame: tuple[int, int]) -> np.ndarray:
+        return np.zeros((*frame, *channels), np.float32)
+
+    return fill
+
+
 Image = PortType("Image", "float32 RGB image (H, W, 3) in [0, 1]", (86, 156, 214),
-                 _array_check(3, 3), _no_parse("Image"), preview=_picture("rgb_to_bgr8"))
+                 _array_check(3, 3), _no_parse("Image"), preview=_picture("rgb_to_bgr8"),
+                 raster=True)
 Gray = PortType("Gray", "float32 single-channel image (H, W)", (160, 160, 160),
-                _array_check(2, None), _no_parse("Gray"), preview=_picture("gray_to_bgr8"))
+                _array_check(2, None), _no_parse("Gray"), preview=_picture("gray_to_bgr8"),
+                raster=True)
 Mask = PortType("Mask", "float32 weight map (H, W) in [0, 1]", (230, 180, 60),
                 _array_check(2, None), _no_parse("Mask"), frozenset({"Gray"}),
-                preview=_picture("heat_map"))
+                preview=_picture("heat_map"), raster=True, bypass_fill=_zeros())
 Flow = PortType("Flow", "float32 displacement field (H, W, 2): (dx, dy) in pixels", (200, 90, 200),
-                _array_check(3, 2), _no_parse("Flow"), preview=_picture("flow_to_color"))
+                _array_check(3, 2), _no_parse("Flow"), preview=_picture("flow_to_color"),
+                raster=True, bypass_fill=_zeros(2))
 Rect = PortType("Rect", "rectangle (x0, y0, x1, y1) in pixels", (110, 200, 120),
                 _tuple_check(4), _parse_numbers(4), from_yaml=_numbers_from_yaml)
 Shift = PortType("Shift", "translation (dx, dy) in pixels", (120, 200, 200),

@@ -3,7 +3,9 @@
 Checks: structure of the file, unknown node types (or unreadable subgraph files), unknown
 ports, type mismatches on links, missing required inputs, cycles (networkx), unknown
 parameters, parameter values of the wrong type or out of range, graph inputs of unknown type
-or with a bad default, bad graph outputs, and unknown ``--set`` names.
+or with a bad default, constant values outside what the port they feed accepts (a zoom below
+1, an output file of an unknown extension), bad graph outputs, unknown ``--set`` names, and
+bypassed nodes whose readers would get no value (:func:`_check_bypass`).
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import networkx as nx
 
 from .errors import GraphError, Problem
 from .graph import AUTO, INPUTS, Graph, Ref
-from .node import NodeSpec
+from .node import NodeSpec, bypass_frame_port, bypass_sources
 from .registry import Registry
 from .subgraph import resolve_spec
 from .types import PORT_TYPES, PortType
@@ -67,7 +69,97 @@ def validate(graph: Graph, registry: Registry, *, _stack: tuple[Path, ...] = ())
         problems.append(graph.problem(f"cycle: {loop}", ("nodes", first), node=first))
     for out_name, ref in graph.outputs.items():
         _check_link(graph, specs, ref, ("outputs", out_name), None, out_name, problems)
+    if not problems:  # the value flow is only meaningful in a graph that is otherwise sound
+        problems += _check_constants(graph, specs)
+        problems += _check_bypass(graph, specs)
     return problems
+
+
+def _has_constant(graph: Graph, name: str) -> bool:
+    default = graph.inputs[name].default
+    return default is not None and default != AUTO
+
+
+def input_problem(graph: Graph, name: str, message: str) -> Problem:
+    """A problem with graph input ``name``, located where its value was given: the command-line
+    option that bound it (``--set zoom=0.5``), else the line of its default in the file."""
+    option = graph.bound.get(name)
+    if option is not None:
+        return Problem(f"{option}: {message}")
+    return graph.problem(message, ("inputs", name, "default"), port=name)
+
+
+def _check_constants(graph: Graph, specs: dict[str, NodeSpec]) -> list[Problem]:
+    """Graph-input values that a port they feed does not accept (range, file extension)."""
+    problems = []
+    for name, inst in graph.nodes.items():
+        for port, ref in inst.links.items():
+            if ref.node != INPUTS or not _has_constant(graph, ref.port) or name not in specs:
+                continue
+            ptype = specs[name].inputs[port].type
+            value = PORT_TYPES[graph.inputs[ref.port].type].resolve(graph.inputs[ref.port].default,
+                                                                    graph.base_dir)
+            problem = ptype.constraint_problem(value)
+            if problem:
+                problems.append(input_problem(
+                    graph, ref.port, f"{problem} (read by node '{name}', input '{port}')"))
+    return problems
+
+
+def _check_bypass(graph: Graph, specs: dict[str, NodeSpec]) -> list[Problem]:
+    """Bypassed nodes that would leave a required input of a reader without a value.
+
+    Follows values through the graph in order: a graph input has a value unless it is
+    ``auto`` or empty; a node that runs gives all its outputs; a bypassed node gives what
+    :func:`~nodegraph.node.bypass_sources` says (a pass-through has a value when its input
+    does). Where a bypass leaves no value, the reason is carried along, so a chain of
+    bypasses is reported at the bypass that broke it, with the line of its ``bypass:`` key.
+    """
+    # (node, port) -> True (a value), None (no value, not a bypass's doing) or the reason
+    # a bypass left it without one.
+    state: dict[tuple[str, str], bool | str | None] = {}
+
+    def source_state(ref: Ref) -> bool | str | None:
+        if ref.node == INPUTS:
+            return True if _has_constant(graph, ref.port) else None
+        return state.get((ref.node, ref.port), True)
+
+    problems = []
+    dag = graph.dependencies()
+    for name in nx.topological_sort(dag):
+        inst, spec = graph.nodes[name], specs.get(name)
+        if spec is None:
+            continue
+        inputs = {port: source_state(ref) for port, ref in inst.links.items()}
+        for port, value in ({} if inst.bypass else inputs).items():  # a bypassed node reads none
+            if isinstance(value, str) and not spec.inputs[port].optional:
+                bypassed = inst.links[port].node
+                problems.append(graph.problem(
+                    f"bypass cannot be honoured: {value}, and node '{name}' requires it "
+                    f"(input '{port}')", ("nodes", bypassed, "bypass"), node=bypassed))
+        if not inst.bypass:
+            continue
+        has_value = {port for port, value in inputs.items() if value is True}.__contains__
+        sources = bypass_sources(spec, has_value)
+        frame_port = bypass_frame_port(spec, has_value)
+        for out, port in sources.items():
+            out_type = spec.outputs[out]
+            if port is not None or (out_type.fills_on_bypass
+                                    and (frame_port is not None or not out_type.raster)):
+                continue
+            declared = spec.bypass.get(out, "")
+            upstream = next((inputs[p] for p in ([declared] if declared else spec.inputs)
+                             if isinstance(inputs.get(p), str)), None)
+            if upstream is not None:
+                state[(name, out)] = upstream
+            elif declared:
+                state[(name, out)] = (f"'{name}' passes its input '{declared}' through "
+                                      f"to '{out}', and that input has no value here")
+            else:
+                what = "a value" if not out_type.fills_on_bypass else "the size of its zeros"
+                state[(name, out)] = (f"'{name}' has no input to give its output "
+                                      f"'{out}' ({out_type.name}) {what}")
+    return list(dict.fromkeys(problems))
 
 
 def _check_link(graph: Graph, specs: dict[str, NodeSpec], ref: Ref, key: tuple[str, ...],
@@ -149,6 +241,9 @@ def apply_settings(graph: Graph, settings: list[str], registry: Registry) -> Gra
             continue
         node_name, _, param = name.partition(".")
         inst = result.nodes.get(node_name)
+        if inst is not None and param == BYPASS:
+            problems += _set_bypass(result, node_name, text)
+            continue
         if inst is None or not param:
             known = sorted(result.inputs) + ["NODE.PARAM"]
             problems.append(Problem(f"--set {name}: no graph input or node parameter of that "
@@ -175,6 +270,19 @@ def apply_settings(graph: Graph, settings: list[str], registry: Registry) -> Gra
     return result
 
 
+BYPASS = "bypass"  # --set NODE.bypass=true: the node's bypass flag, not a parameter
+
+
+def _set_bypass(graph: Graph, node: str, text: str) -> list[Problem]:
+    value = text.strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+        return [Problem(f"--set {node}.bypass: expected true or false, got {text!r}", graph.file,
+                        graph.line("nodes", node), node, BYPASS)]
+    graph.nodes[node].bypass = value in ("true", "1", "yes", "on")
+    graph.lines.pop(("nodes", node, BYPASS), None)  # the flag no longer comes from that line
+    return []
+
+
 def _set_input(graph: Graph, name: str, text: str) -> list[Problem]:
     gi = graph.inputs[name]
     ptype = PORT_TYPES.get(gi.type)
@@ -190,6 +298,7 @@ def _set_input(graph: Graph, name: str, text: str) -> list[Problem]:
     if ptype.file_role is not None:  # a path given on the command line is the user's
         value = str(Path(value).expanduser().resolve())
     gi.default = list(value) if isinstance(value, tuple) else value
+    graph.bound[name] = f"--set {name}={text}"
     return []
 
 

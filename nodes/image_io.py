@@ -117,7 +117,7 @@ def read(path: Path) -> Out(image=Image, focal_35mm=Scalar):
 
 
 @node("image.write", version=1, side_effect=True)
-def write(image: Image, path: OutPath, *,
+def write(image: Image, path: OutPath.with_suffixes(*WRITE_EXTENSIONS), *,
           bit_depth: int = Param(8, choices=(8, 16), unit="bit",
                                  doc="bits per sample; 16 only for PNG and TIFF")
           ) -> Out(path=OutPath):

@@ -99,7 +99,8 @@ def blend_weight(shape: tuple[int, int], masks: list[np.ndarray], coverage: np.n
     return weight
 
 
-@node("hzsr.blend", version=3)
+# Bypassed: I_src unchanged and M_blend zeros (nothing of the fusion used), not M_occ passed on.
+@node("hzsr.blend", version=3, bypass={"image": "src", "M_blend": None})
 def blend(src: Image, fused: Image, M_occ: Mask = None, M_defocus: Mask = None,
           M_flow: Mask = None, M_reject: Mask = None, coverage: Mask = None,
           overlap: Scalar = None, *,

@@ -6,6 +6,8 @@ similarity transform mapping T's pixels into W's gives ratio = width_W / (width_
 """
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -80,9 +82,15 @@ def resolve_ratio(wide: np.ndarray, tele: np.ndarray, wide_focal_35mm: float | N
     return ratio, source
 
 
-@node("hzsr.ratio", version=1)
+# T is the narrower view, so a given ratio below 1 (or not finite) is refused before any work.
+RATIO = Scalar.within(1.0, math.inf)
+
+
+# Bypassed, the node passes the given ratio through (never a focal length, the default rule's
+# first Scalar input); without one, validation refuses the bypass.
+@node("hzsr.ratio", version=1, bypass={"ratio": "ratio"})
 def ratio(wide: Image, tele: Image, wide_focal_35mm: Scalar = None,
-          tele_focal_35mm: Scalar = None, ratio: Scalar = None) -> Out(ratio=Scalar):
+          tele_focal_35mm: Scalar = None, ratio: RATIO = None) -> Out(ratio=Scalar):
     """Zoom ratio of T over W (>= 1): override > EXIF focal ratio (T / W) > matched features.
 
     The feature estimate matches ORB keypoints of T against W (Lowe ratio test), fits a

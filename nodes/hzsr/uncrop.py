@@ -9,6 +9,8 @@ before the region's edge, so no seam shows.
 """
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -97,9 +99,14 @@ def seam_ramp(to_working: np.ndarray, working_wh, out_wh, width_px: float) -> np
     return coverage_ramp(footprint, width_px)
 
 
-@node("hzsr.uncrop", version=1)
+# A zoom below 1 would show more than W holds; the range lets validation refuse it up front.
+ZOOM = Scalar.within(1.0, math.inf)
+
+
+# Bypassed, the node gives the blended crop on T's grid itself (not W).
+@node("hzsr.uncrop", version=1, bypass={"image": "blended"})
 def uncrop(wide: Image, src: Image, blended: Image, crop: Rect, ratio: Scalar,
-           zoom: Scalar = None, *,
+           zoom: ZOOM = None, *,
            feather: float = Param(0.03, range=(0.0, 0.5), unit="fraction of the short side",
                                   doc="width of the ramp that fades T's detail out before the "
                                       "edge of T's field of view when it lies inside the output "
