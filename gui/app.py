@@ -116,7 +116,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("gui", help="open the visual graph editor")
     parser.add_argument("pipeline", nargs="?", help="graph file to open")
     parser.add_argument("--screenshot", metavar="FILE.png",
-                        help="render the editor, save the window as PNG and exit")
+                        help="render the editor, save what the screen shows as PNG and exit")
     parser.add_argument("--run", action="store_true", help="run the graph as soon as it is open")
     parser.set_defaults(handler=cmd_gui)
 

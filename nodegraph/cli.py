@@ -8,20 +8,24 @@ More commands (``eval``, ``train``, ``gui``) are contributed by installed packag
 entry-point group ``nodegraph.commands``: each entry point is a function ``register(subparsers)``
 that adds its sub-command and sets ``handler=fn(args) -> exit code``.
 
-Exit codes: 0 success; 2 invalid graph, options or input files; 1 a node failed while running.
+Exit codes: 0 success; 2 invalid graph, options or input files; 1 a node failed while running
+(or any other unexpected error: one line, and ``--debug`` shows its traceback).
 """
 from __future__ import annotations
 
 import argparse
 import importlib.metadata
 import json
+import os
 import sys
+import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from .errors import GraphError, InputError, NodeError, Problem
 from .execute import Cache, Event, RunResult, plan, run_plan
+from .files import check_output_options
 from .graph import Graph, load_graph, require_loadable
 from .registry import Registry, default_registry
 from .render import write_debug_dir
@@ -35,9 +39,19 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def load_for_run(path: str, settings: list[str], registry: Registry) -> Graph:
-    """Load a graph file and apply ``--set`` bindings; GraphError lists every problem."""
-    graph = apply_settings(require_loadable(load_graph(path)), settings, registry)
+def load_for_run(path: str, settings: list[str], registry: Registry, out: str | None = None) -> Graph:
+    """Load a graph file, apply ``--set`` bindings and ``--out`` (binds the graph input
+    ``out``), and validate it; GraphError lists every problem."""
+    graph = require_loadable(load_graph(path))
+    if out is not None:
+        if "out" not in graph.inputs:
+            raise GraphError([Problem(
+                "--out needs a graph input named 'out' (type OutPath); this graph has inputs "
+                f"{sorted(graph.inputs) or 'none'}", graph.file, graph.line("inputs"))])
+        settings = [*settings, f"out={out}"]
+    graph = apply_settings(graph, settings, registry)
+    if out is not None:
+        graph.bound["out"] = f"--out {out}"  # problems with the path name the option used
     problems = validate(graph, registry)
     if problems:
         raise GraphError(problems)
@@ -55,7 +69,7 @@ class ProgressBar:
         if event.kind in ("warning", "note"):
             self._write(f"{event.kind}: node '{event.node}': {event.message}")
             return
-        if not self._enabled:
+        if not self._enabled or event.kind not in ("start", "finish"):
             return
         if self._bar is None:
             from tqdm import tqdm
@@ -115,20 +129,22 @@ def _describe(value: Any) -> str:
     return f"array {tuple(shape)}" if shape is not None else repr(value)
 
 
+def _shown_path(path: str) -> str:
+    """``path`` relative to the current folder when it lies inside it, else as it is."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    check_output_options({"--debug-dir": args.debug_dir}, folders=("--debug-dir",))
     registry = default_registry()
-    settings = list(args.set)
-    if args.out is not None:
-        graph = require_loadable(load_graph(args.pipeline))
-        if "out" not in graph.inputs:
-            raise GraphError([Problem(
-                "--out needs a graph input named 'out' (type OutPath); this graph has inputs "
-                f"{sorted(graph.inputs) or 'none'}", graph.file, graph.line("inputs"))])
-        settings.append(f"out={args.out}")
-    graph = load_for_run(args.pipeline, settings, registry)
+    graph = load_for_run(args.pipeline, list(args.set), registry, args.out)
     result = execute(graph, registry, debug_dir=args.debug_dir, profile=args.profile)
     for name, value in result.outputs.items():
         _say(f"{name}: {_describe(value)}")
+    for record in result.records.values():
+        for written in record.wrote:
+            _say(f"wrote {_shown_path(written)}")
     return EXIT_OK
 
 
@@ -197,26 +213,31 @@ def cmd_nodes(args: argparse.Namespace) -> int:
 
 def _add_settings(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="bind a graph input (wide=a.jpg) or a node parameter (blend.sigma=2)")
+                        help="bind a graph input (wide=a.jpg), a node parameter (blend.smooth_sigma=2) "
+                             "or a node's bypass flag (occlusion.bypass=true); repeatable")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nodegraph", description="Typed node graphs for image pipelines (HZSR built in).")
+    parser.add_argument(DEBUG_FLAG, action="store_true",
+                        help="show the traceback of an unexpected error (accepted anywhere)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="run a pipeline")
-    run.add_argument("pipeline")
+    run.add_argument("pipeline", help="graph file (YAML)")
     _add_settings(run)
-    run.add_argument("--out", help="output path (binds the graph input 'out')")
-    run.add_argument("--debug-dir", help="write every intermediate as PNG plus a contact sheet")
+    run.add_argument("--out", metavar="PATH",
+                     help="output file (binds the graph input 'out'); its extension picks the format")
+    run.add_argument("--debug-dir", metavar="DIR",
+                     help="write every intermediate as PNG plus a contact sheet into DIR")
     run.add_argument("--profile", action="store_true", help="print per-node time and memory")
     run.set_defaults(handler=cmd_run)
     check = sub.add_parser("validate", help="report every problem of a pipeline, exit 2 if any")
-    check.add_argument("pipeline")
+    check.add_argument("pipeline", help="graph file (YAML)")
     _add_settings(check)
     check.set_defaults(handler=cmd_validate)
     nodes = sub.add_parser("nodes", help="list registered node types")
-    nodes.add_argument("--json", action="store_true")
+    nodes.add_argument("--json", action="store_true", help="print the catalogue as JSON")
     nodes.set_defaults(handler=cmd_nodes)
     for entry_point in importlib.metadata.entry_points(group=COMMANDS_GROUP):
         try:
@@ -228,8 +249,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; every failure becomes one line on stderr and an exit code.
+
+    ``--debug`` (anywhere on the line) lets an unexpected error show its traceback.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = DEBUG_FLAG in argv
+    argv = [arg for arg in argv if arg != DEBUG_FLAG]
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        return _handle(args)
+    except Exception as error:  # a bug or an unforeseen condition: one line, not a traceback
+        if debug:
+            traceback.print_exc()
+        where = f"{args.command}: " if getattr(args, "command", None) else ""
+        _say(f"error: {where}unexpected {type(error).__name__}: {error}"
+             + ("" if debug else f" (re-run with {DEBUG_FLAG} to see the traceback)"))
+        return EXIT_FAILED
+
+
+DEBUG_FLAG = "--debug"
+
+
+def _handle(args: argparse.Namespace) -> int:
+    """Run a parsed command, turning the errors that reach users into exit codes."""
     try:
         return args.handler(args)
     except GraphError as error:

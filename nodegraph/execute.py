@@ -26,7 +26,7 @@ import networkx as nx
 
 from .errors import InputError, NodeError
 from .graph import AUTO, INPUTS, Graph, Ref
-from .node import NodeSpec, Note, bypassed_outputs, call_node
+from .node import NodeSpec, Note, Wrote, bypassed_outputs, call_node
 from .registry import Registry
 from .subgraph import resolve_spec
 from .types import PORT_TYPES, PortType
@@ -70,11 +70,12 @@ class NodeRecord:
     peak_rss_mb: float = 0.0  # peak resident memory of the process while the node ran
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    wrote: list[str] = field(default_factory=list)  # files the node reported writing
 
 
 @dataclass
 class Event:
-    kind: str  # "start", "finish", "warning", "note"
+    kind: str  # "start", "finish", "warning", "note", "wrote"
     node: str
     index: int
     total: int
@@ -315,8 +316,9 @@ def _call(step: Step, inputs: dict[str, Any], record: NodeRecord, index: int, to
             raise NodeError(step.name, step.spec.id, error) from error
     for warning in caught:
         message = str(warning.message)
-        kind = "note" if issubclass(warning.category, Note) else "warning"
-        (record.notes if kind == "note" else record.warnings).append(message)
+        kind = ("wrote" if issubclass(warning.category, Wrote) else
+                "note" if issubclass(warning.category, Note) else "warning")
+        {"wrote": record.wrote, "note": record.notes, "warning": record.warnings}[kind].append(message)
         emit(Event(kind, step.name, index, total, record, message))
     for port, value in outputs.items():
         problem = None if value is None else step.spec.outputs[port].problem_with(value)

@@ -11,6 +11,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from .errors import InputError
+
 _digests: dict[tuple[str, int, int], str] = {}
 
 
@@ -54,3 +56,66 @@ def write_atomic(path: str | os.PathLike, payload: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+# ---------------------------------------------------------------- checking paths before work
+
+def _blocking_ancestor(path: Path) -> str | None:
+    """Why no file or folder can be created at ``path``: an ancestor that is a file, or the
+    nearest existing folder being read-only; None when it can be."""
+    for ancestor in path.absolute().parents:
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                return f"'{ancestor}' is a file, not a folder"
+            if not os.access(ancestor, os.W_OK | os.X_OK):
+                return f"cannot write in the folder '{ancestor}'"
+            return None
+    return None
+
+
+def output_file_problem(path: str | os.PathLike, suffixes: tuple[str, ...] = ()) -> str | None:
+    """Why a file cannot be written at ``path`` (a folder there, a file where a parent folder
+    would be, a read-only folder, an extension outside ``suffixes``), or None."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        return "is a folder; give a file name"
+    if suffixes and path.suffix.lower() not in suffixes:
+        got = f"'{path.suffix}'" if path.suffix else "no extension"
+        return f"{got} is not a known extension; use one of {', '.join(suffixes)}"
+    return _blocking_ancestor(path)
+
+
+def output_dir_problem(path: str | os.PathLike) -> str | None:
+    """Why a folder cannot be used or created at ``path`` to write files into, or None."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        return "is a file, not a folder"
+    if path.is_dir():
+        return None if os.access(path, os.W_OK | os.X_OK) else "is a read-only folder"
+    return _blocking_ancestor(path)
+
+
+def input_file_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` is not a readable file, or None."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        return "is a folder, not a file"
+    if not path.is_file():
+        return "file not found"
+    return None if os.access(path, os.R_OK) else "cannot be read (permissions)"
+
+
+def check_output_options(options: dict[str, str | os.PathLike | None],
+                         folders: tuple[str, ...] = (),
+                         suffixes: dict[str, tuple[str, ...]] | None = None) -> None:
+    """Refuse, before any work, an output option whose path cannot be written: InputError
+    with one line naming the option. ``options`` maps an option (``--report``) to its value
+    (None: not given); those named in ``folders`` are folders to write into, others files,
+    with the extensions ``suffixes`` gives for the option (any when it gives none)."""
+    for option, value in options.items():
+        if value is None:
+            continue
+        problem = (output_dir_problem(value) if option in folders
+                   else output_file_problem(value, (suffixes or {}).get(option, ())))
+        if problem:
+            raise InputError(f"{option} {value}: {problem}")

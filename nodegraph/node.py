@@ -34,6 +34,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import types as _pytypes
 import typing
 from collections.abc import Callable
@@ -47,6 +48,18 @@ _PARAM_TYPES = (float, int, bool, str)
 
 class Note(UserWarning):
     """Plain information a node gives about its run (not a problem): shown as ``note:``."""
+
+
+class Wrote(Note):
+    """A file a node wrote: the command line lists these at the end of a run."""
+
+
+def wrote(path: str | os.PathLike, detail: str = "") -> None:
+    """Report that this node wrote ``path`` (``detail``: e.g. the image size ``"740x500"``);
+    ``nodegraph run`` ends with ``wrote PATH (detail)`` for each."""
+    import warnings
+    warnings.warn(f"{os.fspath(path)} ({detail})" if detail else os.fspath(path), Wrote,
+                  stacklevel=2)
 
 
 def note(message: str) -> None:

@@ -31,8 +31,10 @@ through (``bypass_value``): a mask of zeros ("this mask excludes nothing"), a fl
 
 A node may narrow a port's accepted values: ``Scalar.within(1, math.inf)`` (finite numbers in
 a range) or ``OutPath.with_suffixes(".png", ".jpg")`` (file extensions it can write). The
-narrowed type keeps its name, so links and compatibility are unchanged; validation checks
-constant values given to such a port before anything runs (:meth:`PortType.constraint_problem`).
+narrowed type keeps its name, so links and compatibility are unchanged. Validation checks
+constant values given to a port before anything runs (:meth:`PortType.constraint_problem`):
+the range, that a file read exists, and that a file written can be (not a folder, a known
+extension, its folder creatable and writable).
 
 ``Path`` and ``OutPath`` are different types on purpose: the executor hashes the content of
 ``Path`` files for its cache, and refuses to run a graph that would write over one of them.
@@ -124,7 +126,8 @@ class PortType:
         return replace(self, suffixes=tuple(s.lower() for s in suffixes))
 
     def constraint_problem(self, value: _AnyValue) -> str | None:
-        """Why ``value`` breaks this port's range or suffixes (None when it does not)."""
+        """Why ``value`` breaks this port's range, or why the file it names cannot be read or
+        written (missing, a folder, an unknown extension...); None when it does not."""
         if value is None:
             return None
         if self.range is not None and isinstance(value, (int, float, np.number)):
@@ -132,11 +135,11 @@ class PortType:
             if not (math.isfinite(value) and low <= value <= high):
                 upper = "" if math.isinf(high) else f" and <= {high:g}"
                 return f"must be a finite number >= {low:g}{upper}, got {value!r}"
-        if self.suffixes and isinstance(value, (str, os.PathLike)):
-            suffix = _FsPath(value).suffix.lower()
-            if suffix not in self.suffixes:
-                got = f"'{suffix}'" if suffix else "no extension"
-                return f"{got} is not a known extension; use one of {', '.join(self.suffixes)}"
+        if isinstance(value, (str, os.PathLike)) and self.file_role is not None:
+            from .files import input_file_problem, output_file_problem
+            if self.file_role == "write":
+                return output_file_problem(value, self.suffixes)
+            return input_file_problem(value)
         return None
 
     def can_feed(self, target: PortType) -> bool:

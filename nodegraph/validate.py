@@ -100,9 +100,17 @@ def _check_constants(graph: Graph, specs: dict[str, NodeSpec]) -> list[Problem]:
             value = PORT_TYPES[graph.inputs[ref.port].type].resolve(graph.inputs[ref.port].default,
                                                                     graph.base_dir)
             problem = ptype.constraint_problem(value)
-            if problem:
-                problems.append(input_problem(
-                    graph, ref.port, f"{problem} (read by node '{name}', input '{port}')"))
+            if problem is None:
+                continue
+            if ptype.file_role and ref.port not in graph.bound:  # an option shows its value
+                problem = f"{value}: {problem}"
+            default = graph.inputs[ref.port].default
+            if (ptype.file_role == "read" and ref.port not in graph.bound
+                    and not Path(str(default)).expanduser().is_absolute()):
+                problem += (f" (the default {default!r} is taken from the graph file's folder, "
+                            f"{graph.base_dir}; give the file with --set {ref.port}=PATH)")
+            problems.append(input_problem(
+                graph, ref.port, f"{problem} (given to node '{name}', input '{port}')"))
     return problems
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from nodegraph.cli import load_for_run
 from nodegraph.errors import InputError
 from nodegraph.execute import plan, run_plan
+from nodegraph.files import check_output_options
 from nodegraph.nodes.ops.metrics import (
     BORDER,
     bicubic_crop,
@@ -156,12 +157,17 @@ def table(cases: list[dict[str, Any]], summary: dict[str, Any]) -> str:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    out_dir = Path(args.out_dir or Path("eval_outputs") / Path(args.pipeline).stem)
+    check_output_options({"--out-dir": out_dir, "--report": args.report},
+                         folders=("--out-dir",), suffixes={"--report": (".json",)})
     cases_dir = Path(args.cases_dir)
-    case_dirs = sorted(p for p in cases_dir.iterdir() if (p / "case.json").exists()) \
-        if cases_dir.is_dir() else []
+    if not cases_dir.is_dir():
+        raise InputError(f"cases folder {cases_dir}: no such folder (the dev cases are not part "
+                         "of the package: give a folder of case folders, each with case.json, "
+                         "wide.png, tele.png and optionally gt.png)")
+    case_dirs = sorted(p for p in cases_dir.iterdir() if (p / "case.json").exists())
     if not case_dirs:
         raise InputError(f"{cases_dir}: no case folders (each needs case.json, wide.png, tele.png)")
-    out_dir = Path(args.out_dir or Path("eval_outputs") / Path(args.pipeline).stem)
     out_dir.mkdir(parents=True, exist_ok=True)
     cases = []
     for case_dir in case_dirs:
@@ -180,10 +186,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a pipeline on a folder of cases")
-    parser.add_argument("pipeline")
-    parser.add_argument("cases_dir")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
-    parser.add_argument("--report", help="write all numbers as JSON")
-    parser.add_argument("--out-dir", help="where outputs are saved (default eval_outputs/PIPELINE)")
+    parser.add_argument("pipeline", help="graph file (YAML) with inputs wide, tele, ratio, zoom, out")
+    parser.add_argument("cases_dir", help="folder of case folders (case.json, wide.png, tele.png, "
+                                          "optionally gt.png and tele_visible_mask.png)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="bind a graph input or node parameter for every case; repeatable")
+    parser.add_argument("--report", metavar="FILE.json", help="write all numbers as JSON")
+    parser.add_argument("--out-dir", metavar="DIR",
+                        help="where outputs are saved (default: eval_outputs/PIPELINE)")
     parser.set_defaults(handler=cmd_eval)
 

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import ExifTags
 from PIL import Image as _PilImage
 
-from nodegraph import Image, Out, OutPath, Param, Path, Scalar, node
+from nodegraph import Image, Out, OutPath, Param, Path, Scalar, node, wrote
 from nodegraph.errors import InputError
 from nodegraph.files import write_atomic
 
@@ -127,4 +127,5 @@ def write(image: Image, path: OutPath.with_suffixes(*WRITE_EXTENSIONS), *,
     leaves any existing file untouched.
     """
     write_atomic(path, encode_image(image, os.path.splitext(os.fspath(path))[1], bit_depth))
+    wrote(path, f"{image.shape[1]}x{image.shape[0]}")
     return path

@@ -135,11 +135,19 @@ def test_side_effect_nodes_always_run_and_cannot_overwrite_inputs(tmp_path, toy_
     assert out.read_text() == "1.0\n"
 
 
-def test_missing_input_file_is_an_input_error(tmp_path, toy_registry):
-    graph = parse_graph(f"inputs:\n  f: {{type: Path, default: {tmp_path / 'nope.bin'}}}\n"
+def test_missing_input_file_is_refused_by_validation_and_by_the_executor(tmp_path, toy_registry):
+    from nodegraph.errors import GraphError
+    from nodegraph.execute import plan, run_plan
+    data = tmp_path / "data.bin"
+    graph = parse_graph(f"inputs:\n  f: {{type: Path, default: {data}}}\n"
                         "nodes:\n  s: {type: toy.file_size, in: {path: inputs.f}}\n")
-    with pytest.raises(InputError, match="node 's', input 'path': file not found: .*nope.bin"):
+    with pytest.raises(GraphError, match="'f': .*data.bin: file not found .*node 's', input 'path'"):
         run_graph(graph, toy_registry)
+    data.write_bytes(b"12")
+    the_plan = plan(graph, toy_registry)
+    data.unlink()  # gone between validation and the run
+    with pytest.raises(InputError, match="node 's', input 'path': file not found: .*data.bin"):
+        run_plan(the_plan)
 
 
 def test_failures_name_the_node(toy_registry):

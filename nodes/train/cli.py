@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from nodegraph.files import check_output_options
+
 
 def register(subparsers) -> None:
     """Add ``train`` (with its ``fusion`` sub-command) to an argparse subparsers object."""
@@ -80,6 +82,9 @@ def run_fusion(args) -> int:
     out = Path(args.out)
     work = Path(args.work) if args.work else out.with_suffix("").parent / (out.stem + "_work")
     data = Path(args.data) if args.data else work / "data"
+    # Before minutes of simulation and training, not at the export at the end.
+    check_output_options({"--out": out, "--work": work, "--data": data},
+                         folders=("--work", "--data"), suffixes={"--out": (".onnx",)})
     progress = not args.no_progress
     if not (data / "train.npz").exists():
         build_cache(data, scenes=args.scenes, patches_per_scene=args.patches_per_scene,
