@@ -63,7 +63,7 @@ def write_atomic(path: str | os.PathLike, payload: bytes) -> None:
 def _blocking_ancestor(path: Path) -> str | None:
     """Why no file or folder can be created at ``path``: an ancestor that is a file, or the
     nearest existing folder being read-only; None when it can be."""
-    for ancestor in path.absolute().parents:
+    for ancestor in path.parents:  # as given: a relative path ends at ".", which exists
         if ancestor.exists():
             if not ancestor.is_dir():
                 return f"'{ancestor}' is a file, not a folder"
