@@ -1,8 +1,11 @@
 """``nodegraph gui [PIPELINE.yaml] [--screenshot OUT.png]``: open the editor window.
 
-Registered as a ``nodegraph.commands`` entry point (``gui = "nodegraph.gui.app:register"``). With
-``--screenshot`` the window is rendered for a few frames, saved as PNG and closed, which is
-how the screenshot test checks the editor under a virtual X server.
+Registered as a ``nodegraph.commands`` entry point (``gui = "nodegraph.gui.app:register"``).
+The window takes the screen it is given (its size is asked of the X server) and can be
+resized. With ``--screenshot`` the window is rendered for a few frames, the screen is
+captured as PNG (what a user would see, not the window's own buffer, which may be larger
+than the screen) and the editor closes: that is how the screenshot test checks the editor
+under a virtual X server.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import sys
 from pathlib import Path
 
 EXIT_OK, EXIT_INVALID = 0, 2
-WINDOW_SIZE = (1920, 1080)
+WINDOW_SIZE = (1600, 1000)  # when the screen's size cannot be asked (no X: Wayland, macOS...)
 SETTLE_FRAMES = 30  # node sizes are known only after a frame is drawn; let the layout settle
 
 
@@ -49,16 +52,42 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
 def _x_reachable() -> bool:
     """True when the X server named by $DISPLAY accepts a connection (or X cannot be probed)."""
+    return _x_screen_size() != (0, 0)
+
+
+def _x_screen_size() -> tuple[int, int] | None:
+    """(width, height) of $DISPLAY's default screen; (0, 0) when the X server does not answer,
+    None when there is no Xlib to ask."""
     try:
         xlib = ctypes.CDLL(ctypes.util.find_library("X11") or "libX11.so.6")
     except OSError:
-        return True  # no Xlib to ask: let the window system report the problem itself
+        return None
     xlib.XOpenDisplay.restype = ctypes.c_void_p
     xlib.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    xlib.XDefaultScreen.argtypes = [ctypes.c_void_p]
+    xlib.XDisplayWidth.argtypes = xlib.XDisplayHeight.argtypes = [ctypes.c_void_p, ctypes.c_int]
     display = xlib.XOpenDisplay(None)
     if not display:
-        return False
+        return 0, 0
+    screen = xlib.XDefaultScreen(display)
+    size = xlib.XDisplayWidth(display, screen), xlib.XDisplayHeight(display, screen)
     xlib.XCloseDisplay(display)
+    return size
+
+
+def screen_size() -> tuple[int, int]:
+    """The size of the screen the editor opens on (:data:`WINDOW_SIZE` when it cannot be asked)."""
+    size = _x_screen_size() if os.environ.get("DISPLAY") else None
+    return size if size and min(size) > 0 else WINDOW_SIZE
+
+
+def _capture_screen(path: str) -> bool:
+    """Save what the X screen shows as PNG; False when the screen cannot be grabbed here."""
+    try:
+        from PIL import ImageGrab
+        ImageGrab.grab(xdisplay=os.environ.get("DISPLAY")).save(path)
+    except Exception:  # noqa: BLE001 - Pillow without XCB, or not X: the caller falls back
+        return False
     return True
 
 
@@ -81,9 +110,10 @@ def show(pipeline: str | None, screenshot: str | None = None, run: bool = False)
     try:
         view = EditorView(editor)
         main = view.build()
+        width, height = screen_size()
         try:
-            dpg.create_viewport(title="nodegraph editor", width=WINDOW_SIZE[0],
-                                height=WINDOW_SIZE[1])
+            dpg.create_viewport(title="nodegraph editor", width=width, height=height, x_pos=0,
+                                y_pos=0, resizable=True)
             dpg.setup_dearpygui()
         except Exception as error:  # no X server behind $DISPLAY, no OpenGL...
             raise NoDisplay(f"cannot open the editor window: {error}") from None
@@ -97,8 +127,8 @@ def show(pipeline: str | None, screenshot: str | None = None, run: bool = False)
             dpg.render_dearpygui_frame()
             if not editor.running:  # a screenshot shows the finished run
                 frames += 1
-            if screenshot is not None and frames == SETTLE_FRAMES:
-                dpg.output_frame_buffer(file=str(screenshot))
+            if screenshot is not None and frames == SETTLE_FRAMES and not _capture_screen(screenshot):
+                dpg.output_frame_buffer(file=str(screenshot))  # the window, if not the screen
             if screenshot is not None and frames == SETTLE_FRAMES + 3:  # the file is written
                 break                                                  # on a later frame
     finally:

@@ -8,25 +8,43 @@ and parameter metadata, never what a node computes.
 Items carry string tags so tests can find them without a viewport:
 ``node:NAME``, ``in:NAME:PORT``, ``out:NAME:PORT``, ``link:NAME:PORT`` (the link into that
 input), ``param:NAME:PARAM``, ``bypass:NAME``, ``status:NAME``, ``problems:NAME``; the graph
-inputs and outputs are the boxes ``node:@inputs`` and ``node:@outputs``.
+inputs and outputs are the boxes ``node:@inputs`` and ``node:@outputs`` (whose pin
+``in:@outputs:@new`` makes a new graph output of whatever port is linked to it); the full
+text shown on hovering a widget is ``tip:TAG``.
+
+Zoom: DearPyGui's node editor cannot scale itself, so the view draws at a zoom level: box
+positions and widget widths are multiplied by it and the canvas text uses a font rasterised
+at that size (a TrueType font found on the system; without one, the global font scale). On
+open, and with "Fit", the zoom is the largest level at which the whole graph fits the canvas.
 """
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import dearpygui.dearpygui as dpg
 import numpy as np
 
-from nodegraph.editing import Editor, EditRefused
+from nodegraph.editing import INPUTS_BOX, OUTPUTS_BOX, Editor, EditRefused, fit_zoom
 from nodegraph.graph import INPUTS, Ref
 from nodegraph.node import ParamSpec
 from nodegraph.types import PORT_TYPES, PortType
 
-GRAPH_INPUTS, GRAPH_OUTPUTS = "@inputs", "@outputs"
+GRAPH_INPUTS, GRAPH_OUTPUTS = INPUTS_BOX, OUTPUTS_BOX
+NEW_OUTPUT = "@new"  # the outputs box's pin that makes a new graph output
 PREVIEW_SIZE = (320, 240)
-PALETTE_WIDTH, SIDE_WIDTH = 200, 350
+PALETTE_WIDTH, SIDE_WIDTH = 180, 340
+TOOLBAR_HEIGHT = 60  # menu bar and toolbar above the panels, px
 NODE_WIDGET_WIDTH = 100
+INPUT_TEXT_WIDTH = 190
+ZOOM_LEVELS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.25, 1.5)
+CANVAS_FONT_PX = 14  # canvas text height at zoom 1
+NEUTRAL_COLOUR = (200, 200, 200)
+FONT_CANDIDATES = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+                   "/usr/share/fonts/TTF/DejaVuSans.ttf", "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+                   "/System/Library/Fonts/Supplemental/Arial.ttf", "C:/Windows/Fonts/arial.ttf")
 STATUS_COLOURS = {
     "pending": (150, 150, 150), "running": (240, 200, 60), "ran": (90, 200, 110),
     "cached": (100, 160, 240), "bypassed": (170, 120, 220), "failed": (240, 80, 80),
@@ -47,6 +65,27 @@ def _value_label(value: Any) -> str:
     return "" if value is None else ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
+def _canvas_font_file() -> str | None:
+    """A TrueType font to draw the canvas at any zoom: a common one, else fontconfig's sans."""
+    for candidate in FONT_CANDIDATES:
+        if Path(candidate).is_file():
+            return candidate
+    if shutil.which("fc-match"):
+        found = subprocess.run(["fc-match", "-f", "%{file}", "sans"], capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+        if found.endswith((".ttf", ".otf")) and Path(found).is_file():
+            return found
+    return None
+
+
+def _full_text_tooltip(item: str | int, text: str) -> None:
+    """Show ``text`` in full when the mouse rests on a widget that may cut it off (the
+    tooltip's text item is tagged ``tip:TAG``)."""
+    if text:
+        with dpg.tooltip(item):
+            dpg.add_text(text, wrap=480, tag=f"tip:{item}")
+
+
 class EditorView:
     """Builds the window for an Editor and keeps it in step with it."""
 
@@ -59,15 +98,24 @@ class EditorView:
         self._positions: dict[str, tuple[float, float]] = {}  # as last drawn or stored
         self._preview_shown: tuple[str, int] = ("", -1)
         self._values_id = 0
-        self._sizes: dict[str, tuple[float, float]] = {}
+        self._sizes: dict[str, tuple[float, float]] = {}  # at zoom 1
         self._measured = False
         self.message = ""
+        self.zoom = 1.0
+        self._origin = (0.0, 0.0)  # graph point drawn at the canvas's top-left corner
+        # Fit the graph to the canvas once its boxes are measured, and once more when they
+        # have been measured at the zoom of the first fit (paddings do not scale exactly).
+        self._fits_left = 2
+        self._fonts: dict[float, int | str] = {}
+        self._mouse_down = False
 
     # ------------------------------------------------------------ building
 
     def build(self) -> str:
         """Create the themes, textures, dialogs and the main window; returns its tag."""
         self._build_themes()
+        self._build_fonts()
+        self._build_zoom_themes()
         with dpg.texture_registry():
             w, h = PREVIEW_SIZE
             dpg.add_dynamic_texture(w, h, np.zeros(w * h * 4, np.float32), tag="preview_texture")
@@ -83,9 +131,12 @@ class EditorView:
                 dpg.add_button(label="Run", tag="run_button", callback=self._on_run, width=70)
                 dpg.add_button(label="Undo", callback=lambda: self._undo_redo(True))
                 dpg.add_button(label="Redo", callback=lambda: self._undo_redo(False))
+                dpg.add_button(label="Fit", tag="fit_button", callback=self._on_fit)
+                dpg.add_combo([f"{round(level * 100)} %" for level in ZOOM_LEVELS], tag="zoom_combo",
+                              default_value="100 %", width=80, callback=self._on_zoom)
                 dpg.add_text("", tag="file_text", color=(200, 200, 200))
                 dpg.add_text("", tag="message_text", color=(240, 200, 90))
-            with dpg.group(horizontal=True):
+            with dpg.group(horizontal=True, tag="panels"):
                 with dpg.child_window(tag="palette_panel", width=PALETTE_WIDTH):
                     self._build_palette()
                 with dpg.child_window(tag="graph_panel", width=-SIDE_WIDTH):
@@ -121,6 +172,25 @@ class EditorView:
                     for part in (dpg.mvNodeCol_TitleBar, dpg.mvNodeCol_TitleBarHovered,
                                  dpg.mvNodeCol_TitleBarSelected):
                         dpg.add_theme_color(part, _rgb(colour, _TITLE_DIM), category=dpg.mvThemeCat_Nodes)
+
+    def _build_zoom_themes(self) -> None:
+        """Paddings and spacings of the canvas scaled with the zoom, so boxes shrink with text."""
+        for level in ZOOM_LEVELS:
+            with dpg.theme(tag=_tag("theme", "zoom", str(level))):
+                with dpg.theme_component(dpg.mvAll):
+                    dpg.add_theme_style(dpg.mvNodeStyleVar_NodePadding, 8 * level, 8 * level,
+                                        category=dpg.mvThemeCat_Nodes)
+                    dpg.add_theme_style(dpg.mvStyleVar_FramePadding, 4 * level, 3 * level)
+                    dpg.add_theme_style(dpg.mvStyleVar_ItemSpacing, 8 * level, 4 * level)
+                    dpg.add_theme_style(dpg.mvStyleVar_ItemInnerSpacing, 4 * level, 4 * level)
+
+    def _build_fonts(self) -> None:
+        font_file = _canvas_font_file()
+        if font_file is None:
+            return
+        with dpg.font_registry():
+            for level in ZOOM_LEVELS:
+                self._fonts[level] = dpg.add_font(font_file, max(6, round(CANVAS_FONT_PX * level)))
 
     def _build_menu(self) -> None:
         with dpg.menu_bar():
@@ -160,70 +230,126 @@ class EditorView:
         dpg.add_text("", tag="run_text", wrap=320)
         dpg.add_separator()
         dpg.add_text("Problems")
-        dpg.add_text("", tag="problems_text", wrap=320, color=ERROR_COLOUR)
+        dpg.add_text("", tag="problems_text", wrap=320, color=NEUTRAL_COLOUR)
 
     # ------------------------------------------------------------ the graph
 
     def refresh(self) -> None:
-        """Redraw the whole graph from the Editor (after structural edits, undo, open)."""
+        """Redraw the whole graph from the Editor (after structural edits, undo, open, zoom)."""
         dpg.delete_item("node_editor", children_only=True)
         self.ports.clear()
         graph = self.editor.graph
-        layout = self.editor.layout(self._sizes, self._layout_width())
+        layout = self.editor.layout(self._sizes, self._view())
         self._positions = dict(layout)
         self._add_inputs_box()
         for name in graph.nodes:
-            self._add_node(name, layout[name])
-        right = max((x for x, _ in layout.values()), default=300.0) + 300
-        self._add_outputs_box(right)
+            self._add_node(name)
+        self._add_outputs_box()
+        self._apply_canvas_font()
+        for box, pos in layout.items():
+            if dpg.does_item_exist(_tag("node", box)):
+                dpg.set_item_pos(_tag("node", box), self._drawn(pos))
         for name, inst in graph.nodes.items():
             for port, ref in inst.links.items():
                 self._add_link(ref, name, port, _tag("in", name, port))
         for out, ref in graph.outputs.items():
             self._add_link(ref, GRAPH_OUTPUTS, out, _tag("in", GRAPH_OUTPUTS, out))
         dpg.set_value("file_text", self._file_label())
+        dpg.set_value("zoom_combo", f"{round(self.zoom * 100)} %")
         self._update_problems()
         self._update_status()
         self._update_preview_choices()
         self._drawn_revision = self.editor.revision
         self._measured = False
 
-    def _layout_width(self) -> float | None:
-        # The panel's own size lags a few frames behind; the viewport's is known at once.
+    # ------------------------------------------------------------ zoom
+
+    def _drawn(self, pos: tuple[float, float]) -> tuple[float, float]:
+        """Canvas position of a graph position at the current zoom."""
+        return ((pos[0] - self._origin[0]) * self.zoom, (pos[1] - self._origin[1]) * self.zoom)
+
+    def _graph_pos(self, drawn: tuple[float, float]) -> tuple[float, float]:
+        return (drawn[0] / self.zoom + self._origin[0], drawn[1] / self.zoom + self._origin[1])
+
+    def _scaled(self, width: float) -> int:
+        return max(20, round(width * self.zoom))
+
+    def _apply_canvas_font(self) -> None:
+        """Draw the boxes' text at the zoom (a node editor passes no font on to its nodes)."""
+        for box in self.editor.boxes():
+            if not dpg.does_item_exist(_tag("node", box)):
+                continue
+            if self._fonts:
+                dpg.bind_item_font(_tag("node", box), self._fonts[self.zoom])
+        if not self._fonts:  # no TrueType font: scale every text, the panels' too
+            dpg.set_global_font_scale(self.zoom)
+        dpg.bind_item_theme("node_editor", _tag("theme", "zoom", str(self.zoom)))
+
+    def _view(self) -> tuple[float, float] | None:
+        """The canvas size the automatic layout is made for, None when no fit is wanted."""
+        return self.canvas_size()
+
+    def canvas_size(self) -> tuple[float, float]:
+        """Size of the graph canvas: the panel's, else what the viewport leaves for it."""
+        width, height = dpg.get_item_rect_size("graph_panel")
+        if width > 100 and height > 100:
+            return float(width), float(height)
         try:
-            width = dpg.get_viewport_client_width() - PALETTE_WIDTH - SIDE_WIDTH
+            return (float(dpg.get_viewport_client_width() - PALETTE_WIDTH - SIDE_WIDTH),
+                    float(dpg.get_viewport_client_height() - TOOLBAR_HEIGHT))
         except Exception:  # no viewport: the item tree is being built for a test
-            return None
-        return width - 320 if width > 600 else None
+            return 1200.0, 800.0
+
+    def set_zoom(self, zoom: float, origin: tuple[float, float] | None = None) -> None:
+        """Draw at ``zoom`` (one of :data:`ZOOM_LEVELS`), keeping the view's top-left corner."""
+        self.zoom = min(ZOOM_LEVELS, key=lambda level: abs(level - zoom))
+        if origin is not None:
+            self._origin = origin
+        self.refresh()
+
+    def fit(self) -> None:
+        """Zoom and scroll so that every box of the graph is in view (the "Fit" button)."""
+        layout = self.editor.layout(self._sizes, self._view())
+        zoom = fit_zoom(layout, self._sizes, self.canvas_size(), ZOOM_LEVELS)
+        margin = 20 / zoom
+        origin = (min(x for x, _ in layout.values()) - margin, min(y for _, y in layout.values()) - margin)
+        self._fits_left = max(self._fits_left - 1, 0)
+        self.set_zoom(zoom, origin)
+
+    def _on_fit(self) -> None:
+        self._fits_left = 1
+        self.fit()
+
+    def _on_zoom(self, sender: Any, label: str) -> None:
+        self.set_zoom(float(label.rstrip(" %")) / 100)
 
     def _measure(self) -> None:
-        """Lay the unplaced nodes out again with the sizes they were actually drawn at.
+        """Learn each box's drawn size (at zoom 1); then fit the graph once, as it opens.
 
         Sizes are known only once a frame has been drawn, so the first frame uses guesses.
         """
         sizes = {}
-        for name in self.editor.graph.nodes:
-            w, h = dpg.get_item_rect_size(_tag("node", name))
+        for box in self.editor.boxes():
+            w, h = dpg.get_item_rect_size(_tag("node", box))
             if w <= 0:
                 return  # not drawn yet
-            sizes[name] = (float(w), float(h))
+            sizes[box] = (float(w) / self.zoom, float(h) / self.zoom)
         self._measured = True
-        if sizes == self._sizes:
-            return
+        changed = sizes != self._sizes
         self._sizes = sizes
-        for name, pos in self.editor.layout(sizes, self._layout_width()).items():
-            dpg.set_item_pos(_tag("node", name), pos)
-            self._positions[name] = pos
-        if dpg.does_item_exist(_tag("node", GRAPH_OUTPUTS)):
-            right = max((x + sizes[n][0] for n, (x, _) in self._positions.items()), default=300.0)
-            dpg.set_item_pos(_tag("node", GRAPH_OUTPUTS), (right + 40, 20))
+        if self._fits_left:
+            self.fit()
+        elif changed:
+            for box, pos in self.editor.layout(sizes, self._view()).items():
+                dpg.set_item_pos(_tag("node", box), self._drawn(pos))
+                self._positions[box] = pos
 
     def _add_inputs_box(self) -> None:
         graph = self.editor.graph
         if not graph.inputs:
             return
         with dpg.node(label="graph inputs", tag=_tag("node", GRAPH_INPUTS), parent="node_editor",
-                      pos=(10, 20)):
+                      user_data=GRAPH_INPUTS):
             for name, gi in graph.inputs.items():
                 ptype = PORT_TYPES.get(gi.type, PORT_TYPES["Any"])
                 tag = _tag("out", INPUTS, name)
@@ -231,34 +357,32 @@ class EditorView:
                                         shape=dpg.mvNode_PinShape_TriangleFilled):
                     dpg.add_text(f"{name}: {gi.type}", color=_rgb(ptype.color))
                     dpg.add_input_text(tag=_tag("input", name), default_value=_value_label(gi.default),
-                                       hint="auto", width=190, on_enter=True, user_data=name,
-                                       callback=self._on_input_value)
-                    if gi.doc:
-                        with dpg.tooltip(dpg.last_item()):
-                            dpg.add_text(gi.doc, wrap=360)
+                                       hint="auto", width=self._scaled(INPUT_TEXT_WIDTH),
+                                       on_enter=True, user_data=name, callback=self._on_input_value)
+                    # A long path is cut off in the box: the tooltip shows it whole.
+                    _full_text_tooltip(_tag("input", name), "\n".join(
+                        part for part in (_value_label(gi.default), gi.doc) if part))
                 dpg.bind_item_theme(tag, _tag("theme", "port", ptype.name))
                 self.ports[tag] = ("out", INPUTS, name)
         dpg.bind_item_theme(_tag("node", GRAPH_INPUTS), _tag("theme", "node", "io"))
 
-    def _add_outputs_box(self, x: float) -> None:
-        graph = self.editor.graph
-        if not graph.outputs:
-            return
+    def _add_outputs_box(self) -> None:
         with dpg.node(label="graph outputs", tag=_tag("node", GRAPH_OUTPUTS), parent="node_editor",
-                      pos=(x, 20)):
-            for name in graph.outputs:
+                      user_data=GRAPH_OUTPUTS):
+            for name in [*self.editor.graph.outputs, NEW_OUTPUT]:
                 tag = _tag("in", GRAPH_OUTPUTS, name)
                 with dpg.node_attribute(tag=tag, attribute_type=dpg.mvNode_Attr_Input):
-                    dpg.add_text(name)
+                    dpg.add_text(name if name != NEW_OUTPUT else "+ new output",
+                                 color=(150, 150, 150) if name == NEW_OUTPUT else (255, 255, 255))
                 self.ports[tag] = ("in", GRAPH_OUTPUTS, name)
         dpg.bind_item_theme(_tag("node", GRAPH_OUTPUTS), _tag("theme", "node", "io"))
 
-    def _add_node(self, name: str, pos: tuple[float, float]) -> None:
+    def _add_node(self, name: str) -> None:
         inst = self.editor.graph.nodes[name]
         spec = self.editor.spec(name)
         node_tag = _tag("node", name)
         with dpg.node(label=f"{name}  ({inst.type})", tag=node_tag, parent="node_editor",
-                      pos=pos, user_data=name):
+                      user_data=name):
             if spec is None:  # unknown type: draw what the file links, so it can be fixed
                 inputs = {port: PORT_TYPES["Any"] for port in inst.links}
                 outputs = {port: PORT_TYPES["Any"] for port in self._used_outputs(name)}
@@ -285,7 +409,8 @@ class EditorView:
                         with dpg.tooltip(dpg.last_item()):
                             dpg.add_text(spec.doc, wrap=420)
                 dpg.add_text("", tag=_tag("status", name))
-                dpg.add_text("", tag=_tag("problems", name), color=ERROR_COLOUR, wrap=260)
+                dpg.add_text("", tag=_tag("problems", name), color=ERROR_COLOUR,
+                             wrap=self._scaled(260))
 
     def _used_outputs(self, name: str) -> list[str]:
         graph = self.editor.graph
@@ -298,7 +423,7 @@ class EditorView:
         with dpg.node_attribute(tag=tag, attribute_type=dpg.mvNode_Attr_Input if kind == "in"
                                 else dpg.mvNode_Attr_Output,
                                 shape=dpg.mvNode_PinShape_CircleFilled):
-            dpg.add_text(label, color=_rgb(ptype.color), indent=0 if kind == "in" else 40)
+            dpg.add_text(label, color=_rgb(ptype.color), indent=0 if kind == "in" else self._scaled(40))
         dpg.bind_item_theme(tag, _tag("theme", "port", ptype.name))
         self.ports[tag] = (kind, node, port)
 
@@ -306,7 +431,7 @@ class EditorView:
         """A widget chosen from the parameter's metadata: its type, range, choices."""
         tag = _tag("param", node, pspec.name)
         unit = f" [{pspec.unit}]" if pspec.unit else ""
-        common = dict(tag=tag, label=pspec.name, width=NODE_WIDGET_WIDTH,
+        common = dict(tag=tag, label=pspec.name, width=self._scaled(NODE_WIDGET_WIDTH),
                       user_data=(node, pspec), callback=self._on_param)
         if pspec.choices is not None:
             items = [str(c) for c in pspec.choices]
@@ -329,11 +454,12 @@ class EditorView:
                                max_value=int(pspec.range[1]), clamped=True, **common)
         else:
             dpg.add_drag_int(default_value=int(value), **common)
-        if pspec.doc or pspec.range:
-            with dpg.tooltip(tag):
-                bounds = f" in [{pspec.range[0]}, {pspec.range[1]}]" if pspec.range else ""
-                dpg.add_text(f"{pspec.name}: {pspec.type.__name__}{bounds}{unit}, "
-                             f"default {pspec.default!r}\n{pspec.doc}", wrap=360)
+        # The tooltip shows the whole value too: a narrow text field cuts off a long path.
+        shown = f"\nvalue: {_value_label(value)}" if dpg.get_item_type(tag).endswith("InputText") \
+            and _value_label(value) else ""
+        bounds = f" in [{pspec.range[0]}, {pspec.range[1]}]" if pspec.range else ""
+        _full_text_tooltip(tag, f"{pspec.name}: {pspec.type.__name__}{bounds}{unit}, "
+                                f"default {pspec.default!r}{shown}\n{pspec.doc}".rstrip())
 
     def _add_link(self, ref: Ref, node: str, port: str, target: str) -> None:
         source = _tag("out", ref.node, ref.port)
@@ -369,21 +495,25 @@ class EditorView:
         dpg.set_value("message_text", self.editor.run_message if self.editor.running else self.message)
 
     def _follow_moves(self) -> None:
-        """Store a node's new position once the mouse that dragged it is released."""
-        if dpg.is_mouse_button_down(dpg.mvMouseButton_Left):
+        """Store a box's new position (in graph units) as the mouse that dragged it is released
+        (not otherwise: positions read back in whole pixels must not count as moves)."""
+        down = dpg.is_mouse_button_down(dpg.mvMouseButton_Left)
+        released, self._mouse_down = self._mouse_down and not down, down
+        if not released:
             return
-        for name, old in list(self._positions.items()):
-            tag = _tag("node", name)
+        for box, old in list(self._positions.items()):
+            tag = _tag("node", box)
             if not dpg.does_item_exist(tag):
                 continue
-            x, y = dpg.get_item_pos(tag)
-            if abs(x - old[0]) > 0.5 or abs(y - old[1]) > 0.5:
-                self._positions[name] = (x, y)
-                self._quietly(lambda n=name, x=x, y=y: self.editor.move(n, round(x), round(y)))
+            drawn, expected = dpg.get_item_pos(tag), self._drawn(old)
+            if abs(drawn[0] - expected[0]) > 0.5 or abs(drawn[1] - expected[1]) > 0.5:
+                x, y = self._graph_pos((drawn[0], drawn[1]))
+                self._positions[box] = (x, y)
+                self._quietly(lambda b=box, x=x, y=y: self.editor.move(b, round(x), round(y)))
 
     def _follow_selection(self) -> None:
         selected = [dpg.get_item_user_data(item) for item in dpg.get_selected_nodes("node_editor")]
-        selected = [name for name in selected if name]
+        selected = [name for name in selected if name in self.editor.graph.nodes]
         if selected and selected[0] != self.selected:
             self.selected = selected[0]
             spec = self.editor.spec(self.selected)
@@ -422,6 +552,7 @@ class EditorView:
                 dpg.set_value(_tag("problems", name), "\n".join(self.editor.node_problems(name)))
         lines = [str(p) for p in self.editor.problems]
         dpg.set_value("problems_text", "\n".join(lines) if lines else "none: the graph can run")
+        dpg.configure_item("problems_text", color=ERROR_COLOUR if lines else NEUTRAL_COLOUR)
 
     def _update_preview_choices(self) -> None:
         keys = []
@@ -483,7 +614,9 @@ class EditorView:
         if None in ends:
             return
         (_, src_node, src_port), (_, dst_node, dst_port) = sorted(ends, key=lambda e: e[0] != "out")
-        if dst_node == GRAPH_OUTPUTS:
+        if dst_node == GRAPH_OUTPUTS and dst_port == NEW_OUTPUT:
+            self._quietly(lambda: self.editor.add_output(src_node, src_port))
+        elif dst_node == GRAPH_OUTPUTS:
             self._quietly(lambda: self.editor.set_output(dst_port, src_node, src_port))
         else:
             self._quietly(lambda: self.editor.connect(src_node, src_port, dst_node, dst_port))
@@ -578,6 +711,7 @@ class EditorView:
             self.message = f"cannot open {path}: {error}"
             return
         self.selected, self.preview_key = None, ""
+        self._sizes, self._fits_left = {}, 2  # a new graph opens fitted to the canvas
         self.refresh()
 
     def _file_label(self) -> str:

@@ -65,50 +65,171 @@ class _Edit:
     time: float  # when it was last changed (time.monotonic), for merging
 
 
-def auto_layout(graph: Graph, sizes: dict[str, tuple[float, float]] | None = None,
-                gap: float = 40, origin: tuple[float, float] = (300.0, 20.0),
-                max_width: float | None = None) -> dict[str, tuple[float, float]]:
-    """Positions for the nodes that have none in ``ui.positions``: one column per depth.
+INPUTS_BOX, OUTPUTS_BOX = "@inputs", "@outputs"  # the boxes of the graph's inputs and outputs
+DEFAULT_SIZE = (230.0, 120.0)  # a box's (width, height) before the view has measured it
+_SWEEPS = 8  # barycenter passes; small graphs settle in two or three
 
-    A node's column is the length of the longest chain of links that leads to it; within a
-    column nodes are stacked in file order. ``sizes`` gives each node's drawn (width, height)
-    when the view knows it (default 230 x 120); columns are as wide as their widest node plus
-    ``gap``. The space left of ``origin`` is for the view's graph-inputs box. Columns that
-    would reach past ``max_width`` wrap into a new band below, so a long chain stays in view.
+
+def layer_graph(graph: Graph) -> nx.DiGraph:
+    """The graph's boxes and links as a DAG for drawing: its nodes, plus the inputs box (an
+    edge into each node reading a graph input) and the outputs box (an edge from each node a
+    graph output reads). A link that closes a cycle is left out, so a broken graph is drawn too."""
+    dag = nx.DiGraph()
+    if graph.inputs:
+        dag.add_node(INPUTS_BOX)
+    dag.add_nodes_from(graph.nodes)
+    for source, reader in graph.dependencies().edges:
+        dag.add_edge(source, reader)
+        if not nx.is_directed_acyclic_graph(dag):
+            dag.remove_edge(source, reader)
+    for name, inst in graph.nodes.items():
+        if graph.inputs and any(ref.node == INPUTS for ref in inst.links.values()):
+            dag.add_edge(INPUTS_BOX, name)
+    if graph.outputs:
+        dag.add_node(OUTPUTS_BOX)
+        for ref in graph.outputs.values():
+            if ref.node in graph.nodes:
+                dag.add_edge(ref.node, OUTPUTS_BOX)
+    return dag
+
+
+def layers(graph: Graph) -> list[list[str]]:
+    """The graph's boxes in columns, left to right, each column top to bottom (the ordered
+    columns of :func:`layering` without its placeholders)."""
+    return [[name for name in column if not name.startswith(PLACEHOLDER)]
+            for column in layering(graph)[1]]
+
+
+PLACEHOLDER = "\0"  # prefix of the placeholders of links that skip columns (no name has it)
+
+
+def layering(graph: Graph) -> tuple[list[list[str]], list[list[str]], list[tuple[str, str]]]:
+    """(columns in file order, columns ordered for few crossings, links between adjacent
+    columns), placeholders included.
+
+    Sugiyama's scheme: a box's column is the longest chain of links leading to it (the inputs
+    box first, the outputs box last); links that skip columns get a placeholder in every
+    column they cross; then the order within each column is sorted by the mean position of
+    each box's neighbours in the previous column, then the next (barycenter heuristic),
+    keeping the order with the fewest crossing links (:func:`crossings`).
+    """
+    dag = layer_graph(graph)
+    rank: dict[str, int] = {}
+    for name in nx.topological_sort(dag):
+        rank[name] = max((rank[p] + 1 for p in dag.predecessors(name)), default=0)
+    if OUTPUTS_BOX in rank:
+        rank[OUTPUTS_BOX] = max((r + 1 for name, r in rank.items() if name != OUTPUTS_BOX), default=0)
+    # Split links that skip columns into unit links through placeholders (named by the link).
+    edges: list[tuple[str, str]] = []
+    for source, target in dag.edges:
+        chain = [source] + [f"{PLACEHOLDER}{source}>{target}@{r}"
+                            for r in range(rank[source] + 1, rank[target])]
+        for r, placeholder in enumerate(chain[1:], rank[source] + 1):
+            rank[placeholder] = r
+        edges += list(zip(chain, chain[1:] + [target]))
+    columns: list[list[str]] = [[] for _ in range(max(rank.values(), default=-1) + 1)]
+    for name in [*dag.nodes, *(n for n in rank if n not in dag)]:  # file order to start with
+        columns[rank[name]].append(name)
+    initial = [list(c) for c in columns]
+    best, best_crossings = initial, crossings(columns, edges)
+    for sweep in range(_SWEEPS):
+        downward = sweep % 2 == 0
+        order = range(1, len(columns)) if downward else range(len(columns) - 2, -1, -1)
+        for c in order:
+            fixed = {name: i for i, name in enumerate(columns[c - 1 if downward else c + 1])}
+            neighbours: dict[str, list[int]] = {name: [] for name in columns[c]}
+            for source, target in edges:
+                mine, other = (target, source) if downward else (source, target)
+                if mine in neighbours and other in fixed:
+                    neighbours[mine].append(fixed[other])
+            current = {name: i for i, name in enumerate(columns[c])}
+            columns[c].sort(key=lambda n: (sum(neighbours[n]) / len(neighbours[n])
+                                           if neighbours[n] else current[n], current[n]))
+        count = crossings(columns, edges)
+        if count < best_crossings:
+            best, best_crossings = [list(c) for c in columns], count
+    return initial, best, edges
+
+
+def crossings(columns: list[list[str]], edges: list[tuple[str, str]]) -> int:
+    """How many pairs of links cross, for links between adjacent columns drawn straight."""
+    where = {name: (c, i) for c, column in enumerate(columns) for i, name in enumerate(column)}
+    count = 0
+    by_column: dict[int, list[tuple[int, int]]] = {}
+    for source, target in edges:
+        (c, i), (_, j) = where[source], where[target]
+        by_column.setdefault(c, []).append((i, j))
+    for pairs in by_column.values():
+        for a, (i1, j1) in enumerate(pairs):
+            for i2, j2 in pairs[a + 1:]:
+                count += (i1 - i2) * (j1 - j2) < 0
+    return count
+
+
+def auto_layout(graph: Graph, sizes: dict[str, tuple[float, float]] | None = None,
+                gap: float = 40, origin: tuple[float, float] = (20.0, 20.0),
+                view: tuple[float, float] | None = None) -> dict[str, tuple[float, float]]:
+    """Positions for the boxes (nodes, :data:`INPUTS_BOX`, :data:`OUTPUTS_BOX`) that have none
+    in ``ui.positions``: the columns of :func:`layers` left to right, ``gap`` apart, each as
+    wide as its widest box and centred on the tallest column of its band. ``sizes`` gives each
+    box's drawn (width, height) when the view knows it (default :data:`DEFAULT_SIZE`).
+
+    A long chain is wider than a screen is tall: given the ``view`` (width, height) it will be
+    shown in, the columns are cut into one, two or three bands stacked top to bottom, however
+    many let the whole graph be drawn largest in that view.
     """
     positions = graph.ui.get("positions", {}) if isinstance(graph.ui, dict) else {}
-    dag = graph.dependencies()
-    try:
-        order = list(nx.topological_sort(dag))
-    except nx.NetworkXUnfeasible:  # a cyclic graph still needs to be drawn to be fixed
-        order = list(graph.nodes)
-    depth: dict[str, int] = {}
-    for name in order:
-        depth[name] = max((depth.get(p, 0) + 1 for p in dag.predecessors(name)), default=0)
-    size = {name: (sizes or {}).get(name, (230.0, 120.0)) for name in graph.nodes}
-    columns = max(depth.values(), default=-1) + 1
-    widths = [max((size[n][0] for n in graph.nodes if depth.get(n, 0) == c), default=0.0)
-              for c in range(columns)]
-    lefts, band_of, band, x = [], [], 0, origin[0]
-    for width in widths:
-        if max_width is not None and lefts and x + width > origin[0] + max_width:
-            band, x = band + 1, origin[0]
-        lefts.append(x)
-        band_of.append(band)
-        x += width + gap
-    band_heights = [0.0] * (band + 1)
-    for c in range(columns):
-        height = sum(size[n][1] + gap for n in graph.nodes if depth.get(n, 0) == c)
-        band_heights[band_of[c]] = max(band_heights[band_of[c]], height)
-    tops = {c: origin[1] + sum(band_heights[:band_of[c]]) for c in range(columns)}
-    result = {}
-    for name in graph.nodes:
-        column = depth.get(name, 0)
-        top = tops[column]
-        tops[column] = top + size[name][1] + gap
-        if name not in positions:
-            result[name] = (lefts[column], top)
+    size = {**{name: DEFAULT_SIZE for name in layer_graph(graph)}, **(sizes or {})}
+    columns = layers(graph)
+    widths = [max((size[n][0] for n in column), default=0.0) + gap for column in columns]
+    heights = [sum(size[n][1] + gap for n in column) for column in columns]
+
+    def bands_of(count: int) -> list[list[int]]:
+        """Column indexes cut into ``count`` runs of about equal width."""
+        total, bands, run, used = sum(widths), [], [], 0.0
+        for c, width in enumerate(widths):
+            if run and used + width / 2 > total * (len(bands) + 1) / count:
+                bands.append(run)
+                run = []
+            run.append(c)
+            used += width
+        return bands + [run] if run else bands
+
+    def scale(bands: list[list[int]]) -> float:
+        width = max(sum(widths[c] for c in band) for band in bands)
+        height = sum(max(heights[c] for c in band) for band in bands)
+        return min(1.0, view[0] / width, view[1] / height) if view else 1.0  # ties: fewer bands
+
+    options = [bands_of(count) for count in (1, 2, 3) if count <= max(len(columns), 1)]
+    bands = max(options, key=scale) if view and columns else [list(range(len(columns)))]
+    result, top = {}, origin[1]
+    for band in bands:
+        tallest, x = max((heights[c] for c in band), default=0.0), origin[0]
+        for c in band:
+            y = top + (tallest - heights[c]) / 2
+            for name in columns[c]:
+                if name not in positions:
+                    result[name] = (x, y)
+                y += size[name][1] + gap
+            x += widths[c]
+        top += tallest + gap
     return result
+
+
+def fit_zoom(layout: dict[str, tuple[float, float]], sizes: dict[str, tuple[float, float]],
+             view: tuple[float, float], levels: tuple[float, ...], margin: float = 20
+             ) -> float:
+    """The largest of ``levels`` (<= 1) at which every box of ``layout`` fits in ``view``
+    (width, height) with ``margin`` around it; the smallest level when none does."""
+    if not layout:
+        return 1.0
+    left = min(x for x, _ in layout.values())
+    top = min(y for _, y in layout.values())
+    right = max(x + sizes.get(n, DEFAULT_SIZE)[0] for n, (x, _) in layout.items())
+    bottom = max(y + sizes.get(n, DEFAULT_SIZE)[1] for n, (_, y) in layout.items())
+    scale = min(1.0, (view[0] - 2 * margin) / max(right - left, 1.0),
+                (view[1] - 2 * margin) / max(bottom - top, 1.0))
+    return max((level for level in levels if level <= scale + 1e-9), default=min(levels))
 
 
 class Editor:
@@ -169,18 +290,30 @@ class Editor:
         """Messages of problems that concern no single node (graph inputs, outputs, the file)."""
         return [str(Problem(p.message, port=p.port)) for p in self.problems if p.node is None]
 
-    def position(self, node: str) -> tuple[float, float] | None:
-        saved = self.graph.ui.get("positions", {}).get(node) if isinstance(self.graph.ui, dict) else None
+    def position(self, box: str) -> tuple[float, float] | None:
+        """The saved position of a node, :data:`INPUTS_BOX` or :data:`OUTPUTS_BOX`, or None."""
+        saved = self.graph.ui.get("positions", {}).get(box) if isinstance(self.graph.ui, dict) else None
         return (float(saved[0]), float(saved[1])) if saved else None
 
+    def boxes(self) -> list[str]:
+        """Everything the view draws as a box: the inputs box, the nodes, the outputs box.
+
+        The outputs box is always there, so a graph output can be made from any port."""
+        return [*([INPUTS_BOX] if self.graph.inputs else []), *self.graph.nodes, OUTPUTS_BOX]
+
     def layout(self, sizes: dict[str, tuple[float, float]] | None = None,
-               max_width: float | None = None) -> dict[str, tuple[float, float]]:
-        """Where every node is drawn: its saved position, else an automatic one."""
-        result = auto_layout(self.graph, sizes, max_width=max_width)
-        for name in self.graph.nodes:
-            saved = self.position(name)
+               view: tuple[float, float] | None = None) -> dict[str, tuple[float, float]]:
+        """Where every box is drawn: its saved position, else an automatic one (for a
+        ``view`` of that (width, height), see :func:`auto_layout`)."""
+        result = auto_layout(self.graph, sizes, view=view)
+        for box in self.boxes():
+            saved = self.position(box)
             if saved is not None:
-                result[name] = saved
+                result[box] = saved
+        if OUTPUTS_BOX not in result:  # a graph without outputs yet: right of everything
+            right = max((x + (sizes or {}).get(n, DEFAULT_SIZE)[0] for n, (x, _) in result.items()),
+                        default=0.0)
+            result[OUTPUTS_BOX] = (right + 40, 20.0)
         return result
 
     def palette(self, search: str = "") -> list[NodeSpec]:
@@ -271,6 +404,15 @@ class Editor:
         self._edit(f"output {name}",
                    lambda graph: graph.outputs.__setitem__(name, Ref(src_node, src_port)))
 
+    def add_output(self, src_node: str, src_port: str) -> str:
+        """Make a new graph output read ``src_node.src_port``; it is named after the port
+        (``image``, ``image_2``...). Returns the name."""
+        name, index = src_port, 2
+        while name in self.graph.outputs:
+            name, index = f"{src_port}_{index}", index + 1
+        self.set_output(name, src_node, src_port)
+        return name
+
     def remove_output(self, name: str) -> None:
         if name not in self.graph.outputs:
             raise EditRefused(f"there is no graph output {name!r}")
@@ -327,8 +469,10 @@ class Editor:
                    lambda graph: setattr(graph.nodes[node], "bypass", bool(bypass)))
 
     def move(self, node: str, x: float, y: float) -> None:
-        """Store a node's position in the graph's ``ui.positions`` block."""
-        self._require_node(node)
+        """Store the position of a node (or of :data:`INPUTS_BOX`, :data:`OUTPUTS_BOX`) in the
+        graph's ``ui.positions`` block."""
+        if node not in (INPUTS_BOX, OUTPUTS_BOX):
+            self._require_node(node)
         position = [float(x), float(y)]
         if self.graph.ui.get("positions", {}).get(node) == position:
             return

@@ -1,12 +1,16 @@
 """The editor's DearPyGui item tree, built without a viewport (no display needed)."""
+from pathlib import Path
+
 import pytest
 
 dpg = pytest.importorskip("dearpygui.dearpygui")
 
 from nodegraph.editing import Editor  # noqa: E402
 from nodegraph.graph import Ref, parse_graph  # noqa: E402
-from nodegraph.gui.view import EditorView  # noqa: E402
+from nodegraph.gui.view import NEUTRAL_COLOUR, EditorView  # noqa: E402
 from nodegraph.registry import default_registry  # noqa: E402
+
+SAMPLE = Path(__file__).resolve().parents[1] / "nodes" / "hzsr" / "sample"
 
 # Generic image nodes, wired like the head and tail of pipelines/hzsr.yaml.
 IMAGE_GRAPH = """\
@@ -36,7 +40,8 @@ def build(editor):
 
 
 def test_nodes_ports_links_and_param_widgets_exist(context):
-    editor = Editor(default_registry(), parse_graph(IMAGE_GRAPH))
+    photo = str(SAMPLE / "wide.jpg")
+    editor = Editor(default_registry(), parse_graph(IMAGE_GRAPH.replace("photo.png", photo)))
     view = build(editor)
     for name in ("read", "blur", "write", "@inputs", "@outputs"):
         assert dpg.does_item_exist(f"node:{name}"), name
@@ -58,8 +63,12 @@ def test_nodes_ports_links_and_param_widgets_exist(context):
     assert dpg.get_value("param:blur:sigma") == pytest.approx(2.5)
     config = dpg.get_item_configuration("param:blur:sigma")
     assert (config["min_value"], config["max_value"]) == pytest.approx(sigma.range)
-    assert dpg.get_value("input:photo") == "photo.png"
+    assert dpg.get_value("input:photo") == photo
     assert dpg.get_value("problems_text") == "none: the graph can run"
+    assert dpg.get_item_configuration("problems_text")["color"][:3] == pytest.approx(
+        [c / 255 for c in NEUTRAL_COLOUR])  # not the colour of errors
+    # A path cut off by its narrow field is shown whole when the mouse rests on it.
+    assert dpg.get_value("tip:input:photo") == photo
 
 
 def test_widget_kinds_follow_parameter_metadata(context, toy_registry):
