@@ -337,8 +337,9 @@ class Editor:
             name = self._fresh_name(type_name)
         elif name in self.graph.nodes:
             raise EditRefused(f"there is already a node named {name!r}")
-        elif not name or name == INPUTS or "." in name or "/" in name:
-            raise EditRefused(f"invalid node name {name!r} (no '.', '/', and not 'inputs')")
+        elif not name or name == INPUTS or "." in name or "/" in name or name.startswith("@"):
+            raise EditRefused(f"invalid node name {name!r} (no '.', '/', no leading '@', "
+                              "and not 'inputs')")
 
         def apply(graph: Graph) -> None:
             graph.nodes[name] = NodeInstance(name, type_name)

@@ -244,9 +244,10 @@ def _load_inputs(graph: Graph, block: yaml.Node | None) -> None:
 def _load_nodes(graph: Graph, block: yaml.Node | None) -> None:
     for name, value, _line in _mapping(block, graph, ("nodes",), "'nodes'"):
         key = ("nodes", name)
-        if name in (INPUTS,) or "." in name or "/" in name:
+        if name in (INPUTS,) or "." in name or "/" in name or name.startswith("@"):
             graph.load_problems.append(graph.problem(
-                f"invalid node name {name!r} (no '.', '/', and not 'inputs')", key, node=name))
+                f"invalid node name {name!r} (no '.', '/', no leading '@' (the editor's boxes), "
+                "and not 'inputs')", key, node=name))
         fields = dict((k, v) for k, v, _ in _mapping(value, graph, key, f"node {name!r}"))
         for unknown in set(fields) - _NODE_KEYS:
             graph.load_problems.append(graph.problem(

@@ -119,3 +119,11 @@ def test_the_editor_shows_a_bypass_that_cannot_be_honoured_before_a_run():
     editor.set_bypass("read_tele", True)
     assert any("bypass cannot be honoured" in text for text in editor.node_problems("read_tele"))
     assert not editor.run() and editor.run_message.startswith("cannot run")
+
+
+def test_node_names_cannot_take_the_names_of_the_editor_boxes(toy_registry):
+    editor = Editor(toy_registry, parse_graph(TANGLE))
+    with pytest.raises(EditRefused, match="no leading '@'"):
+        editor.add_node("toy.number", name=OUTPUTS_BOX)
+    graph = parse_graph("nodes:\n  '@inputs': {type: toy.number}\n")
+    assert "no leading '@'" in graph.load_problems[0].message
