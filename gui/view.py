@@ -239,7 +239,7 @@ class EditorView:
         dpg.delete_item("node_editor", children_only=True)
         self.ports.clear()
         graph = self.editor.graph
-        layout = self.editor.layout(self._sizes, self._view())
+        layout = self.editor.layout(self._sizes, self.canvas_size())
         self._positions = dict(layout)
         self._add_inputs_box()
         for name in graph.nodes:
@@ -285,10 +285,6 @@ class EditorView:
             dpg.set_global_font_scale(self.zoom)
         dpg.bind_item_theme("node_editor", _tag("theme", "zoom", str(self.zoom)))
 
-    def _view(self) -> tuple[float, float] | None:
-        """The canvas size the automatic layout is made for, None when no fit is wanted."""
-        return self.canvas_size()
-
     def canvas_size(self) -> tuple[float, float]:
         """Size of the graph canvas: the panel's, else what the viewport leaves for it."""
         width, height = dpg.get_item_rect_size("graph_panel")
@@ -309,7 +305,7 @@ class EditorView:
 
     def fit(self) -> None:
         """Zoom and scroll so that every box of the graph is in view (the "Fit" button)."""
-        layout = self.editor.layout(self._sizes, self._view())
+        layout = self.editor.layout(self._sizes, self.canvas_size())
         zoom = fit_zoom(layout, self._sizes, self.canvas_size(), ZOOM_LEVELS)
         margin = 20 / zoom
         origin = (min(x for x, _ in layout.values()) - margin, min(y for _, y in layout.values()) - margin)
@@ -340,7 +336,7 @@ class EditorView:
         if self._fits_left:
             self.fit()
         elif changed:
-            for box, pos in self.editor.layout(sizes, self._view()).items():
+            for box, pos in self.editor.layout(sizes, self.canvas_size()).items():
                 dpg.set_item_pos(_tag("node", box), self._drawn(pos))
                 self._positions[box] = pos
 
