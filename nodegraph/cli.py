@@ -174,7 +174,11 @@ def node_catalogue(registry: Registry) -> dict[str, Any]:
         nodes.append({
             "id": spec.id, "version": spec.version, "source": spec.source, "doc": spec.doc,
             "side_effect": spec.side_effect,
-            "inputs": [{"name": i.name, "type": i.type.name, "optional": i.optional}
+            "inputs": [{"name": i.name, "type": i.type.name, "optional": i.optional,
+                        # JSON has no infinity: an open upper bound is null
+                        "range": [i.type.range[0], i.type.range[1] if i.type.range[1] < float("inf")
+                                  else None] if i.type.range else None,
+                        "suffixes": list(i.type.suffixes) or None}
                        for i in spec.inputs.values()],
             "outputs": [{"name": n, "type": t.name} for n, t in spec.outputs.items()],
             "params": [{"name": p.name, "type": p.type.__name__, "default": p.default,
@@ -186,6 +190,14 @@ def node_catalogue(registry: Registry) -> dict[str, Any]:
     return {"nodes": nodes, "plugin_failures": failures}
 
 
+def _accepts(port: dict[str, Any]) -> str:
+    """What a narrowed input port accepts, as shown by ``nodegraph nodes`` (" >= 1", " .png|.jpg")."""
+    if port["range"]:
+        low, high = port["range"]
+        return f" >= {low:g}" if high is None else f" in [{low:g}, {high:g}]"
+    return f" {'|'.join(port['suffixes'])}" if port["suffixes"] else ""
+
+
 def cmd_nodes(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # failures are listed below instead
@@ -194,7 +206,7 @@ def cmd_nodes(args: argparse.Namespace) -> int:
         print(json.dumps(catalogue, indent=2, default=str))
         return EXIT_OK
     for entry in catalogue["nodes"]:
-        ins = ", ".join(f"{i['name']}: {i['type']}{'?' if i['optional'] else ''}"
+        ins = ", ".join(f"{i['name']}: {i['type']}{'?' if i['optional'] else ''}{_accepts(i)}"
                         for i in entry["inputs"])
         outs = ", ".join(f"{o['name']}: {o['type']}" for o in entry["outputs"])
         summary = entry["doc"].strip().splitlines()[0] if entry["doc"].strip() else ""

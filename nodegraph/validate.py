@@ -108,7 +108,7 @@ def _check_constants(graph: Graph, specs: dict[str, NodeSpec]) -> list[Problem]:
             if (ptype.file_role == "read" and ref.port not in graph.bound
                     and not Path(str(default)).expanduser().is_absolute()):
                 problem += (f" (the default {default!r} is taken from the graph file's folder, "
-                            f"{graph.base_dir}; give the file with --set {ref.port}=PATH)")
+                            f"{graph.base_dir.resolve()}; give the file with --set {ref.port}=PATH)")
             problems.append(input_problem(
                 graph, ref.port, f"{problem} (given to node '{name}', input '{port}')"))
     return problems

@@ -92,3 +92,14 @@ def test_unexpected_errors_are_one_line_with_a_debug_hint(monkeypatch, capsys):
 def test_a_run_says_what_it_wrote(workdir, capsys):
     assert cli.main(["run", PIPELINE, "--out", "fused.png"]) == 0
     assert capsys.readouterr().err.strip().splitlines()[-1] == "wrote fused.png (370x250)"
+
+
+def test_the_node_catalogue_shows_what_narrowed_ports_accept(capsys):
+    import json
+    assert cli.main(["nodes"]) == 0
+    text = capsys.readouterr().out
+    assert "zoom: Scalar? >= 1)" in text and "path: OutPath .png|.jpg|.jpeg|.tif|.tiff)" in text
+    assert cli.main(["nodes", "--json"]) == 0
+    catalogue = json.loads(capsys.readouterr().out)  # strict JSON: no Infinity
+    uncrop = next(n for n in catalogue["nodes"] if n["id"] == "hzsr.uncrop")
+    assert uncrop["inputs"][-1]["range"] == [1.0, None]
