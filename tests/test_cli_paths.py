@@ -100,6 +100,6 @@ def test_the_node_catalogue_shows_what_narrowed_ports_accept(capsys):
     text = capsys.readouterr().out
     assert "zoom: Scalar? >= 1)" in text and "path: OutPath .png|.jpg|.jpeg|.tif|.tiff)" in text
     assert cli.main(["nodes", "--json"]) == 0
-    catalogue = json.loads(capsys.readouterr().out)  # strict JSON: no Infinity
+    catalogue = json.loads(capsys.readouterr().out, parse_constant=pytest.fail)  # no Infinity
     uncrop = next(n for n in catalogue["nodes"] if n["id"] == "hzsr.uncrop")
     assert uncrop["inputs"][-1]["range"] == [1.0, None]
