@@ -534,9 +534,12 @@ class EditorView:
             if status.status not in ("pending", "running"):
                 text += f"  {status.seconds:.3f} s"
             if status.message:  # the full text is in the side panel; nodes stay narrow
-                count = status.message.count("\n") + 1
-                text += "\nfailed, see Run" if status.status == "failed" else \
-                    f"\n{count} warning{'s' * (count > 1)}, see Run"
+                lines = status.message.splitlines()
+                warnings = sum(line.startswith("warning:") for line in lines)
+                notes = sum(line.startswith("note:") for line in lines)
+                said = [f"{n} {word}{'s' * (n > 1)}" for n, word in ((warnings, "warning"), (notes, "note")) if n]
+                summary = "failed" if status.status == "failed" else ", ".join(said) or "messages"
+                text += f"\n{summary}, see Run"
             dpg.set_value(_tag("status", name), text)
             dpg.configure_item(_tag("status", name), color=STATUS_COLOURS.get(status.status, (200,) * 3))
         notes = [f"{name}: {s.message}" for name, s in self.editor.status.items() if s.message]
