@@ -31,11 +31,20 @@ are the inner nodes' parameters as ``inner_node.param``.
 
 Loading keeps the line of every key (:attr:`Graph.lines`) so that problems can point at it;
 :func:`dump_graph` writes a file that loads back to an equal :class:`Graph`.
+
+Graph files come from anywhere, so loading is bounded: a file is a regular file of at most
+:data:`MAX_GRAPH_BYTES`; YAML aliases (``*name``), merge keys, tags other than the plain
+scalar, list and mapping ones, keys that are not plain scalars and nesting deeper than
+:data:`MAX_NESTING` are refused with the line where they occur, and duplicate keys are
+problems instead of silently keeping the last value. A graph input may declare ``range: [lo,
+hi]``: its value (each number of a Rect or Shift) must lie in it.
 """
 from __future__ import annotations
 
 import copy
+import math
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +52,7 @@ from typing import Any
 import networkx as nx
 import yaml
 
-from .errors import GraphError, Problem
+from .errors import GraphError, Problem, brief, clip
 from .files import write_atomic
 
 SCHEMA_VERSION = 1
@@ -52,7 +61,16 @@ AUTO = "auto"  # a graph input value meaning "none given: the consuming node dec
 
 _TOP_KEYS = {"schema_version", "description", "inputs", "nodes", "outputs", "ui"}
 _NODE_KEYS = {"type", "in", "params", "bypass", "doc"}
-_INPUT_KEYS = {"type", "default", "doc"}
+_INPUT_KEYS = {"type", "default", "doc", "range"}
+
+MAX_GRAPH_BYTES = 256 << 10  # the shipped graphs are a few kB; PyYAML reads ~0.5 MB/s
+MAX_NESTING = 32  # levels of lists and mappings; the format itself needs 5
+_YAML_TAGS = {
+    yaml.ScalarNode: {f"tag:yaml.org,2002:{name}"
+                      for name in ("null", "bool", "int", "float", "str", "timestamp")},
+    yaml.SequenceNode: {"tag:yaml.org,2002:seq"},
+    yaml.MappingNode: {"tag:yaml.org,2002:map"},
+}
 
 
 @dataclass(frozen=True)
@@ -65,7 +83,7 @@ class Ref:
     @classmethod
     def parse(cls, text: Any) -> Ref:
         if not isinstance(text, str) or text.count(".") < 1 or text.startswith(".") or text.endswith("."):
-            raise ValueError(f"a link must read 'node.port' or 'inputs.NAME', got {text!r}")
+            raise ValueError(f"a link must read 'node.port' or 'inputs.NAME', got {brief(text)}")
         node, port = text.split(".", 1)
         return cls(node, port)
 
@@ -79,6 +97,7 @@ class GraphInput:
     type: str  # a port type name
     default: Any = None  # None: no value (required unless the type's consumers are optional)
     doc: str = ""
+    range: tuple[float, float] | None = None  # inclusive bounds of every number of the value
 
 
 @dataclass
@@ -147,13 +166,117 @@ class Graph:
 
 # ---------------------------------------------------------------- loading
 
+if getattr(yaml, "__with_libyaml__", False):
+    from yaml._yaml import CParser
+
+    class _Events(yaml.composer.Composer, CParser, yaml.constructor.SafeConstructor,
+                  yaml.resolver.Resolver):
+        """libyaml's C parser (ten times faster than PyYAML's on graph files) under PyYAML's
+        Python composer, whose steps the limits below hook into."""
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            yaml.composer.Composer.__init__(self)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+
+    _OFFSETS_IN_BYTES = True  # libyaml reads UTF-8 bytes
+else:
+    _Events = yaml.SafeLoader
+    _OFFSETS_IN_BYTES = False
+
+
+class _BoundedLoader(_Events):
+    """A SafeLoader whose composer refuses what a graph file never needs and a hostile one
+    abuses: aliases (a few hundred bytes of nested aliases expand to gigabytes once a value is
+    printed or copied), merge keys, unknown or mistyped tags, non-scalar keys, deep nesting
+    (the composer recurses). Duplicate keys are collected in ``duplicates``, not fatal."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+        self.duplicates: list[tuple[str, int, int]] = []  # (key, first line, repeated line)
+
+    def _refuse(self, message: str, mark: yaml.Mark) -> None:
+        raise yaml.composer.ComposerError(None, None, message, mark)
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            self._refuse("aliases (*name) are not allowed in graph files", event.start_mark)
+        if self.depth >= MAX_NESTING:
+            self._refuse(f"nested more than {MAX_NESTING} levels deep", event.start_mark)
+        self.depth += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+        if node.tag == "tag:yaml.org,2002:merge":
+            self._refuse("merge keys (<<) are not allowed in graph files", node.start_mark)
+        if node.tag not in _YAML_TAGS[type(node)]:
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            self._refuse(f"unsupported tag {clip(tag, 60)!r} (graph files hold plain text, "
+                         "numbers, booleans, lists and mappings)", node.start_mark)
+        if isinstance(node, yaml.ScalarNode):
+            try:  # an explicit tag may not fit its value: !!float abc
+                self.yaml_constructors[node.tag](self, node)
+            except (ValueError, TypeError, KeyError, AttributeError, OverflowError, yaml.YAMLError):
+                self._refuse(f"{brief(node.value)} is not a valid {node.tag.rsplit(':', 1)[-1]}",
+                             node.start_mark)
+        elif isinstance(node, yaml.MappingNode):
+            self._check_keys(node)
+        return node
+
+    def _check_keys(self, node: yaml.MappingNode) -> None:
+        first_line: dict[str, int] = {}
+        for key, _value in node.value:
+            if not isinstance(key, yaml.ScalarNode):
+                self._refuse("a mapping key must be a plain value, not a list or mapping",
+                             key.start_mark)
+            line = key.start_mark.line + 1
+            if key.value in first_line:
+                self.duplicates.append((key.value, first_line[key.value], line))
+            else:
+                first_line[key.value] = line
+
+
 def _located(node: yaml.Node) -> int:
     return node.start_mark.line + 1
 
 
 def _plain(node: yaml.Node) -> Any:
-    """Python value of a YAML node (safe types only)."""
-    return yaml.safe_load(yaml.serialize(node))
+    """Python value of a composed YAML node (its tags were checked while composing)."""
+    return yaml.constructor.SafeConstructor().construct_document(node)
+
+
+def _compose(text: str, graph: Graph) -> yaml.Node | None:
+    """The YAML node tree of ``text``; None after recording a problem with its line."""
+    loader = None
+    try:
+        loader = _BoundedLoader(text)  # checks every character first
+        root = loader.get_single_node()
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        if isinstance(error, yaml.reader.ReaderError):  # a character YAML does not allow
+            before = text.encode("utf-8")[:error.position] if _OFFSETS_IN_BYTES else text[:error.position]
+            line = before.count(b"\n" if _OFFSETS_IN_BYTES else "\n") + 1
+            reason = f"the character {error.character:#06x} is not allowed"
+        else:
+            parts = (getattr(error, "context", None), getattr(error, "problem", None))
+            reason = "; ".join(part for part in parts if part) or str(error)
+        graph.load_problems.append(Problem(f"not valid YAML: {clip(reason, 200)}", graph.file, line))
+        return None
+    finally:
+        if loader is not None:
+            loader.dispose()
+    for key, first, repeated in loader.duplicates:
+        graph.load_problems.append(Problem(
+            f"duplicate key {brief(key)} (first at line {first}); each key may appear once",
+            graph.file, repeated))
+    if root is None:
+        graph.load_problems.append(Problem("the file is empty", graph.file, 1))
+    return root
 
 
 def _mapping(node: yaml.Node | None, graph: Graph, key: tuple[str, ...],
@@ -176,28 +299,20 @@ def _mapping(node: yaml.Node | None, graph: Graph, key: tuple[str, ...],
 def parse_graph(text: str, source: Path | str | None = None) -> Graph:
     """Build a :class:`Graph` from YAML text; structural problems go to ``load_problems``."""
     graph = Graph(source=Path(source) if source else None)
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        reason = getattr(error, "problem", None) or str(error)
-        graph.load_problems.append(Problem(f"not valid YAML: {reason}", graph.file, line))
-        return graph
+    root = _compose(text, graph)
     if root is None:
-        graph.load_problems.append(Problem("the file is empty", graph.file, 1))
         return graph
     top = _mapping(root, graph, (), "the file")
     for name, _value, line in top:
         if name not in _TOP_KEYS:
             graph.load_problems.append(Problem(
-                f"unknown key {name!r}; expected one of {sorted(_TOP_KEYS)}", graph.file, line))
+                f"unknown key {brief(name)}; expected one of {sorted(_TOP_KEYS)}", graph.file, line))
     blocks = {name: value for name, value, _ in top}
     if "schema_version" in blocks:
         graph.schema_version = _plain(blocks["schema_version"])
         if graph.schema_version != SCHEMA_VERSION:
             graph.load_problems.append(graph.problem(
-                f"schema_version {graph.schema_version!r} is not supported (expected {SCHEMA_VERSION})",
+                f"schema_version {brief(graph.schema_version)} is not supported (expected {SCHEMA_VERSION})",
                 ("schema_version",)))
     if "description" in blocks:
         graph.description = str(_plain(blocks["description"]) or "")
@@ -218,27 +333,53 @@ def parse_graph(text: str, source: Path | str | None = None) -> Graph:
     return graph
 
 
+def _type_name(graph: Graph, value: Any, key: tuple[str, ...], node: str | None = None,
+               port: str | None = None) -> str:
+    """The text of a ``type:`` entry; '' after recording a problem when it is empty or not text."""
+    if isinstance(value, str) and value.strip():
+        return value
+    graph.load_problems.append(graph.problem(
+        f"'type' must name a type, got {brief(value)}", key, node, port))
+    return ""
+
+
+def _bounds(graph: Graph, value: Any, key: tuple[str, ...], port: str) -> tuple[float, float] | None:
+    """A graph input's ``range: [lo, hi]`` as a tuple; None after recording a problem."""
+    if (isinstance(value, list) and len(value) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    for v in value) and value[0] <= value[1]):
+        return float(value[0]), float(value[1])
+    graph.load_problems.append(graph.problem(
+        f"'range' must be [low, high] with finite numbers low <= high, got {brief(value)}",
+        key, port=port))
+    return None
+
+
 def _load_inputs(graph: Graph, block: yaml.Node | None) -> None:
     for name, value, _line in _mapping(block, graph, ("inputs",), "'inputs'"):
+        key = ("inputs", name)
         if name == INPUTS or "." in name:
             graph.load_problems.append(graph.problem(
-                f"invalid graph input name {name!r}", ("inputs", name), port=name))
+                f"invalid graph input name {brief(name)}", key, port=name))
         spec = _plain(value)
         if isinstance(spec, str):  # short form: "name: Type"
             spec = {"type": spec}
         if not isinstance(spec, dict) or "type" not in spec:
             graph.load_problems.append(graph.problem(
-                "a graph input needs at least a 'type'", ("inputs", name), port=name))
+                "a graph input needs at least a 'type'", key, port=name))
             continue
         if isinstance(value, yaml.MappingNode):
-            _mapping(value, graph, ("inputs", name), "a graph input")
-        for key in spec:
-            if key not in _INPUT_KEYS:
+            _mapping(value, graph, key, "a graph input")
+        for entry in spec:
+            if entry not in _INPUT_KEYS:
                 graph.load_problems.append(graph.problem(
-                    f"unknown key {key!r} in graph input; expected {sorted(_INPUT_KEYS)}",
-                    ("inputs", name, key), port=name))
-        graph.inputs[name] = GraphInput(name, str(spec["type"]), spec.get("default"),
-                                        str(spec.get("doc") or ""))
+                    f"unknown key {brief(entry)} in graph input; expected {sorted(_INPUT_KEYS)}",
+                    key + (str(entry),), port=name))
+        bounds = spec.get("range")
+        graph.inputs[name] = GraphInput(
+            name, _type_name(graph, spec["type"], key + ("type",), port=name), spec.get("default"),
+            str(spec.get("doc") or ""),
+            None if bounds is None else _bounds(graph, bounds, key + ("range",), name))
 
 
 def _load_nodes(graph: Graph, block: yaml.Node | None) -> None:
@@ -246,16 +387,17 @@ def _load_nodes(graph: Graph, block: yaml.Node | None) -> None:
         key = ("nodes", name)
         if name in (INPUTS,) or "." in name or "/" in name or name.startswith("@"):
             graph.load_problems.append(graph.problem(
-                f"invalid node name {name!r} (no '.', '/', no leading '@' (the editor's boxes), "
-                "and not 'inputs')", key, node=name))
-        fields = dict((k, v) for k, v, _ in _mapping(value, graph, key, f"node {name!r}"))
-        for unknown in set(fields) - _NODE_KEYS:
+                f"invalid node name {brief(name)} (no '.', '/', no leading '@' (the editor's "
+                "boxes), and not 'inputs')", key, node=name))
+        fields = dict((k, v) for k, v, _ in _mapping(value, graph, key, f"node {brief(name)}"))
+        for unknown in sorted(set(fields) - _NODE_KEYS):
             graph.load_problems.append(graph.problem(
-                f"unknown key {unknown!r}; expected one of {sorted(_NODE_KEYS)}",
+                f"unknown key {brief(unknown)}; expected one of {sorted(_NODE_KEYS)}",
                 key + (unknown,), node=name))
         if "type" not in fields:
             graph.load_problems.append(graph.problem("the node has no 'type'", key, node=name))
-        instance = NodeInstance(name, str(_plain(fields["type"])) if "type" in fields else "")
+        instance = NodeInstance(name, _type_name(graph, _plain(fields["type"]), key + ("type",), name)
+                                if "type" in fields else "")
         for port, link, _ in _mapping(fields.get("in"), graph, key + ("in",), "'in'"):
             ref = _link(graph, link, key + ("in", port), name, port)
             if ref is not None:
@@ -267,7 +409,7 @@ def _load_nodes(graph: Graph, block: yaml.Node | None) -> None:
             bypass = _plain(fields["bypass"])
             if not isinstance(bypass, bool):
                 graph.load_problems.append(graph.problem(
-                    f"'bypass' must be true or false, got {bypass!r}", key + ("bypass",), node=name))
+                    f"'bypass' must be true or false, got {brief(bypass)}", key + ("bypass",), node=name))
             instance.bypass = bypass is True
         if "doc" in fields:
             instance.doc = str(_plain(fields["doc"]) or "")
@@ -285,19 +427,41 @@ def _link(graph: Graph, value: yaml.Node, key: tuple[str, ...], node: str | None
 
 
 def load_graph(path: str | os.PathLike) -> Graph:
-    """Read a graph file. Raises GraphError naming the file if it cannot be read at all."""
+    """Read a graph file. Raises GraphError naming the file if it cannot be read at all: it must
+    be a regular file (not a pipe or a device) of at most MAX_GRAPH_BYTES, in UTF-8."""
     path = Path(path)
+
+    def refuse(message: str, line: int | None = None) -> GraphError:
+        return GraphError([Problem(f"cannot read the graph file: {message}", str(path), line)])
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise GraphError([Problem(f"cannot read the graph file: {error}", str(path))]) from None
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise refuse("not a regular file")
+        if info.st_size > MAX_GRAPH_BYTES:
+            raise refuse(f"{info.st_size} bytes; graph files are limited to {MAX_GRAPH_BYTES}")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_GRAPH_BYTES + 1)
+    except OSError as error:
+        raise refuse(error.strerror or str(error)) from None
+    if len(data) > MAX_GRAPH_BYTES:  # it grew after the check
+        raise refuse(f"more than {MAX_GRAPH_BYTES} bytes; graph files are limited to that")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise refuse(f"not UTF-8 text (byte 0x{data[error.start]:02x})",
+                     data.count(b"\n", 0, error.start) + 1) from None
     return parse_graph(text, path)
 
 
 # ---------------------------------------------------------------- saving
 
 class _BlockDumper(yaml.SafeDumper):
-    """Block style everywhere except short lists of numbers (positions), which stay on one line."""
+    """Block style everywhere except short lists of numbers (positions), which stay on one line;
+    never anchors and aliases (loading refuses them), even for values that are shared."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
@@ -321,6 +485,8 @@ def graph_to_dict(graph: Graph) -> dict[str, Any]:
                 entry["default"] = gi.default
             if gi.doc:
                 entry["doc"] = gi.doc
+            if gi.range is not None:
+                entry["range"] = list(gi.range)
             data["inputs"][name] = entry
     data["nodes"] = {}
     for name, inst in graph.nodes.items():

@@ -41,7 +41,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .types import PortType
+from .errors import brief
+from .types import PortType, non_finite, parse_number
 
 _PARAM_TYPES = (float, int, bool, str)
 
@@ -128,9 +129,11 @@ class ParamSpec:
         else:
             ok = isinstance(value, self.type)
         if not ok:
-            return f"expected {self.type.__name__}, got {type(value).__name__} {value!r}"
+            return f"expected {self.type.__name__}, got {type(value).__name__} {brief(value)}"
+        if non_finite(value):
+            return f"expected a finite number, got {value!r}"
         if self.choices is not None and value not in self.choices:
-            return f"{value!r} is not one of {list(self.choices)}"
+            return f"{brief(value)} is not one of {list(self.choices)}"
         if self.range is not None and not (self.range[0] <= value <= self.range[1]):
             unit = f" {self.unit}" if self.unit else ""
             return f"{value!r} is outside the range [{self.range[0]}, {self.range[1]}]{unit}"
@@ -146,11 +149,11 @@ class ParamSpec:
                 return True
             if lowered in ("0", "false", "no", "off"):
                 return False
-            raise ValueError(f"expected true or false, got {text!r}")
+            raise ValueError(f"expected true or false, got {brief(text)}")
         if self.type is int:
-            return int(text)
+            return parse_number(text, integer=True)
         if self.type is float:
-            return float(text)
+            return parse_number(text)
         return text
 
 

@@ -36,6 +36,11 @@ constant values given to a port before anything runs (:meth:`PortType.constraint
 the range, that a file read exists, and that a file written can be (not a folder, a known
 extension, its folder creatable and writable).
 
+Numbers (``Scalar``, and each number of a ``Rect`` or ``Shift``) must be finite, and a
+command-line number is read strictly (:func:`parse_number`: no ``nan``, ``inf``, ``1_0``).
+A graph input of a ``numeric`` type may declare a range that its value must lie in (checked
+as the port narrowed ``within`` it, each number of a Rect or Shift).
+
 ``Path`` and ``OutPath`` are different types on purpose: the executor hashes the content of
 ``Path`` files for its cache, and refuses to run a graph that would write over one of them.
 """
@@ -43,12 +48,40 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path as _FsPath
 from typing import Any as _AnyValue
 
 import numpy as np
+
+from .errors import brief
+
+# Decimal notation only: Python's float() also takes "nan", "inf", "1_0" and surrounding blanks.
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_INTEGER = re.compile(r"[+-]?\d+")
+
+
+def parse_number(text: str, integer: bool = False) -> float | int:
+    """A finite number written in plain decimal notation (``2``, ``-1.5``, ``3e-2``); ValueError
+    for anything else (``nan``, ``inf``, ``1e999``, ``1_0``, ``0x10``)."""
+    text = text.strip()
+    if integer:
+        if not _INTEGER.fullmatch(text):
+            raise ValueError(f"expected a whole number, got {brief(text)}")
+        return int(text)
+    if not _NUMBER.fullmatch(text):
+        raise ValueError(f"expected a finite number in decimal notation, got {brief(text)}")
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{brief(text)} is too large (not a finite number)")
+    return value
+
+
+def non_finite(value: _AnyValue) -> bool:
+    """True for a float that is nan or infinite."""
+    return isinstance(value, (float, np.floating)) and not math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -72,6 +105,7 @@ class PortType:
                                                                        compare=False)
     range: tuple[float, float] | None = None  # inclusive bounds of accepted (finite) numbers
     suffixes: tuple[str, ...] = ()  # accepted file extensions (lower case, with the dot)
+    numeric: bool = False  # values are numbers, or tuples of them: a graph input may bound them
 
     def __repr__(self) -> str:
         return self.name
@@ -130,11 +164,13 @@ class PortType:
         written (missing, a folder, an unknown extension...); None when it does not."""
         if value is None:
             return None
-        if self.range is not None and isinstance(value, (int, float, np.number)):
+        numbers = value if isinstance(value, (tuple, list)) else (value,)  # a Rect's, a Shift's
+        if self.range is not None and all(isinstance(n, (int, float, np.number)) for n in numbers):
             low, high = self.range
-            if not (math.isfinite(value) and low <= value <= high):
+            if not all(math.isfinite(n) and low <= n <= high for n in numbers):
                 upper = "" if math.isinf(high) else f" and <= {high:g}"
-                return f"must be a finite number >= {low:g}{upper}, got {value!r}"
+                what = "a finite number" if len(numbers) == 1 else "finite numbers"
+                return f"must be {what} >= {low:g}{upper}, got {brief(value)}"
         if isinstance(value, (str, os.PathLike)) and self.file_role is not None:
             from .files import input_file_problem, output_file_problem
             if self.file_role == "write":
@@ -168,9 +204,12 @@ def _array_check(ndim: int, channels: int | None) -> Callable[[_AnyValue], str |
 def _tuple_check(length: int) -> Callable[[_AnyValue], str | None]:
     def check(value: _AnyValue) -> str | None:
         if not isinstance(value, (tuple, list)) or len(value) != length:
-            return f"expected {length} numbers, got {value!r}"
-        if not all(isinstance(v, (int, float, np.number)) for v in value):
-            return f"expected {length} numbers, got {value!r}"
+            return f"expected {length} numbers, got {brief(value)}"
+        if not all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                   for v in value):
+            return f"expected {length} numbers, got {brief(value)}"
+        if any(non_finite(v) for v in value):
+            return f"expected {length} finite numbers, got {brief(value)}"
         return None
 
     return check
@@ -180,24 +219,26 @@ def _parse_numbers(length: int) -> Callable[[str], tuple[float, ...]]:
     def parse(text: str) -> tuple[float, ...]:
         parts = [p for p in text.replace(" ", "").strip("()[]").split(",") if p]
         if len(parts) != length:
-            raise ValueError(f"expected {length} comma-separated numbers, got {text!r}")
-        return tuple(float(p) for p in parts)
+            raise ValueError(f"expected {length} comma-separated numbers, got {brief(text)}")
+        return tuple(float(parse_number(p)) for p in parts)
 
     return parse
 
 
 def _check_scalar(value: _AnyValue) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-        return f"expected a number, got {value!r}"
+        return f"expected a number, got {brief(value)}"
+    if non_finite(value):
+        return f"expected a finite number, got {value!r}"
     return None
 
 
 def _check_path(value: _AnyValue) -> str | None:
-    return None if isinstance(value, (str, os.PathLike)) else f"expected a path, got {value!r}"
+    return None if isinstance(value, (str, os.PathLike)) else f"expected a path, got {brief(value)}"
 
 
 def _check_text(value: _AnyValue) -> str | None:
-    return None if isinstance(value, str) else f"expected text, got {value!r}"
+    return None if isinstance(value, str) else f"expected text, got {brief(value)}"
 
 
 def _no_parse(name: str) -> Callable[[str], _AnyValue]:
@@ -243,11 +284,11 @@ Flow = PortType("Flow", "float32 displacement field (H, W, 2): (dx, dy) in pixel
                 _array_check(3, 2), _no_parse("Flow"), preview=_picture("flow_to_color"),
                 raster=True, bypass_fill=_zeros(2))
 Rect = PortType("Rect", "rectangle (x0, y0, x1, y1) in pixels", (110, 200, 120),
-                _tuple_check(4), _parse_numbers(4), from_yaml=_numbers_from_yaml)
+                _tuple_check(4), _parse_numbers(4), from_yaml=_numbers_from_yaml, numeric=True)
 Shift = PortType("Shift", "translation (dx, dy) in pixels", (120, 200, 200),
-                 _tuple_check(2), _parse_numbers(2), from_yaml=_numbers_from_yaml)
-Scalar = PortType("Scalar", "a number", (230, 230, 230), _check_scalar, float,
-                  from_yaml=_scalar_from_yaml)
+                 _tuple_check(2), _parse_numbers(2), from_yaml=_numbers_from_yaml, numeric=True)
+Scalar = PortType("Scalar", "a number", (230, 230, 230), _check_scalar, parse_number,
+                  from_yaml=_scalar_from_yaml, numeric=True)
 Path = PortType("Path", "path of an existing file that the graph reads", (240, 120, 80),
                 _check_path, str, file_role="read")
 OutPath = PortType("OutPath", "path of a file that the graph writes", (240, 80, 120),

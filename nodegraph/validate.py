@@ -3,9 +3,11 @@
 Checks: structure of the file, unknown node types (or unreadable subgraph files), unknown
 ports, type mismatches on links, missing required inputs, cycles (networkx), unknown
 parameters, parameter values of the wrong type or out of range, graph inputs of unknown type
-or with a bad default, constant values outside what the port they feed accepts (a zoom below
-1, an output file of an unknown extension), bad graph outputs, unknown ``--set`` names, and
-bypassed nodes whose readers would get no value (:func:`_check_bypass`).
+or with a bad default (or one outside the input's ``range``), constant values outside what
+the port they feed accepts (a zoom below 1, an output file of an unknown extension), a graph
+input without a value that feeds an input a node requires, bad graph outputs, unknown
+``--set`` names or values (outside a graph input's ``range`` too), and bypassed nodes whose
+readers would get no value (:func:`_check_bypass`).
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import networkx as nx
 
-from .errors import GraphError, Problem
+from .errors import GraphError, Problem, brief
 from .graph import AUTO, INPUTS, Graph, Ref
 from .node import NodeSpec, bypass_frame_port, bypass_sources
 from .registry import Registry
@@ -33,11 +35,12 @@ def validate(graph: Graph, registry: Registry, *, _stack: tuple[Path, ...] = ())
             specs[name] = resolve_spec(graph, inst.type, registry, _stack)
         except KeyError:
             problems.append(graph.problem(
-                f"unknown node type {inst.type!r} (see 'nodegraph nodes' for the known types)",
+                f"unknown node type {brief(inst.type)} (see 'nodegraph nodes' for the known types)",
                 key, node=name))
         except (GraphError, RecursionError, OSError) as error:
-            problems.append(graph.problem(f"subgraph {inst.type!r} is not usable: {error}",
-                                          key, node=name))
+            problems.append(graph.problem(
+                f"subgraph {brief(inst.type)} is not usable: {_first_problem(error)}", key,
+                node=name))
 
     problems += _check_graph_inputs(graph)
     for name, inst in graph.nodes.items():
@@ -62,6 +65,10 @@ def validate(graph: Graph, registry: Registry, *, _stack: tuple[Path, ...] = ())
                     problems.append(graph.problem(
                         f"required input '{port}' ({input_spec.type.name}) is not linked",
                         ("nodes", name), name, port))
+                elif not (input_spec.optional or inst.bypass or _stack):
+                    # (a bypassed node reads nothing; a subgraph's caller gives its inputs)
+                    problems += _check_given(graph, inst.links[port], ("nodes", name, "in", port),
+                                             name, port)
             problems += _check_params(graph, name, spec)
     for cycle in nx.simple_cycles(graph.dependencies()):
         first = sorted(cycle)[0]
@@ -170,6 +177,23 @@ def _check_bypass(graph: Graph, specs: dict[str, NodeSpec]) -> list[Problem]:
     return list(dict.fromkeys(problems))
 
 
+def _first_problem(error: BaseException) -> str:
+    """One line for an error that may hold many problems (a subgraph's GraphError)."""
+    problems = getattr(error, "problems", None)
+    if not problems:
+        return str(error)
+    more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+    return f"{problems[0]}{more}"
+
+
+def _check_given(graph: Graph, ref: Ref, key: tuple[str, ...], node: str, port: str) -> list[Problem]:
+    """A problem when ``ref`` is a graph input with no value (null or auto) feeding a required input."""
+    if ref.node != INPUTS or ref.port not in graph.inputs or _has_constant(graph, ref.port):
+        return []
+    return [graph.problem(f"required input, but graph input '{ref.port}' has no value: give it a "
+                          f"default or set it with --set {ref.port}=VALUE", key, node, port)]
+
+
 def _check_link(graph: Graph, specs: dict[str, NodeSpec], ref: Ref, key: tuple[str, ...],
                 node: str | None, port: str, problems: list[Problem]) -> PortType | None:
     """Type of the value a link points at, or None (after recording a problem) if it is broken."""
@@ -218,12 +242,17 @@ def _check_graph_inputs(graph: Graph) -> list[Problem]:
         ptype = PORT_TYPES.get(gi.type)
         if ptype is None:
             problems.append(graph.problem(
-                f"unknown type {gi.type!r}; known types: {', '.join(PORT_TYPES)}",
+                f"unknown type {brief(gi.type)}; known types: {', '.join(PORT_TYPES)}",
                 key + ("type",), port=name))
+            continue
+        if gi.range is not None and not ptype.numeric:
+            problems.append(graph.problem(f"'range' is only for numbers, not {ptype.name}",
+                                          key + ("range",), port=name))
             continue
         if gi.default is None or gi.default == AUTO:
             continue
-        problem = ptype.problem_with(ptype.from_yaml(gi.default))
+        value = ptype.from_yaml(gi.default)
+        problem = ptype.problem_with(value) or _range_problem(ptype, value, gi.range)
         if problem:
             problems.append(graph.problem(f"bad default: {problem}", key + ("default",), port=name))
     return problems
@@ -242,7 +271,7 @@ def apply_settings(graph: Graph, settings: list[str], registry: Registry) -> Gra
         name, sep, text = setting.partition("=")
         name = name.strip()
         if not sep or not name:
-            problems.append(Problem(f"--set {setting!r}: expected NAME=VALUE", graph.file))
+            problems.append(Problem(f"--set {brief(setting)}: expected NAME=VALUE", graph.file))
             continue
         if name in result.inputs:
             problems += _set_input(result, name, text)
@@ -271,7 +300,7 @@ def apply_settings(graph: Graph, settings: list[str], registry: Registry) -> Gra
         try:
             inst.params[param] = pspec.parse(text)
         except ValueError as error:
-            problems.append(Problem(f"--set {name}: {error}", graph.file,
+            problems.append(Problem(f"--set {name}: {error}{_accepted(pspec.range)}", graph.file,
                                     graph.line("nodes", node_name), node_name, param))
     if problems:
         raise GraphError(problems)
@@ -302,12 +331,34 @@ def _set_input(graph: Graph, name: str, text: str) -> list[Problem]:
     try:
         value = ptype.parse(text)
     except ValueError as error:
-        return [Problem(f"--set {name}: {error}", graph.file, graph.line("inputs", name), port=name)]
+        problem = f"{error}{_accepted(gi.range)}"
+    else:
+        problem = ptype.problem_with(value) or _range_problem(ptype, value, gi.range)
+    if problem:
+        return [Problem(f"--set {name}: {problem}", graph.file, graph.line("inputs", name),
+                        port=name)]
     if ptype.file_role is not None:  # a path given on the command line is the user's
-        value = str(Path(value).expanduser().resolve())
+        try:
+            value = str(Path(value).expanduser().resolve())
+        except (ValueError, OSError, RuntimeError) as error:  # a NUL byte, a symlink loop
+            return [Problem(f"--set {name}: not a usable path: {error}", graph.file,
+                            graph.line("inputs", name), port=name)]
     gi.default = list(value) if isinstance(value, tuple) else value
     graph.bound[name] = f"--set {name}={text}"
     return []
+
+
+def _range_problem(ptype: PortType, value, bounds: tuple[float, float] | None) -> str | None:
+    """Why ``value`` lies outside a graph input's ``range`` (checked as the port narrowed to
+    it), or None."""
+    if bounds is None or not ptype.numeric:
+        return None
+    return ptype.within(*bounds).constraint_problem(value)
+
+
+def _accepted(bounds: tuple[float, float] | None) -> str:
+    """' (accepted range [lo, hi])' for a message about a bounded value; '' without bounds."""
+    return "" if bounds is None else f" (accepted range [{bounds[0]:g}, {bounds[1]:g}])"
 
 
 def check(graph: Graph, registry: Registry) -> Graph:
