@@ -3,10 +3,23 @@
 The working format of every image port is float32 RGB in [0, 1]. Pixels are decoded with
 OpenCV (it keeps 16-bit depth, which Pillow drops for RGB), metadata with Pillow (EXIF
 orientation and the 35 mm-equivalent focal length).
+
+Before anything is decoded, :func:`check_image_size` reads the size the file's header
+declares (Pillow parses headers without decoding) and refuses files above a pixel budget or
+with a side too short to use: a 389 kB PNG can declare 20000x20000 pixels, 1.2 GB once decoded
+and 4.8 GB as float RGB, so the size a file claims is checked before memory is spent on it.
 """
 from __future__ import annotations
 
+import contextlib
+import math
 import os
+import stat
+import sys
+import tempfile
+import threading
+import warnings
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -21,17 +34,98 @@ EXIF_ORIENTATION = 0x0112
 EXIF_FOCAL_35MM = 0xA405  # FocalLengthIn35mmFilm, in the Exif sub-IFD
 WRITE_EXTENSIONS = {".png": (8, 16), ".jpg": (8,), ".jpeg": (8,), ".tif": (8, 16),
                     ".tiff": (8, 16)}
+DEFAULT_MAX_MEGAPIXELS = 200.0  # the largest phone sensors; 12 MP frames are the usual case
+DEFAULT_MAX_ASPECT = 1000.0  # long side / short side
+_pillow_limit = threading.Lock()
+
+
+@contextlib.contextmanager
+def _header(path: str) -> Iterator[_PilImage.Image]:
+    """The file opened by Pillow, which parses the header and decodes nothing yet.
+
+    Pillow's own decompression-bomb check (a warning from 89 MP, an error from 179 MP) is off
+    for this open: nothing is decoded here, and the limit that applies is the caller's
+    (:func:`check_image_size`). The switch is process-wide, hence the lock.
+    """
+    with _pillow_limit:
+        saved, _PilImage.MAX_IMAGE_PIXELS = _PilImage.MAX_IMAGE_PIXELS, None
+        try:
+            pil = _PilImage.open(path)
+        finally:
+            _PilImage.MAX_IMAGE_PIXELS = saved
+    with pil:
+        yield pil
+
+
+@contextlib.contextmanager
+def _decoder_messages() -> Iterator[list[str]]:
+    """Collects what C decoders print on the process's standard error meanwhile (libpng writes
+    "libpng error: ..." there itself) into the yielded list, so that a bad file gives one
+    message, not the library's lines followed by ours."""
+    messages: list[str] = []
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as sink:
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield messages
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text = sink.read(4096).decode("utf-8", errors="replace")
+            messages.extend(line.strip() for line in text.splitlines() if line.strip())
+
+
+def check_image_size(path: str | os.PathLike, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+                     min_side: int = 1, max_aspect: float = DEFAULT_MAX_ASPECT) -> tuple[int, int]:
+    """(width, height) that the header of an image file declares, read without decoding.
+
+    Every decoder calls this first. InputError, naming the file and its size, when the file is
+    not a regular file, is not an image Pillow recognises, declares more than
+    ``max_megapixels`` million pixels, has a side shorter than ``min_side`` pixels, or a long
+    side more than ``max_aspect`` times its short side.
+    """
+    path = os.fspath(path)
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise InputError(f"image file {path!r} is not a regular file")
+    except OSError as error:
+        raise InputError(f"cannot read image file {path!r}: {error.strerror or error}") from None
+    try:
+        with _header(path) as pil:
+            width, height = pil.size
+    except Exception:  # noqa: BLE001 - Pillow's format plugins raise many kinds on bad headers
+        raise InputError(f"cannot decode image file {path!r}: not a readable PNG, JPEG or TIFF"
+                         ) from None
+    if width * height > max_megapixels * 1e6:
+        raise InputError(f"image file {path!r} is {width}x{height} ({width * height / 1e6:.1f} MP), "
+                         f"more than the {max_megapixels:g} MP accepted (parameter max_megapixels)")
+    if min(width, height) < min_side:
+        raise InputError(f"image file {path!r} is {width}x{height}: a side is shorter than the "
+                         f"{min_side} px accepted (parameter min_side)")
+    if max(width, height) > max_aspect * min(width, height):
+        raise InputError(f"image file {path!r} is {width}x{height}: one side is more than "
+                         f"{max_aspect:g} times the other, the most accepted (parameter max_aspect)")
+    return width, height
 
 
 def read_metadata(path: str | os.PathLike) -> tuple[int, float | None]:
-    """(EXIF orientation 1..8, 35 mm-equivalent focal length in mm or None) of an image file."""
-    with _PilImage.open(path) as pil:
+    """(EXIF orientation 1..8, 35 mm-equivalent focal length in mm or None) of an image file.
+
+    A focal length that is 0 ("unknown" in the EXIF standard), negative or not finite (a
+    rational 0/0) is None.
+    """
+    with _header(os.fspath(path)) as pil:
+        if pil.format == "PNG" and "exif" not in pil.info:
+            return 1, None  # Pillow would decode every pixel to look for an eXIf chunk after them
         exif = pil.getexif()
     orientation = int(exif.get(EXIF_ORIENTATION, 1) or 1)
     # Writers put FocalLengthIn35mmFilm in the Exif sub-IFD; a few put it in IFD0.
     focal = exif.get_ifd(ExifTags.IFD.Exif).get(EXIF_FOCAL_35MM, exif.get(EXIF_FOCAL_35MM))
-    # 0 means "unknown" in the EXIF standard.
     focal_mm = float(focal) if focal else None
+    if focal_mm is not None and not (math.isfinite(focal_mm) and focal_mm > 0):
+        focal_mm = None
     return (orientation if 1 <= orientation <= 8 else 1), focal_mm
 
 
@@ -67,16 +161,27 @@ def to_float_rgb(pixels: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(scaled[:, :, 2::-1])  # BGR(A) -> RGB, alpha dropped
 
 
-def read_image(path: str | os.PathLike) -> tuple[np.ndarray, float | None]:
-    """(float32 RGB image in [0, 1], upright; 35 mm focal length or None); InputError names the file."""
+def read_image(path: str | os.PathLike, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+               min_side: int = 1, max_aspect: float = DEFAULT_MAX_ASPECT
+               ) -> tuple[np.ndarray, float | None]:
+    """(float32 RGB image in [0, 1], upright; 35 mm focal length or None); InputError names the
+    file. Sizes are checked before decoding (:func:`check_image_size`)."""
     path = os.fspath(path)
+    width, height = check_image_size(path, max_megapixels, min_side, max_aspect)
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as error:
         raise InputError(f"cannot read image file {path!r}: {error.strerror or error}") from None
-    pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    with _decoder_messages() as messages:
+        pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    said = f" ({messages[0][:200]})" if messages else ""
     if pixels is None or pixels.size == 0:
-        raise InputError(f"cannot decode image file {path!r}: not a readable PNG, JPEG or TIFF")
+        raise InputError(f"cannot decode image file {path!r}: not a readable PNG, JPEG or TIFF{said}")
+    if messages:
+        warnings.warn(f"image file {path!r} decoded with complaints{said}", stacklevel=2)
+    if pixels.shape[:2] != (height, width):  # OpenCV read the file differently from its header
+        raise InputError(f"cannot decode image file {path!r}: its header says {width}x{height}, "
+                         f"its pixels are {pixels.shape[1]}x{pixels.shape[0]}")
     try:
         orientation, focal = read_metadata(path)
     except Exception:  # noqa: BLE001 - OpenCV decoded it; metadata Pillow cannot parse is absent
@@ -105,14 +210,24 @@ def encode_image(image: np.ndarray, extension: str, bit_depth: int) -> bytes:
 
 
 @node("image.read", version=1)
-def read(path: Path) -> Out(image=Image, focal_35mm=Scalar):
+def read(path: Path, *,
+         max_megapixels: float = Param(DEFAULT_MAX_MEGAPIXELS, range=(0.001, 10000.0), unit="MP",
+                                       doc="refuse files whose header declares more pixels"),
+         min_side: int = Param(1, range=(1, 100000), unit="px",
+                               doc="refuse images with a shorter side"),
+         max_aspect: float = Param(DEFAULT_MAX_ASPECT, range=(1.0, 100000.0),
+                                   doc="refuse images whose long side is more times the short one")
+         ) -> Out(image=Image, focal_35mm=Scalar):
     """Read an 8/16-bit PNG, JPEG or TIFF file as float32 RGB in [0, 1].
 
     EXIF orientation is applied; gray becomes RGB, alpha is dropped, 16-bit samples are
     scaled by 1/65535. ``focal_35mm`` is the EXIF FocalLengthIn35mmFilm (0xA405) in mm, or
-    None when the file does not record it. A missing or corrupt file raises InputError.
+    None when the file does not record it (or records an implausible value). The size in the
+    file's header is checked before decoding: more than ``max_megapixels``, a side below
+    ``min_side`` or an aspect beyond ``max_aspect`` raises InputError, as does a missing or
+    corrupt file.
     """
-    image, focal = read_image(path)
+    image, focal = read_image(path, max_megapixels, min_side, max_aspect)
     return {"image": image, "focal_35mm": focal}
 
 

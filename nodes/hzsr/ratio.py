@@ -3,6 +3,9 @@
 Sources, in order of trust: an explicit override; the ratio of the 35 mm-equivalent focal
 lengths in EXIF (T / W); an estimate from matched features, where the scale of the
 similarity transform mapping T's pixels into W's gives ratio = width_W / (width_T * scale).
+An EXIF ratio above ``max_ratio`` (or below its inverse) is implausible for a camera pair (a
+focal length of 100000 mm in a file gives 3846) and is ignored with a note; the features
+decide instead.
 """
 from __future__ import annotations
 
@@ -11,11 +14,12 @@ import math
 import cv2
 import numpy as np
 
-from nodegraph import Image, Out, Scalar, node, note
+from nodegraph import Image, Out, Param, Scalar, node, note
 from nodegraph.errors import InputError
 from nodegraph.nodes.ops.luminance import to_uint8_gray
 
 MIN_INLIERS = 12
+ORB_PATCH = 31  # px: ORB describes 31x31 patches; its pyramid fails on images thinner than that
 # T is pre-shrunk to its expected size in W for each candidate ratio, so ORB's own 8-level
 # pyramid (x1.2 per level) only has to bridge the gap to the nearest candidate.
 CANDIDATE_RATIOS = (1.5, 2.5, 4.0, 6.5)
@@ -24,7 +28,9 @@ CANDIDATE_RATIOS = (1.5, 2.5, 4.0, 6.5)
 def similarity_scale(gray_tele: np.ndarray, gray_wide: np.ndarray,
                      ratio_test: float = 0.8) -> tuple[float, int]:
     """(scale of the RANSAC similarity T -> W, number of inliers); (nan, 0) when it fails."""
-    orb = cv2.ORB_create(nfeatures=3000)
+    if min(gray_tele.shape + gray_wide.shape) < ORB_PATCH:
+        return float("nan"), 0
+    orb = cv2.ORB_create(nfeatures=3000, patchSize=ORB_PATCH)
     kp_t, des_t = orb.detectAndCompute(gray_tele, None)
     kp_w, des_w = orb.detectAndCompute(gray_wide, None)
     if des_t is None or des_w is None or len(kp_t) < 2 or len(kp_w) < 2:
@@ -61,14 +67,26 @@ def estimate_ratio_from_features(wide: np.ndarray, tele: np.ndarray,
 
 
 def resolve_ratio(wide: np.ndarray, tele: np.ndarray, wide_focal_35mm: float | None,
-                  tele_focal_35mm: float | None, override: float | None) -> tuple[float, str]:
-    """(ratio, sentence naming its source): override > EXIF focal ratio > features."""
+                  tele_focal_35mm: float | None, override: float | None,
+                  max_ratio: float = 20.0) -> tuple[float, str]:
+    """(ratio, sentence naming its source): override > EXIF focal ratio > features.
+
+    An EXIF ratio above ``max_ratio`` or below ``1 / max_ratio`` is ignored with a note; any
+    other ratio above ``max_ratio``, or below 1, raises InputError.
+    """
+    exif_ratio, exif_source = None, ""
+    if wide_focal_35mm and tele_focal_35mm:
+        exif_ratio = float(tele_focal_35mm) / float(wide_focal_35mm)
+        exif_source = (f"from the EXIF 35 mm focal lengths ({tele_focal_35mm:g} mm / "
+                       f"{wide_focal_35mm:g} mm)")
+    if override is None and exif_ratio is not None and not 1 / max_ratio <= exif_ratio <= max_ratio:
+        note(f"ignoring the zoom ratio {exif_ratio:.4g} {exif_source}: not a plausible camera "
+             f"pair (parameter max_ratio: {max_ratio:g})")
+        exif_ratio = None
     if override is not None:
         ratio, source = float(override), "given explicitly"
-    elif wide_focal_35mm and tele_focal_35mm:
-        ratio = float(tele_focal_35mm) / float(wide_focal_35mm)
-        source = (f"from the EXIF 35 mm focal lengths ({tele_focal_35mm:g} mm / "
-                  f"{wide_focal_35mm:g} mm)")
+    elif exif_ratio is not None:
+        ratio, source = exif_ratio, exif_source
     else:
         ratio, inliers = estimate_ratio_from_features(wide, tele)
         if not np.isfinite(ratio):
@@ -79,6 +97,9 @@ def resolve_ratio(wide: np.ndarray, tele: np.ndarray, wide_focal_35mm: float | N
     if not ratio >= 1.0:
         raise InputError(f"zoom ratio {ratio:.4g} ({source}) is below 1: T must be the "
                          "narrower view; swapped inputs?")
+    if not ratio <= max_ratio:
+        raise InputError(f"zoom ratio {ratio:.4g} ({source}) is above {max_ratio:g}, the largest "
+                         "accepted (parameter max_ratio)")
     return ratio, source
 
 
@@ -90,13 +111,19 @@ RATIO = Scalar.within(1.0, math.inf)
 # first Scalar input); without one, validation refuses the bypass.
 @node("hzsr.ratio", version=1, bypass={"ratio": "ratio"})
 def ratio(wide: Image, tele: Image, wide_focal_35mm: Scalar = None,
-          tele_focal_35mm: Scalar = None, ratio: RATIO = None) -> Out(ratio=Scalar):
-    """Zoom ratio of T over W (>= 1): override > EXIF focal ratio (T / W) > matched features.
+          tele_focal_35mm: Scalar = None, ratio: RATIO = None, *,
+          max_ratio: float = Param(20.0, range=(1.0, 100.0),
+                                   doc="largest plausible ratio; EXIF focal lengths giving more, "
+                                       "or less than its inverse, are ignored (with a note)")
+          ) -> Out(ratio=Scalar):
+    """Zoom ratio of T over W (1 <= ratio <= max_ratio): override > EXIF focal ratio (T / W) >
+    matched features.
 
     The feature estimate matches ORB keypoints of T against W (Lowe ratio test), fits a
     similarity with RANSAC (cv2.estimateAffinePartial2D) and converts its scale s into
-    ratio = width_W / (width_T * s). Notes which source was used; InputError if none works.
+    ratio = width_W / (width_T * s). Notes which source was used, and an EXIF ratio above
+    ``max_ratio`` that it ignored; InputError if no source works.
     """
-    value, source = resolve_ratio(wide, tele, wide_focal_35mm, tele_focal_35mm, ratio)
+    value, source = resolve_ratio(wide, tele, wide_focal_35mm, tele_focal_35mm, ratio, max_ratio)
     note(f"zoom ratio {value:.4g} {source}")
     return value
