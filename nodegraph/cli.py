@@ -9,7 +9,9 @@ entry-point group ``nodegraph.commands``: each entry point is a function ``regis
 that adds its sub-command and sets ``handler=fn(args) -> exit code``.
 
 Exit codes: 0 success; 2 invalid graph, options or input files; 1 a node failed while running
-(or any other unexpected error: one line, and ``--debug`` shows its traceback).
+(or any other unexpected error: one line, and ``--debug`` shows its traceback); 130
+interrupted (SIGINT), 143 terminated (SIGTERM). Both signals stop the run the same way, so a
+file being written is cleaned up (writes are atomic) before the process exits.
 """
 from __future__ import annotations
 
@@ -17,18 +19,21 @@ import argparse
 import importlib.metadata
 import json
 import os
+import signal
 import sys
+import tempfile
+import threading
 import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .errors import GraphError, InputError, NodeError, Problem
+from .errors import MESSAGE_LIMIT, GraphError, InputError, NodeError, Problem, clip
 from .execute import Cache, Event, RunResult, plan, run_plan
 from .files import check_output_options
 from .graph import Graph, load_graph, require_loadable
 from .registry import Registry, default_registry
-from .render import write_debug_dir
+from .render import debug_paths, write_debug_dir
 from .validate import apply_settings, validate
 
 COMMANDS_GROUP = "nodegraph.commands"
@@ -37,6 +42,14 @@ EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr)
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the main thread is so that cleanups run as they do for Ctrl-C."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 def load_for_run(path: str, settings: list[str], registry: Registry, out: str | None = None) -> Graph:
@@ -109,19 +122,46 @@ def execute(graph: Graph, registry: Registry, *, debug_dir: str | None = None,
             profile: bool = False, cache: Cache | None = None) -> RunResult:
     """Run a validated graph with a progress bar, optional debug images and profile table."""
     progress = ProgressBar(sys.stderr.isatty())
+    the_plan = plan(graph, registry)
+    pictures = [(step.name, port, ptype) for step in the_plan.steps
+                for port, ptype in step.spec.outputs.items() if ptype.previewable]
+    debug_files = {}
+    if debug_dir is not None:
+        _prepare_debug_dir(debug_dir)
+        paths = debug_paths(debug_dir, [f"{name}.{port}" for name, port, _ in pictures])
+        debug_files = {str(path): "--debug-dir" for path in paths}
     try:
-        the_plan = plan(graph, registry)
-        result = run_plan(the_plan, cache=cache, keep_all=debug_dir is not None, events=progress)
+        result = run_plan(the_plan, cache=cache, keep_all=debug_dir is not None, events=progress,
+                          also_writes=debug_files)
     finally:
         progress.close()
     if debug_dir is not None:
-        items = [(f"{step.name}.{port}", result.values.get((step.name, port)), ptype)
-                 for step in the_plan.steps for port, ptype in step.spec.outputs.items()]
-        written = write_debug_dir(debug_dir, items)
+        items = [(f"{name}.{port}", result.values.get((name, port)), ptype)
+                 for name, port, ptype in pictures]
+        try:
+            written = write_debug_dir(debug_dir, items)
+        except OSError as error:
+            raise InputError(f"--debug-dir {debug_dir}: cannot write {error.filename or 'a debug image'}: "
+                             f"{error.strerror or error}") from None
         _say(f"wrote {len(written)} debug images to {debug_dir}")
     if profile:
         print(profile_table(result))
     return result
+
+
+def _prepare_debug_dir(debug_dir: str) -> None:
+    """Create the --debug-dir folder and check that it can be written, before any work."""
+    try:
+        os.makedirs(debug_dir, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"--debug-dir {debug_dir}: cannot create the folder: "
+                         f"{error.strerror or error}") from None
+    try:  # a real file: permission bits do not tell (root, read-only mounts, /sys)
+        with tempfile.TemporaryFile(dir=debug_dir):
+            pass
+    except OSError as error:
+        raise InputError(f"--debug-dir {debug_dir}: cannot write in the folder: "
+                         f"{error.strerror or error}") from None
 
 
 def _describe(value: Any) -> str:
@@ -270,15 +310,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = [arg for arg in argv if arg != DEBUG_FLAG]
     parser = build_parser()
     args = parser.parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         return _handle(args)
     except Exception as error:  # a bug or an unforeseen condition: one line, not a traceback
         if debug:
             traceback.print_exc()
         where = f"{args.command}: " if getattr(args, "command", None) else ""
-        _say(f"error: {where}unexpected {type(error).__name__}: {error}"
+        _say(f"error: {where}unexpected {type(error).__name__}: {clip(str(error), MESSAGE_LIMIT)}"
              + ("" if debug else f" (re-run with {DEBUG_FLAG} to see the traceback)"))
         return EXIT_FAILED
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 DEBUG_FLAG = "--debug"
@@ -293,14 +338,17 @@ def _handle(args: argparse.Namespace) -> int:
             _say(f"error: {problem}")
         return EXIT_INVALID
     except InputError as error:
-        _say(f"error: {error}")
+        _say(f"error: {clip(str(error), MESSAGE_LIMIT)}")
         return EXIT_INVALID
     except NodeError as error:
-        _say(f"error: {error}")
+        _say(f"error: {clip(str(error), MESSAGE_LIMIT)}")
         return EXIT_FAILED
     except KeyboardInterrupt:
         _say("interrupted")
         return 130
+    except Terminated:
+        _say("terminated")
+        return 128 + signal.SIGTERM
 
 
 if __name__ == "__main__":

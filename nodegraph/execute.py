@@ -218,10 +218,11 @@ class _PeakMemory:
 
 # ---------------------------------------------------------------- running
 
-def _check_paths(steps: list[Step]) -> None:
-    """Refuse missing input files and outputs that would overwrite an input."""
+def _check_paths(steps: list[Step], also_writes: dict[str, str]) -> None:
+    """Refuse missing input files and outputs that would overwrite an input; ``also_writes``
+    maps files written besides the graph's outputs (debug pictures) to who writes them."""
     reads: dict[str, str] = {}
-    writes: dict[str, str] = {}
+    writes: dict[str, str] = {os.path.realpath(path): where for path, where in also_writes.items()}
     for step in steps:
         for port, source in step.sources.items():
             if isinstance(source, Const) and source.value is not None:
@@ -239,10 +240,15 @@ def _check_paths(steps: list[Step]) -> None:
 
 
 def run_plan(the_plan: Plan, *, cache: Cache | None = None, keep_all: bool = False,
-             events: Callable[[Event], None] | None = None) -> RunResult:
-    """Run the steps of a plan in order and return the graph outputs and per-node records."""
+             events: Callable[[Event], None] | None = None,
+             also_writes: dict[str, str] | None = None) -> RunResult:
+    """Run the steps of a plan in order and return the graph outputs and per-node records.
+
+    Before any step runs, missing input files, and outputs (the graph's, and the files in
+    ``also_writes``: path -> who writes it) that would overwrite an input, raise InputError.
+    """
     steps = the_plan.steps
-    _check_paths(steps)
+    _check_paths(steps, also_writes or {})
     readers: dict[str, int] = {}
     for step in steps:
         for source in step.sources.values():

@@ -6,21 +6,33 @@ atomically so that a reader sees the old file or the whole new one, never half o
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import re
+import stat
 import tempfile
+import time
 from pathlib import Path
 
 from .errors import InputError
+
+# Temporary files of write_atomic: ".NAME.PID.XXXXXXXX.tmp" (PID of the writer, mkstemp's 8
+# random characters), so that the leftovers of a killed writer can be recognised and removed.
+_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)\.[a-z0-9_]{8}\.tmp")
+STALE_TEMP_SECONDS = 24 * 3600  # a temporary file this old is stale even if its PID is alive
 
 _digests: dict[tuple[str, int, int], str] = {}
 
 
 def file_digest(path: str | os.PathLike) -> str:
-    """Content hash of a file, memoised on (path, size, mtime)."""
+    """Content hash of a regular file, memoised on (path, size, mtime); OSError for anything
+    else (a pipe would block the read, /dev/zero would never end it)."""
     path = os.fspath(path)
-    stat = os.stat(path)
-    memo_key = (path, stat.st_size, stat.st_mtime_ns)
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise OSError(errno.EINVAL, "not a regular file", path)
+    memo_key = (path, info.st_size, info.st_mtime_ns)
     digest = _digests.get(memo_key)
     if digest is None:
         hasher = hashlib.blake2b(digest_size=16)
@@ -31,16 +43,62 @@ def file_digest(path: str | os.PathLike) -> str:
     return digest
 
 
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files that killed writers left in ``folder``; return them.
+
+    A temporary file of :func:`write_atomic` is stale when the process that wrote it is gone
+    (SIGKILL, power loss: nothing could clean up) or it is older than STALE_TEMP_SECONDS.
+    Files of live writers, and anything not named like a temporary file, are left alone.
+    """
+    removed = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP_NAME.fullmatch(entry.name)
+        if match is None:
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if not stat.S_ISREG(info.st_mode):
+                continue
+            if _process_alive(int(match["pid"])) and now - info.st_mtime < STALE_TEMP_SECONDS:
+                continue
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+        except OSError:  # gone already, or not ours to remove
+            continue
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except PermissionError:  # it does, under another user
+        return True
+    except (ProcessLookupError, OverflowError):
+        return False
+    return True
+
+
 def write_atomic(path: str | os.PathLike, payload: bytes) -> None:
     """Write ``payload`` to ``path`` so that readers see the old file or the whole new one.
 
-    The bytes go to a temporary file in the same directory (same filesystem, so the rename
-    is atomic), are flushed to disk, then ``os.replace``; on any failure the temporary file is
-    removed and an existing file at ``path`` is left untouched. The parent folder is created.
+    The bytes go to a temporary file ``.NAME.PID.XXXXXXXX.tmp`` in the same directory (same
+    filesystem, so the rename is atomic), are flushed to disk, then ``os.replace``; on any
+    failure (SIGINT and SIGTERM included, which the command line turns into exceptions) the
+    temporary file is removed and an existing file at ``path`` is left untouched. Temporary
+    files that killed writers left in the folder are removed first. The parent folder is created.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    remove_stale_temporaries(target.parent)
+    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp",
+                                dir=target.parent)
     umask = os.umask(0)
     os.umask(umask)
     try:

@@ -1,7 +1,10 @@
 """Turning node outputs into pictures: masks as heat maps, flow in colour, a labelled contact sheet.
 
 The port types (:mod:`nodegraph.types`) draw their values with these; ``nodegraph run
---debug-dir`` and the editor's preview use them through ``PortType.picture``.
+--debug-dir`` and the editor's preview use them through ``PortType.picture``. Debug pictures
+are written atomically (:func:`nodegraph.files.write_atomic`) under names that are known
+before the run (:func:`debug_paths`), so the executor can refuse a run that would write one
+over an input file.
 """
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
+
+from .files import write_atomic
 
 if TYPE_CHECKING:
     from .types import PortType
@@ -75,21 +80,37 @@ def contact_sheet(tiles: list[tuple[str, np.ndarray]], tile_width: int = 360,
     return sheet
 
 
-def write_debug_dir(directory: str | os.PathLike, items: list[tuple[str, Any, PortType]]) -> list[Path]:
-    """Write each previewable (label, value, type) as ``NN_label.png`` plus ``contact_sheet.png``."""
+CONTACT_SHEET = "contact_sheet.png"
+
+
+def debug_paths(directory: str | os.PathLike, labels: list[str]) -> list[Path]:
+    """The file of each label's picture, ``NN_label.png`` numbered in order, then the contact sheet."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    return ([directory / f"{i:02d}_{label.replace('/', '_')}.png" for i, label in enumerate(labels)]
+            + [directory / CONTACT_SHEET])
+
+
+def _write_png(path: Path, picture: np.ndarray) -> None:
+    ok, buffer = cv2.imencode(".png", picture)
+    if not ok:
+        raise OSError(f"OpenCV could not encode {path.name} as PNG")
+    write_atomic(path, buffer.tobytes())
+
+
+def write_debug_dir(directory: str | os.PathLike, items: list[tuple[str, Any, PortType]]) -> list[Path]:
+    """Write the picture of each (label, value, type) at its :func:`debug_paths` path, plus the
+    contact sheet of them all; return the files written. Values without a picture (None, or a
+    type without a preview) are skipped. OSError when a file cannot be written."""
     written, tiles = [], []
-    for label, value, ptype in items:
+    paths = debug_paths(directory, [label for label, _value, _type in items])
+    for (label, value, ptype), path in zip(items, paths):
         picture = ptype.picture(value)
         if picture is None:
             continue
-        path = directory / f"{len(tiles):02d}_{label.replace('/', '_')}.png"
-        cv2.imwrite(str(path), picture)
+        _write_png(path, picture)
         written.append(path)
         tiles.append((label, picture))
     if tiles:
-        sheet_path = directory / "contact_sheet.png"
-        cv2.imwrite(str(sheet_path), contact_sheet(tiles))
-        written.append(sheet_path)
+        _write_png(paths[-1], contact_sheet(tiles))
+        written.append(paths[-1])
     return written
