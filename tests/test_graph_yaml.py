@@ -1,3 +1,9 @@
+import os
+import time
+
+import pytest
+
+from nodegraph.errors import GraphError
 from nodegraph.graph import Graph, Ref, dump_graph, load_graph, parse_graph, save_graph
 
 TOY = """\
@@ -87,3 +93,74 @@ def test_invalid_yaml_is_reported_with_its_line():
 
 def test_empty_graph_equals_default():
     assert parse_graph("nodes: {}\n") == Graph()
+
+
+# ---------------------------------------------------------------- hostile files (issue 18)
+
+@pytest.mark.parametrize("text, line, expected", [
+    ("nodes:\n  n: {type: toy.number}\nui:\n  a: &a [1, 2]\n  b: *a\n", 5, "aliases"),
+    ("nodes:\n  n: !!python/object/apply:os.system ['true']\n", 2, "unsupported tag '!!python"),
+    ("nodes:\n  n: !custom x\n", 2, "unsupported tag '!custom'"),
+    ("nodes:\n  n:\n    type: toy.number\n    params: {value: !!float abc}\n", 4, "'abc' is not a valid float"),
+    ("nodes:\n  <<: {n: {type: toy.number}}\n", 2, "merge keys"),
+    ("nodes:\n  ? [a, b]\n  : 1\n", 2, "mapping key must be a plain value"),
+    ("nodes:\n" + "".join("  " * (i + 1) + f"k{i}:\n" for i in range(100)), 32, "nested more than 32"),
+    ("nodes: " + "[" * 900 + "]" * 900 + "\n", 1, "nest"),
+    ("nodes:\n  n:\n    type: toy.number\x00\n", 3, "0x0000 is not allowed"),
+    ("nodes:\n  n: {type: toy.number}\n  n: {type: toy.add}\n", 3, "duplicate key 'n' (first at line 2)"),
+    ("nodes:\n  n:\n    type:\n", 3, "'type' must name a type, got None"),
+    ("nodes:\n  n:\n    type: ''\n", 3, "'type' must name a type, got ''"),
+    ("inputs:\n  a: {type: ''}\nnodes: {}\n", 2, "'type' must name a type"),
+    ("inputs:\n  z: {type: Scalar, range: [1, .nan]}\nnodes: {}\n", 2, "'range' must be [low, high]"),
+])
+def test_hostile_yaml_is_a_problem_with_its_line(text, line, expected):
+    problems = parse_graph(text, "g.yaml").load_problems
+    assert problems, text
+    assert any(p.line == line and expected in p.message for p in problems), [str(p) for p in problems]
+
+
+def test_alias_bomb_is_refused_at_once():
+    lines = ["schema_version: 1", "ui:", "  l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 10)]
+    lines += ["nodes:", "  blur:", "    type: image.blur", "    params:", "      sigma: *l9"]
+    started = time.perf_counter()
+    problems = parse_graph("\n".join(lines), "bomb.yaml").load_problems
+    assert time.perf_counter() - started < 1.0
+    assert [(p.line, "aliases" in p.message) for p in problems] == [(4, True)]
+
+
+def test_messages_quote_huge_values_briefly():
+    text = ("nodes:\n  n:\n    type: toy.number\n    bypass: '" + "v" * 1_000_000 + "'\n"
+            "  " + "k" * 1000 + ": {type: toy.number}\n")
+    problems = parse_graph(text, "g.yaml").load_problems
+    assert problems and all(len(str(p)) < 600 for p in problems), [len(str(p)) for p in problems]
+
+
+def test_graph_files_must_be_regular_and_small(tmp_path):
+    os.mkfifo(tmp_path / "fifo.yaml")
+    (tmp_path / "zero.yaml").symlink_to("/dev/zero")
+    (tmp_path / "big.yaml").write_text("# padding\n" * 30_000)
+    (tmp_path / "latin1.yaml").write_bytes(b"nodes:\n  n: {type: toy.number, doc: caf\xe9}\n")
+    for name, expected in (("fifo.yaml", "not a regular file"), ("zero.yaml", "not a regular file"),
+                           ("big.yaml", "graph files are limited to"), ("latin1.yaml", "not UTF-8")):
+        with pytest.raises(GraphError, match=expected) as caught:
+            load_graph(tmp_path / name)
+        assert caught.value.problems[0].file == str(tmp_path / name)
+    with pytest.raises(GraphError) as caught:
+        load_graph(tmp_path / "latin1.yaml")
+    assert caught.value.problems[0].line == 2
+
+
+def test_input_range_round_trips(tmp_path):
+    graph = parse_graph("inputs:\n  z: {type: Scalar, default: 2, range: [1, 100]}\nnodes: {}\n")
+    assert graph.inputs["z"].range == (1.0, 100.0) and not graph.load_problems
+    assert parse_graph(dump_graph(graph)) == graph
+
+
+def test_saved_files_never_hold_aliases(tmp_path):
+    shared = [1, 2]
+    graph = parse_graph("nodes: {}\n")
+    graph.ui = {"positions": {"a": shared, "b": shared}}
+    text = dump_graph(graph)
+    assert "&" not in text and "*" not in text
+    assert parse_graph(text) == graph

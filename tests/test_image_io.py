@@ -180,3 +180,81 @@ def test_written_file_has_ordinary_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert stat.S_IMODE((tmp_path / "out.bin").stat().st_mode) == 0o644
+
+
+# ---------------------------------------------------------------- hostile files (issue 18)
+
+def _png_claiming(width, height):
+    """A PNG whose header declares width x height and that holds no pixel data."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("size, params, expected", [
+    ((20000, 20000), {}, "is 20000x20000 (400.0 MP), more than the 200 MP accepted"),
+    ((3000, 2000), {"max_megapixels": 5.0}, "(6.0 MP), more than the 5 MP accepted"),
+    ((1, 1), {"min_side": 32}, "is 1x1: a side is shorter than the 32 px accepted"),
+    ((4000, 8), {"min_side": 32}, "is 4000x8"),
+    ((4000, 100), {"max_aspect": 8.0}, "more than 8 times the other"),
+])
+def test_sizes_are_refused_from_the_header_before_decoding(tmp_path, monkeypatch, size, params,
+                                                           expected):
+    path = tmp_path / "claims.png"
+    path.write_bytes(_png_claiming(*size))
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr(cv2, "imdecode", no_decoding)
+    monkeypatch.setattr(PilImage.Image, "load", no_decoding)
+    with pytest.raises(InputError, match=str(path)) as caught:
+        read(str(path), **params)
+    assert expected in str(caught.value)
+
+
+def test_non_regular_files_are_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "fifo.png")
+    (tmp_path / "zero.png").symlink_to("/dev/zero")
+    for name in ("fifo.png", "zero.png"):
+        with pytest.raises(InputError, match="not a regular file"):
+            read(str(tmp_path / name))
+
+
+def test_what_libpng_prints_becomes_part_of_the_one_message(tmp_path, capfd):
+    ok, png = cv2.imencode(".png", _gradient_rgb(200, 300))
+    path = tmp_path / "cut.png"
+    path.write_bytes(png.tobytes()[: len(png) // 2])
+    with pytest.raises(InputError, match=r"cannot decode .*\(libpng error: .+\)"):
+        read(str(path))
+    assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("focal", [0, -26, (0, 0)])
+def test_meaningless_exif_focal_lengths_are_absent(tmp_path, focal):
+    from PIL.TiffImagePlugin import IFDRational
+    exif = PilImage.Exif()
+    exif.get_ifd(0x8769)[EXIF_FOCAL_35MM] = IFDRational(*focal) if isinstance(focal, tuple) else focal
+    file = tmp_path / "odd.jpg"
+    PilImage.fromarray(_gradient_rgb()).save(file, exif=exif)
+    assert read(str(file))["focal_35mm"] is None
+
+
+def test_stale_temporaries_of_killed_writers_are_removed_by_the_next_write(tmp_path):
+    import subprocess
+    import sys
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    stale = tmp_path / f".out.png.{gone}.abcd1234.tmp"  # its writer was SIGKILLed
+    live = tmp_path / f".out.png.{os.getpid()}.wxyz5678.tmp"  # a writer still at work
+    old = tmp_path / f".other.png.{os.getpid()}.old12345.tmp"
+    unrelated = tmp_path / ".notes.tmp"
+    for path in (stale, live, old, unrelated):
+        path.write_bytes(b"partial")
+    os.utime(old, (1, 1))  # 1970: older than any write takes
+    write_atomic(tmp_path / "next.png", b"data")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, unrelated.name, "next.png"])

@@ -78,3 +78,29 @@ def test_bundled_sample_ratio_from_exif():
         assert ratio(wide, tele, f_wide, f_tele, None) == 2.0
     assert estimate_ratio_from_features(wide, tele)[0] == pytest.approx(2.0, rel=0.02)
     assert sum(p.stat().st_size for p in sample.glob("*.jpg")) < 200_000
+
+
+@pytest.mark.parametrize("wide_mm, tele_mm", [(26.0, 100000.0), (100000.0, 26.0), (1e-3, 52.0)])
+def test_implausible_exif_ratio_is_ignored_with_a_note(wide_mm, tele_mm):
+    import warnings
+    wide, tele = _pair(2.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = ratio(wide, tele, wide_mm, tele_mm, None)
+    notes = [str(w.message) for w in caught]
+    assert value == pytest.approx(2.0, rel=0.02)
+    assert "ignoring the zoom ratio" in notes[0] and "not a plausible camera pair" in notes[0]
+    assert "matched features" in notes[-1]
+
+
+def test_ratio_above_max_ratio_is_refused():
+    wide, tele = _pair(2.0)
+    with pytest.raises(InputError, match="above 20, the largest accepted"):
+        ratio(wide, tele, None, None, 25.0)
+    with pytest.warns(UserWarning, match="given explicitly"):
+        assert ratio(wide, tele, None, None, 25.0, max_ratio=30.0) == 25.0
+
+
+def test_images_thinner_than_orb_patches_give_no_estimate():
+    wide, _ = _pair(2.0)
+    assert np.isnan(estimate_ratio_from_features(wide, np.ones((32, 4000, 3), np.float32))[0])

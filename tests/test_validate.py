@@ -126,3 +126,75 @@ def test_settings_bind_inputs_and_params_and_reject_unknown_names(toy_registry):
     assert "no parameter 'speed'" in messages[1]
     assert "s.factor" in messages[2]
     assert "NAME=VALUE" in messages[3]
+
+
+# ---------------------------------------------------------------- numbers and values at the door (issue 18)
+
+BOUNDED = """\
+inputs:
+  zoom: {type: Scalar, default: auto, range: [1, 100]}
+  roi: {type: Rect, default: auto, range: [0, 1000]}
+  size: {type: Path}
+nodes:
+  n: {type: toy.number}
+  s: {type: toy.add, in: {a: n.value, b: inputs.zoom}}
+  f: {type: toy.file_size, in: {path: inputs.size}}
+"""
+
+
+def _set_problems(text, settings, registry):
+    try:
+        apply_settings(parse_graph(text), settings, registry)
+    except GraphError as error:
+        return [p.message for p in error.problems]
+    return []
+
+
+@pytest.mark.parametrize("setting, expected", [
+    ("zoom=nan", "finite number in decimal notation, got 'nan' (accepted range [1, 100])"),
+    ("zoom=inf", "finite number"), ("zoom=-inf", "finite number"), ("zoom=1e400", "not a finite number"),
+    ("zoom=1_0", "got '1_0'"), ("zoom=0x10", "got '0x10'"), ("zoom= ", "got ''"),
+    ("zoom=1e308", "1e+308 is outside the accepted range [1, 100]"),
+    ("zoom=0.5", "0.5 is outside the accepted range [1, 100]"),
+    ("roi=nan,0,10,10", "got 'nan'"), ("roi=0,0,2000,10", "outside the accepted range [0, 1000]"),
+    ("n.value=nan", "finite number"), ("n.value=1_0", "got '1_0'"),
+    ("n.value=101", None),  # parsed; its range is checked by validate()
+])
+def test_set_numbers_are_strict_and_bounded(setting, expected, toy_registry):
+    problems = _set_problems(BOUNDED, [setting, "size=x"], toy_registry)
+    if expected is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1 and expected in problems[0], problems
+
+
+@pytest.mark.parametrize("setting", ["zoom=1", "zoom=100", "zoom=2.5e1", "zoom=auto", "roi=0,0,1000,10",
+                                     "n.value=+.5"])
+def test_plain_numbers_in_range_are_accepted(setting, toy_registry):
+    assert _set_problems(BOUNDED, [setting, "size=x"], toy_registry) == []
+
+
+def test_yaml_numbers_outside_ranges_or_not_finite_are_problems(toy_registry):
+    text = BOUNDED.replace("default: auto, range: [1, 100]", "default: 1.0e+308, range: [1, 100]")
+    text += "  t: {type: toy.number, params: {value: .nan}}\n"
+    messages = [p.message for p in validate(apply_settings(parse_graph(text), ["size=x"], toy_registry),
+                                            toy_registry)]
+    assert any("bad default: 1e+308 is outside the accepted range [1, 100]" in m for m in messages)
+    assert any("expected a finite number, got nan" in m for m in messages)
+    bad_range = parse_graph("inputs:\n  p: {type: Path, range: [0, 1]}\nnodes: {}\n")
+    assert ["'range' is only for numbers, not Path"] == [p.message for p in validate(bad_range, toy_registry)]
+
+
+def test_graph_input_without_value_feeding_a_required_input_is_a_problem(toy_registry):
+    problems = validate(parse_graph(BOUNDED), toy_registry)
+    assert [(p.node, p.port, p.line) for p in problems] == [("f", "path", 8)]
+    assert "graph input 'size' has no value" in problems[0].message
+    assert validate(apply_settings(parse_graph(BOUNDED), ["size=x"], toy_registry), toy_registry) == []
+    # auto means "no value" too; an optional input may go without one
+    auto = BOUNDED.replace("size: {type: Path}", "size: {type: Path, default: auto}")
+    assert len(validate(parse_graph(auto), toy_registry)) == 1
+
+
+def test_empty_type_is_refused_at_validation(toy_registry):
+    problems = validate(parse_graph("nodes:\n  a: {type: ''}\n  b: {type: toy.number}\n"), toy_registry)
+    assert [(p.node, p.line) for p in problems] == [("a", 2)]
