@@ -132,3 +132,23 @@ def test_rig_settings_that_disagree_with_an_existing_cache_are_refused(cache, tm
         assert args.handler(args) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists() and (cache / "train.npz").stat().st_mtime_ns == before
+
+
+def test_resume_loads_weights_only_and_refuses_pickled_code(cache, tmp_path):
+    import os
+    import pickle
+
+    import torch
+
+    from nodegraph.errors import InputError
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "owned"),))
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"model": Payload()}, evil, pickle_module=pickle)
+    cfg = TrainConfig(steps=2, batch=4, seed=0, threads=1, checkpoint_every=2, val_every=10 ** 9)
+    with pytest.raises(InputError, match="cannot resume from"):
+        train(cache, tmp_path / "w", cfg, resume=evil, progress=False)
+    assert not (tmp_path / "owned").exists()

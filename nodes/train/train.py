@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from nodegraph.errors import InputError
+
 from .data import augment, load_cache
 from .losses import blended_output, harm_loss, total_loss
 from .model import DETAIL_SIGMAS, WIDTHS, FusionUNet
@@ -103,7 +105,11 @@ def train(data_dir: str | Path, work_dir: str | Path, cfg: TrainConfig, resume: 
     rng = np.random.default_rng(cfg.seed)
     start, elapsed0 = 0, 0.0
     if resume:
-        ck = torch.load(resume, map_location="cpu", weights_only=False)
+        try:  # weights_only: tensors and plain data only; a pickled object could run code
+            ck = torch.load(resume, map_location="cpu", weights_only=True)
+        except Exception as error:  # noqa: BLE001 - unreadable, not a checkpoint, or not only weights
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            raise InputError(f"cannot resume from {str(resume)!r}: {first_line}") from None
         model.load_state_dict(ck["model"])
         optim.load_state_dict(ck["optim"])
         start = int(ck["step"])
