@@ -74,7 +74,7 @@ def resolve_ratio(wide: np.ndarray, tele: np.ndarray, wide_focal_35mm: float | N
     An EXIF ratio above ``max_ratio`` or below ``1 / max_ratio`` is ignored with a note; any
     other ratio above ``max_ratio``, or below 1, raises InputError.
     """
-    exif_ratio, exif_source = None, ""
+    exif_ratio, exif_source, without_exif = None, "", "no EXIF focal lengths"
     if wide_focal_35mm and tele_focal_35mm:
         exif_ratio = float(tele_focal_35mm) / float(wide_focal_35mm)
         exif_source = (f"from the EXIF 35 mm focal lengths ({tele_focal_35mm:g} mm / "
@@ -82,7 +82,7 @@ def resolve_ratio(wide: np.ndarray, tele: np.ndarray, wide_focal_35mm: float | N
     if override is None and exif_ratio is not None and not 1 / max_ratio <= exif_ratio <= max_ratio:
         note(f"ignoring the zoom ratio {exif_ratio:.4g} {exif_source}: not a plausible camera "
              f"pair (parameter max_ratio: {max_ratio:g})")
-        exif_ratio = None
+        exif_ratio, without_exif = None, "implausible EXIF focal lengths"
     if override is not None:
         ratio, source = float(override), "given explicitly"
     elif exif_ratio is not None:
@@ -90,10 +90,10 @@ def resolve_ratio(wide: np.ndarray, tele: np.ndarray, wide_focal_35mm: float | N
     else:
         ratio, inliers = estimate_ratio_from_features(wide, tele)
         if not np.isfinite(ratio):
-            raise InputError("cannot determine the zoom ratio: the images carry no EXIF 35 mm "
-                             f"focal lengths and only {inliers} feature matches agree between "
-                             "them; give the ratio explicitly")
-        source = f"estimated from {inliers} matched features (no EXIF focal lengths)"
+            raise InputError(f"cannot determine the zoom ratio: {without_exif}, and only "
+                             f"{inliers} feature matches agree between the images; give the "
+                             "ratio explicitly")
+        source = f"estimated from {inliers} matched features ({without_exif})"
     if not ratio >= 1.0:
         raise InputError(f"zoom ratio {ratio:.4g} ({source}) is below 1: T must be the "
                          "narrower view; swapped inputs?")
