@@ -229,7 +229,8 @@ def _check_paths(steps: list[Step], also_writes: dict[str, str]) -> None:
                 where = f"node '{step.name}', input '{port}'"
                 if source.type.file_role == "read":
                     if not os.path.isfile(source.value):
-                        raise InputError(f"{where}: file not found: {source.value}")
+                        missing = "not a regular file" if os.path.exists(source.value) else "file not found"
+                        raise InputError(f"{where}: {missing}: {source.value}")
                     reads[os.path.realpath(source.value)] = where
                 elif source.type.file_role == "write":
                     writes[os.path.realpath(source.value)] = where

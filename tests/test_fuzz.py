@@ -9,7 +9,7 @@ when it validates, through ``nodegraph run`` on a tiny wide/tele pair. A corpus 
 with bounded output, at most one ``error:`` line for a run, no traceback, no hang, and no
 input file changed. Cases run in-process through ``nodegraph.cli.main`` (a few seconds of
 start-up each would not fit in CI); a sample of the worst ones also runs in a subprocess,
-whose wall time and peak memory are checked.
+whose CPU time and peak memory are checked.
 """
 from __future__ import annotations
 
@@ -400,20 +400,22 @@ def test_exif_focal_lengths_that_make_no_sense_are_ignored_with_a_note(workspace
 # ---------------------------------------------------------------- a sample in a subprocess
 
 _MEASURED = ("import resource, sys; from nodegraph import cli; code = cli.main(sys.argv[1:]); "
-             "print('peak_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); "
+             "use = resource.getrusage(resource.RUSAGE_SELF); "
+             "print('usage', use.ru_utime + use.ru_stime, use.ru_maxrss, file=sys.stderr); "
              "sys.exit(code)")
 
 
 def run_process(args: list[str], cwd: Path) -> tuple[int, str, float, float]:
-    """(exit code, output, wall seconds, peak resident MB) of ``nodegraph ARGS`` in a new process."""
-    started = time.perf_counter()
+    """(exit code, output, CPU seconds, peak resident MB) of ``nodegraph ARGS`` in a new process.
+
+    CPU time rather than wall time: the shared CI machine may be slow, not the command."""
     done = subprocess.run([sys.executable, "-c", _MEASURED, *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=60)
-    seconds = time.perf_counter() - started
+                          text=True, timeout=120)
     lines = (done.stdout + done.stderr).splitlines()
-    peak = [line for line in lines if line.startswith("peak_kb ")]
-    output = "\n".join(line for line in lines if not line.startswith("peak_kb "))
-    return done.returncode, output, seconds, int(peak[0].split()[1]) / 1024 if peak else 0.0
+    usage = [line.split() for line in lines if line.startswith("usage ")]
+    output = "\n".join(line for line in lines if not line.startswith("usage "))
+    cpu, peak_kb = (float(usage[0][1]), int(usage[0][2])) if usage else (0.0, 0)
+    return done.returncode, output, cpu, peak_kb / 1024
 
 
 def alias_bomb() -> str:
@@ -453,9 +455,9 @@ def test_reproducers_in_a_subprocess_end_fast_small_and_in_one_line(workspace, t
                                    str(debug), "--out", "o5.png"], 2),
     }
     for what, (args, expected) in cases.items():
-        code, output, seconds, peak_mb = run_process(args, tmp_path)
+        code, output, cpu_seconds, peak_mb = run_process(args, tmp_path)
         check_outcome(code, output, what, run_of=args[1] if args[0] == "run" else None)
         assert code == expected, f"{what}: {output}"
-        assert seconds < 20 and peak_mb < 1024, f"{what}: {seconds:.1f} s, {peak_mb:.0f} MB"
+        assert 0 < cpu_seconds < 10 and peak_mb < 1024, f"{what}: {cpu_seconds:.1f} s, {peak_mb:.0f} MB"
         assert len([line for line in output.splitlines() if line.startswith("error:")]) == 1, output
     assert digests(tmp_path) | digests(wide.parent) == before
