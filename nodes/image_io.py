@@ -37,6 +37,7 @@ WRITE_EXTENSIONS = {".png": (8, 16), ".jpg": (8,), ".jpeg": (8,), ".tif": (8, 16
 DEFAULT_MAX_MEGAPIXELS = 200.0  # the largest phone sensors; 12 MP frames are the usual case
 DEFAULT_MAX_ASPECT = 1000.0  # long side / short side
 _pillow_limit = threading.Lock()
+_stderr_redirect = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -61,10 +62,12 @@ def _header(path: str) -> Iterator[_PilImage.Image]:
 def _decoder_messages() -> Iterator[list[str]]:
     """Collects what C decoders print on the process's standard error meanwhile (libpng writes
     "libpng error: ..." there itself) into the yielded list, so that a bad file gives one
-    message, not the library's lines followed by ours."""
+    message, not the library's lines followed by ours. File descriptor 2 is process-wide, so
+    one thread at a time redirects it (two interleaved redirections would leave it pointing
+    at a deleted file)."""
     messages: list[str] = []
     sys.stderr.flush()
-    with tempfile.TemporaryFile() as sink:
+    with _stderr_redirect, tempfile.TemporaryFile() as sink:
         saved = os.dup(2)
         os.dup2(sink.fileno(), 2)
         try:
