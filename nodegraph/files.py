@@ -21,6 +21,9 @@ from .errors import InputError
 # random characters), so that the leftovers of a killed writer can be recognised and removed.
 _TEMP_NAME = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)\.[a-z0-9_]{8}\.tmp")
 STALE_TEMP_SECONDS = 24 * 3600  # a temporary file this old is stale even if its PID is alive
+# ...and one whose PID is gone is stale once it is this old: a writer on another host or in
+# another PID namespace sharing the folder has a PID this process cannot see.
+ORPHAN_TEMP_SECONDS = 60
 
 _digests: dict[tuple[str, int, int], str] = {}
 
@@ -47,8 +50,9 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     """Remove the temporary files that killed writers left in ``folder``; return them.
 
     A temporary file of :func:`write_atomic` is stale when the process that wrote it is gone
-    (SIGKILL, power loss: nothing could clean up) or it is older than STALE_TEMP_SECONDS.
-    Files of live writers, and anything not named like a temporary file, are left alone.
+    (SIGKILL, power loss: nothing could clean up) and it was last written ORPHAN_TEMP_SECONDS
+    ago, or when it is older than STALE_TEMP_SECONDS. Files of live writers, and anything not
+    named like a temporary file, are left alone.
     """
     removed = []
     now = time.time()
@@ -64,7 +68,9 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
             info = entry.stat(follow_symlinks=False)
             if not stat.S_ISREG(info.st_mode):
                 continue
-            if _process_alive(int(match["pid"])) and now - info.st_mtime < STALE_TEMP_SECONDS:
+            age = now - info.st_mtime
+            orphan = age > ORPHAN_TEMP_SECONDS and not _process_alive(int(match["pid"]))
+            if not orphan and age < STALE_TEMP_SECONDS:
                 continue
             os.unlink(entry.path)
             removed.append(Path(entry.path))

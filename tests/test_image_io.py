@@ -247,14 +247,19 @@ def test_meaningless_exif_focal_lengths_are_absent(tmp_path, focal):
 def test_stale_temporaries_of_killed_writers_are_removed_by_the_next_write(tmp_path):
     import subprocess
     import sys
+    import time
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()
-    stale = tmp_path / f".out.png.{gone}.abcd1234.tmp"  # its writer was SIGKILLed
+    stale = tmp_path / f".out.png.{gone}.abcd1234.tmp"  # its writer was SIGKILLed 2 minutes ago
+    fresh = tmp_path / f".out.png.{gone}.efgh1234.tmp"  # maybe a writer this process cannot see
     live = tmp_path / f".out.png.{os.getpid()}.wxyz5678.tmp"  # a writer still at work
-    old = tmp_path / f".other.png.{os.getpid()}.old12345.tmp"
+    old = tmp_path / f".other.png.{os.getpid()}.old12345.tmp"  # too old to be at work
     unrelated = tmp_path / ".notes.tmp"
-    for path in (stale, live, old, unrelated):
+    for path in (stale, fresh, live, old, unrelated):
         path.write_bytes(b"partial")
-    os.utime(old, (1, 1))  # 1970: older than any write takes
+    two_minutes_ago = time.time() - 120
+    os.utime(stale, (two_minutes_ago, two_minutes_ago))
+    os.utime(old, (1, 1))  # 1970
     write_atomic(tmp_path / "next.png", b"data")
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, unrelated.name, "next.png"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [fresh.name, live.name, unrelated.name, "next.png"])
