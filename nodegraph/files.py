@@ -165,7 +165,7 @@ def input_file_problem(path: str | os.PathLike) -> str | None:
     if path.is_dir():
         return "is a folder, not a file"
     if not path.is_file():
-        return "file not found"
+        return "is not a regular file (a pipe, a device...)" if path.exists() else "file not found"
     return None if os.access(path, os.R_OK) else "cannot be read (permissions)"
 
 

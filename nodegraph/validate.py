@@ -15,7 +15,7 @@ from pathlib import Path
 
 import networkx as nx
 
-from .errors import GraphError, Problem, brief
+from .errors import GraphError, Problem, brief, clip
 from .graph import AUTO, INPUTS, Graph, Ref
 from .node import NodeSpec, bypass_frame_port, bypass_sources
 from .registry import Registry
@@ -328,6 +328,7 @@ def _set_input(graph: Graph, name: str, text: str) -> list[Problem]:
     if text.strip().lower() == AUTO:
         gi.default = AUTO
         return []
+    option = f"--set {name}={clip(text, 80)}"  # problems with the value name the option
     try:
         value = ptype.parse(text)
     except ValueError as error:
@@ -335,16 +336,14 @@ def _set_input(graph: Graph, name: str, text: str) -> list[Problem]:
     else:
         problem = ptype.problem_with(value) or _range_problem(ptype, value, gi.range)
     if problem:
-        return [Problem(f"--set {name}: {problem}", graph.file, graph.line("inputs", name),
-                        port=name)]
+        return [Problem(f"{option}: {problem}")]
     if ptype.file_role is not None:  # a path given on the command line is the user's
         try:
             value = str(Path(value).expanduser().resolve())
         except (ValueError, OSError, RuntimeError) as error:  # a NUL byte, a symlink loop
-            return [Problem(f"--set {name}: not a usable path: {error}", graph.file,
-                            graph.line("inputs", name), port=name)]
+            return [Problem(f"{option}: not a usable path: {error}")]
     gi.default = list(value) if isinstance(value, tuple) else value
-    graph.bound[name] = f"--set {name}={text}"
+    graph.bound[name] = option
     return []
 
 

@@ -62,7 +62,7 @@ def test_unusable_debug_dir_is_refused_before_any_work(write_yaml, tmp_path, cap
         code = cli.main(["run", str(graph), f"--set=photo={photo}", "--out", str(tmp_path / "o.png"),
                          "--debug-dir", str(folder)])
         err = capsys.readouterr().err
-        assert code == 2 and err.startswith(f"error: --debug-dir {folder}: cannot") and "wrote" not in err
+        assert code == 2 and err.startswith(f"error: --debug-dir {folder}") and "wrote" not in err
         assert len(err.splitlines()) == 1 and not (tmp_path / "o.png").exists()
 
 
@@ -83,12 +83,15 @@ def test_sigterm_stops_a_write_cleanly_like_ctrl_c(write_yaml, tmp_path):
     """)
     process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-    assert process.stdout.readline().strip() == "writing"
+    first = process.stdout.readline().strip()
+    if first != "writing":
+        process.kill()
+        raise AssertionError(f"the child did not reach the write: {first!r} {process.communicate()}")
     assert [p.name for p in tmp_path.glob(".out.png.*.tmp")]  # the temporary file exists now
     started = time.perf_counter()
     process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=20)
-    assert time.perf_counter() - started < 5
+    _, err = process.communicate(timeout=60)
+    assert time.perf_counter() - started < 20  # not the 30 s sleep: the signal cut it short
     assert process.returncode == 143 and err.strip().splitlines()[-1] == "terminated"
     assert out.read_bytes() == b"previous result"
     assert not list(tmp_path.glob(".*.tmp"))

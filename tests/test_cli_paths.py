@@ -34,8 +34,8 @@ def refused(capsys, argv: list[str], option: str) -> str:
     (["--out", "debug"], "--out debug", "is a folder; give a file name"),
     (["--out", "x.xyz"], "--out x.xyz", "'.xyz' is not a known extension; use one of .png"),
     (["--set", "zoom=0.5"], "--set zoom=0.5", "must be a finite number >= 1"),
-    (["--set", "zoom=nan"], "--set zoom=nan", "must be a finite number >= 1"),
-    (["--set", "ratio=inf"], "--set ratio=inf", "must be a finite number >= 1"),
+    (["--set", "zoom=nan"], "--set zoom=nan", "expected a finite number"),
+    (["--set", "ratio=inf"], "--set ratio=inf", "expected a finite number"),
 ])
 def test_run_refuses_bad_path_and_range_options_before_any_work(workdir, capsys, args, option,
                                                                 reason):
