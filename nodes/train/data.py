@@ -27,6 +27,33 @@ from .simulate import (
 SCENE_SIZES = ((384, 512), (448, 448), (320, 576), (512, 384))
 
 
+def _scene_size(rng: np.random.Generator, image_shape: tuple[int, ...], patch: int) -> tuple[int, int]:
+    """A scene size from SCENE_SIZES, shrunk (to the 64 px grid) to fit the image with margins."""
+    size = SCENE_SIZES[int(rng.integers(len(SCENE_SIZES)))]
+    return tuple(min(s, max(patch, (d - 110) // 64 * 64)) for s, d in zip(size, image_shape[:2]))
+
+
+def _cut_patches(planes: np.ndarray, rng: np.random.Generator, patch: int, count: int,
+                 xs: list, ys: list) -> None:
+    """``count`` random patch x patch crops of planes [Y_src, Ỹ_ref, M_occ, Y_target, M_blend]."""
+    h, w = planes.shape[1:]
+    for _ in range(count):
+        y0, x0 = rng.integers(0, h - patch + 1), rng.integers(0, w - patch + 1)
+        crop = planes[:, y0:y0 + patch, x0:x0 + patch]
+        xs.append(crop[:3])
+        ys.append(crop[3:])
+
+
+def _write_split(out_dir: Path, split: str, xs: list, ys: list) -> None:
+    np.savez(out_dir / f"{split}.npz", x=np.asarray(xs, np.float16), y=np.asarray(ys, np.float16))
+
+
+def _write_manifest(out_dir: Path, manifest: dict) -> None:
+    tmp = out_dir / "manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=1))
+    os.replace(tmp, out_dir / "manifest.json")
+
+
 def build_cache(out_dir: str | Path, *, scenes: int, patches_per_scene: int = 6, patch: int = 128,
                 seed: int = 0, photos: list[str] | None = None, val_scenes: int | None = None,
                 params: RigParams = RigParams(), progress: bool = True) -> dict:
@@ -53,24 +80,68 @@ def build_cache(out_dir: str | Path, *, scenes: int, patches_per_scene: int = 6,
         others = [loaded[i] for i in train_ids]   # occluders come from training photos only
         for k in tqdm(range(n), desc=f"simulating {split} scenes", disable=not progress):
             pid = split_ids[k % len(split_ids)]
-            size = SCENE_SIZES[int(rng.integers(len(SCENE_SIZES)))]
-            size = tuple(min(s, max(patch, (d - 110) // 64 * 64))
-                         for s, d in zip(size, loaded[pid].shape[:2]))
+            size = _scene_size(rng, loaded[pid].shape, patch)
             s = make_sample(loaded[pid], others, rng, params, size)
             infos.append({"photo": short_id(pid), **s["info"]})
             planes = np.stack([s["Y_src"], s["Y_ref"], s["M_occ"], s["Y_target"], s["M_blend"]])
-            h, w = planes.shape[1:]
-            for _ in range(patches_per_scene):
-                y0, x0 = rng.integers(0, h - patch + 1), rng.integers(0, w - patch + 1)
-                crop = planes[:, y0:y0 + patch, x0:x0 + patch]
-                xs.append(crop[:3])
-                ys.append(crop[3:])
-        np.savez(out_dir / f"{split}.npz", x=np.asarray(xs, np.float16), y=np.asarray(ys, np.float16))
+            _cut_patches(planes, rng, patch, patches_per_scene, xs, ys)
+        _write_split(out_dir, split, xs, ys)
         manifest[f"{split}_scenes"] = infos
         manifest[f"{split}_patches"] = len(xs)
-    tmp = out_dir / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, out_dir / "manifest.json")
+    _write_manifest(out_dir, manifest)
+    return manifest
+
+
+def restrict_reference(planes: np.ndarray, centre: float) -> np.ndarray:
+    """Planes [Y_src, Ỹ_ref, M_occ, Y_target, M_blend] with the reference kept only in the
+    central ``centre`` fraction of each side (SelfDZSR's reference: T's centre crop); outside
+    it Ỹ_ref = Y_src, M_occ = 1 and M_blend = 0, as where T sees nothing of the scene."""
+    if centre >= 1.0:
+        return planes
+    h, w = planes.shape[1:]
+    inside = np.zeros((h, w), bool)
+    y0, x0 = round(h * (1 - centre) / 2), round(w * (1 - centre) / 2)
+    inside[y0:h - y0, x0:w - x0] = True
+    out = planes.copy()
+    out[1][~inside] = planes[0][~inside]
+    out[2][~inside] = 1.0
+    out[4][~inside] = 0.0
+    return out
+
+
+def build_real_cache(out_dir: str | Path, train_pairs: list, val_pairs: list, *, scenes: int,
+                     val_scenes: int | None = None, patches_per_scene: int = 6, patch: int = 128,
+                     seed: int = 0, params: RigParams = RigParams(), ref_centre: float = 1.0,
+                     source: str = "", progress: bool = True) -> dict:
+    """The cache of :func:`build_cache` from real pairs (``real_pairs.RealPair``): the target
+    and I_src are the pair's (real W optics), the reference the rig's second view of the
+    target (``simulate.make_sample`` with ``w_capture``), without occluders (the rig's pasted
+    occluders would need a W view the capture does not have). ``ref_centre`` < 1 keeps the
+    reference only in the frame's centre (:func:`restrict_reference`)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if val_scenes is None:
+        val_scenes = max(2, scenes // 10) if val_pairs else 0
+    rng = np.random.default_rng(seed)
+    manifest = {"seed": seed, "patch": patch, "patches_per_scene": patches_per_scene,
+                "source": source, "ref_centre": ref_centre,
+                "train_pairs": [p.name for p in train_pairs], "val_pairs": [p.name for p in val_pairs],
+                "params": params.as_dict()}
+    for split, pairs, n in (("train", train_pairs, scenes), ("val", val_pairs, val_scenes)):
+        if n == 0 or not pairs:
+            continue
+        xs, ys, infos = [], [], []
+        for k in tqdm(range(n), desc=f"real-pair {split} scenes", disable=not progress):
+            pair = pairs[k % len(pairs)]
+            size = _scene_size(rng, pair.target.shape, patch)
+            s = make_sample(pair.target, [], rng, params, size, pair.w_capture, pair.w_density)
+            infos.append({"pair": pair.name, **s["info"]})
+            planes = np.stack([s["Y_src"], s["Y_ref"], s["M_occ"], s["Y_target"], s["M_blend"]])
+            _cut_patches(restrict_reference(planes, ref_centre), rng, patch, patches_per_scene, xs, ys)
+        _write_split(out_dir, split, xs, ys)
+        manifest[f"{split}_scenes"] = infos
+        manifest[f"{split}_patches"] = len(xs)
+    _write_manifest(out_dir, manifest)
     return manifest
 
 

@@ -45,3 +45,32 @@ def export_onnx(model: FusionUNet, path: str | Path, check_size: tuple[int, int]
     err = float(np.abs(out - ref).max())
     assert err <= atol, f"onnxruntime differs from torch by {err} > {atol}"
     return err
+
+
+def load_onnx_weights(model: FusionUNet, path: str | Path) -> None:
+    """Set ``model``'s parameters from an ONNX file exported by :func:`export_onnx`, in place
+    (fine-tuning from a shipped model, which carries no checkpoint).
+
+    The exporter names initializers after the parameters and may store a tensor once under one
+    name and alias the others by Identity nodes; both are followed. ValueError when the file is
+    not such a model or its tensors do not fit ``model``'s architecture.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    try:
+        graph = onnx.load(str(path)).graph
+    except Exception as err:  # noqa: BLE001 - any parse failure means: not an ONNX model
+        raise ValueError(f"cannot read ONNX model {str(path)!r}: {err}") from None
+    tensors = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for n in graph.node:
+        if n.op_type == "Identity" and n.input[0] in tensors:
+            tensors[n.output[0]] = tensors[n.input[0]]
+    state = model.state_dict()
+    missing = [name for name in state if name not in tensors]
+    wrong = [name for name in state if name in tensors and tuple(tensors[name].shape) != tuple(state[name].shape)]
+    if missing or wrong:
+        raise ValueError(f"ONNX model {str(path)!r} does not fit the fusion UNet "
+                         f"(missing: {', '.join(missing[:3]) or '-'}; other shapes: "
+                         f"{', '.join(wrong[:3]) or '-'}); train with the architecture it was made with")
+    model.load_state_dict({name: torch.from_numpy(np.array(tensors[name])) for name in state})

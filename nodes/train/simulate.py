@@ -229,9 +229,10 @@ def _gaussian_spots(h: int, w: int, centres: np.ndarray, sigmas: np.ndarray,
 
 
 def _add_highlights(target: np.ndarray, ref: np.ndarray, rng: np.random.Generator,
-                    p: RigParams) -> None:
+                    p: RigParams, companion: np.ndarray | None = None) -> None:
     """View-dependent specular highlights, in place: each spot is seen displaced in the other
-    view, or by one camera only, so a bright blob of Ĩ_ref that Y_src lacks is not detail."""
+    view, or by one camera only, so a bright blob of Ĩ_ref that Y_src lacks is not detail.
+    ``companion`` (a W capture registered to the target) gets the target's spots."""
     h, w = target.shape[:2]
     n = int(rng.integers(p.highlights[0], p.highlights[1] + 1))
     centres = rng.uniform((0, 0), (h, w), (n, 2))
@@ -242,7 +243,10 @@ def _add_highlights(target: np.ndarray, ref: np.ndarray, rng: np.random.Generato
     seen = rng.random((n, 2)) < p.highlight_seen_p     # [in target, in ref]
     seen[~seen.any(axis=1), 0] = True
     tint = rng.uniform(0.85, 1.0, 3).astype(np.float32)
-    for img, keep, c in ((target, seen[:, 0], centres), (ref, seen[:, 1], centres + shift)):
+    views = [(target, seen[:, 0], centres), (ref, seen[:, 1], centres + shift)]
+    if companion is not None:
+        views.append((companion, seen[:, 0], centres))
+    for img, keep, c in views:
         spots = _gaussian_spots(h, w, c[keep], sigmas[keep], gains[keep])
         np.minimum(img + spots[..., None] * tint, 1.0, out=img)
 
@@ -268,7 +272,7 @@ def render_view(scene: np.ndarray, disparity: np.ndarray) -> np.ndarray:
 
 
 def simulate_scene(photo: np.ndarray, others: list[np.ndarray], rng: np.random.Generator,
-                   p: RigParams, size: tuple[int, int]
+                   p: RigParams, size: tuple[int, int], companion: np.ndarray | None = None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """(target, ref, defocused, info): the W-viewpoint sharp scene, a second T view of it and
     the fraction (0-1) of each pixel of ref blurred by T's depth of field.
@@ -276,6 +280,11 @@ def simulate_scene(photo: np.ndarray, others: list[np.ndarray], rng: np.random.G
     ref(x) = scene(x + D(x)): the background is read through a smooth depth map d(x) in [0, 1]
     with disparity D = b * d * dir + t; occluders lie in front (depth > 1) with their own
     disparity and hide different background in each view.
+
+    ``companion``: an image registered to ``photo`` (same shape), e.g. a real W capture of the
+    same scene; it gets the same scaling, crop and flip and everything pasted into the target
+    view (occluders, highlights), and comes back cropped as ``info["companion"]``. It draws
+    no random numbers, so the simulation's random stream is the same with or without it.
     """
     h, w = size
     b = float(np.exp(rng.uniform(np.log(p.parallax[0]), np.log(p.parallax[1]))))
@@ -283,14 +292,18 @@ def simulate_scene(photo: np.ndarray, others: list[np.ndarray], rng: np.random.G
     scale = rng.uniform(0.45, 1.0) if max(photo.shape[:2]) > 1000 else rng.uniform(0.8, 1.0)
     scale = max(scale, (h + 2 * margin) / photo.shape[0], (w + 2 * margin) / photo.shape[1])
     if scale != 1.0:
-        photo = cv2.resize(photo, None, fx=scale, fy=scale,
-                           interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+        photo = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=interpolation)
+        if companion is not None:
+            companion = cv2.resize(companion, None, fx=scale, fy=scale, interpolation=interpolation)
     H, W = h + 2 * margin, w + 2 * margin
     oy = rng.integers(0, photo.shape[0] - H + 1)
     ox = rng.integers(0, photo.shape[1] - W + 1)
     if rng.random() < 0.5:
         photo = photo[:, ::-1]
+        companion = None if companion is None else companion[:, ::-1]
     scene = np.ascontiguousarray(photo[oy:oy + H, ox:ox + W])
+    seen_by_w = None if companion is None else np.array(companion[oy:oy + H, ox:ox + W])
 
     depth = 0.7 * smooth_field(rng, H, W, int(rng.integers(2, 6)))
     ramp = np.linspace(0, 1, H, dtype=np.float32)[:, None] * np.ones((1, W), np.float32)
@@ -325,7 +338,10 @@ def simulate_scene(photo: np.ndarray, others: list[np.ndarray], rng: np.random.G
         shift = (d_occ * direction + t).round().astype(int)  # the occluder's own disparity
         py = int(rng.integers(margin, margin + h - oh // 2))
         px = int(rng.integers(margin, margin + w - ow // 2))
-        for img, (y0, x0) in ((target, (py, px)), (ref, (py - shift[1], px - shift[0]))):
+        views = [(target, (py, px)), (ref, (py - shift[1], px - shift[0]))]
+        if seen_by_w is not None:
+            views.append((seen_by_w, (py, px)))
+        for img, (y0, x0) in views:
             y1, x1 = min(y0 + oh, H), min(x0 + ow, W)
             if y1 <= y0 or x1 <= x0 or y0 < 0 or x0 < 0:
                 continue
@@ -335,7 +351,7 @@ def simulate_scene(photo: np.ndarray, others: list[np.ndarray], rng: np.random.G
                 layer_depth[y0:y1, x0:x1] = np.maximum(layer_depth[y0:y1, x0:x1], 1.2 * a[..., 0])
 
     if rng.random() < p.highlights_p:
-        _add_highlights(target, ref, rng, p)
+        _add_highlights(target, ref, rng, p, seen_by_w)
 
     # T's narrow depth of field: layers away from the focus depth are blurred in ref only.
     ref = _blur(ref, rng.uniform(*p.t_lens_sigma))
@@ -352,7 +368,9 @@ def simulate_scene(photo: np.ndarray, others: list[np.ndarray], rng: np.random.G
     ref = _jpeg(np.clip(ref, 0, 1), rng.integers(85, 99))
 
     crop = (slice(margin, margin + h), slice(margin, margin + w))
-    info = {"parallax": float(b), "occluders": n_occ}
+    info = {"parallax": float(b), "occluders": n_occ, "scale": float(scale)}
+    if seen_by_w is not None:
+        info["companion"] = np.ascontiguousarray(seen_by_w[crop]).astype(np.float32)
     return (np.ascontiguousarray(target[crop]).astype(np.float32),
             np.ascontiguousarray(ref[crop]).astype(np.float32), np.ascontiguousarray(far[crop]), info)
 
@@ -379,13 +397,39 @@ def align_triplet(src: np.ndarray, ref: np.ndarray, zoom: float, flow_downscale:
     return {"ref": ref, "ref_warped": ref_warped, "M_occ": m_occ, "M_blend": m_blend}
 
 
+def resample_w_capture(w_capture: np.ndarray, zoom: float) -> np.ndarray:
+    """I_src from a real W capture registered to the target on the target's grid: box
+    (INTER_AREA) downsampling by ``zoom`` (W's sensor sampling at that focal ratio) and bicubic
+    back up, as ``hzsr.align`` resamples W; the blur, noise and ISP are the capture's own."""
+    h, w = w_capture.shape[:2]
+    low = cv2.resize(w_capture, (max(8, round(w / zoom)), max(8, round(h / zoom))),
+                     interpolation=cv2.INTER_AREA)
+    return np.clip(cv2.resize(low, (w, h), interpolation=cv2.INTER_CUBIC), 0, 1).astype(np.float32)
+
+
 def make_sample(photo: np.ndarray, others: list[np.ndarray], rng: np.random.Generator,
-                p: RigParams, size: tuple[int, int]) -> dict:
+                p: RigParams, size: tuple[int, int], w_capture: np.ndarray | None = None,
+                w_density: float | None = None) -> dict:
     """One simulated capture: planes Y_src, Ỹ_ref, M_occ, Y_target, M_blend (float32 (H, W))
-    + info."""
-    target, ref, defocused, info = simulate_scene(photo, others, rng, p, size)
+    + info.
+
+    Without ``w_capture`` I_src is ``photo`` through the simulated W camera. With it (a real
+    W capture registered to ``photo``, the real T-side detail) I_src comes from that capture:
+    ``w_density`` None: box-downsampled by a zoom drawn from the rig and bicubic back up
+    (:func:`resample_w_capture`; a W capture stored on T's grid, as City100's), else
+    ``w_density`` is T's pixel density over W's in the capture, which is used as it is (a
+    user's W already resampled onto T's grid). The reference is always the rig's second view
+    of ``photo``, so the network cannot copy its target.
+    """
+    target, ref, defocused, info = simulate_scene(photo, others, rng, p, size, w_capture)
     zoom = rng.uniform(*p.zoom)
-    src = simulate_w(target, rng, p, zoom)
+    if w_capture is None:
+        src = simulate_w(target, rng, p, zoom)
+    elif w_density is None:
+        src = resample_w_capture(info.pop("companion"), zoom)
+    else:
+        # the scene's scaling changed both images' pixel size alike
+        src, zoom = info.pop("companion"), max(1.0, w_density * info["scale"])
     aligned = align_triplet(src, ref, zoom, rng.uniform(*p.flow_downscale), defocused)
     info["zoom"] = float(zoom)
     return {"Y_src": luminance(src), "Y_ref": luminance(aligned["ref_warped"]),

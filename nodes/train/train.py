@@ -16,6 +16,7 @@ from tqdm import tqdm
 from nodegraph.errors import InputError
 
 from .data import augment, load_cache
+from .export import load_onnx_weights
 from .losses import blended_output, harm_loss, total_loss
 from .model import DETAIL_SIGMAS, WIDTHS, FusionUNet
 
@@ -34,6 +35,10 @@ class TrainConfig:
     checkpoint_every: int = 250
     val_every: int = 250
     time_limit_s: float | None = None   # stop early; the learning-rate schedule follows the clock too
+    # fraction of each batch drawn from each extra cache (``train(extra_data=...)``), by label;
+    # the main cache gives the rest
+    mix: dict = field(default_factory=dict)
+    init: str | None = None   # ONNX model whose weights the training starts from (fine-tuning)
 
 
 def _set_seed(seed: int) -> None:
@@ -88,19 +93,47 @@ def evaluate(model: FusionUNet, x: np.ndarray, y: np.ndarray, weights: dict, tru
     return {k: v / len(x) for k, v in sums.items()}
 
 
-def train(data_dir: str | Path, work_dir: str | Path, cfg: TrainConfig, resume: str | Path | None = None,
-          progress: bool = True) -> tuple[FusionUNet, dict]:
-    """Train on the cache in ``data_dir``; checkpoints and ``log.jsonl`` go to ``work_dir``.
+def _load_split(data_dir: str | Path, split: str):
+    return load_cache(data_dir, split) if (Path(data_dir) / f"{split}.npz").exists() else None
 
-    Returns the trained model and a summary (steps, wall time, last and validation losses).
+
+def batch_counts(batch: int, mix: dict) -> dict:
+    """Patches per batch from each extra cache (round(batch * fraction)); the main cache ("")
+    gets the rest. ValueError when the fractions leave the main cache nothing to give."""
+    counts = {label: int(round(batch * fraction)) for label, fraction in mix.items()}
+    counts[""] = batch - sum(counts.values())
+    if counts[""] < 0 or any(n < 0 for n in counts.values()):
+        raise ValueError(f"batch mix {mix} does not fit a batch of {batch}")
+    return counts
+
+
+def _validate(model: FusionUNet, val_sets: dict, cfg: TrainConfig) -> dict:
+    """{"val": losses on the main cache's validation split, "val_LABEL": on an extra cache's}."""
+    return {"val" + (f"_{label}" if label else ""): evaluate(model, *v, cfg.weights, cfg.trust_floor)
+            for label, v in val_sets.items()}
+
+
+def train(data_dir: str | Path, work_dir: str | Path, cfg: TrainConfig, resume: str | Path | None = None,
+          progress: bool = True, extra_data: dict | None = None) -> tuple[FusionUNet, dict]:
+    """Train on the cache in ``data_dir`` (and the caches ``extra_data`` = {label: dir}, mixed
+    into each batch by ``cfg.mix``); checkpoints and ``log.jsonl`` go to ``work_dir``.
+
+    Starts from the weights of ``cfg.init`` (an exported model) when given. Returns the trained
+    model and a summary (steps, wall time, last and validation losses; ``val_LABEL`` for each
+    extra cache with a validation split).
     """
     torch.set_num_threads(cfg.threads)
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     _set_seed(cfg.seed)
-    x, y = load_cache(data_dir, "train")
-    val = load_cache(data_dir, "val") if (Path(data_dir) / "val.npz").exists() else None
+    extra_data = extra_data or {}
+    sources = {"": data_dir, **extra_data}
+    counts = batch_counts(cfg.batch, {label: cfg.mix.get(label, 0.0) for label in extra_data})
+    train_sets = {label: load_cache(d, "train") for label, d in sources.items() if counts[label] > 0}
+    val_sets = {label: v for label, d in sources.items() if (v := _load_split(d, "val")) is not None}
     model = FusionUNet(tuple(cfg.widths), tuple(cfg.detail_sigmas))
+    if cfg.init:
+        load_onnx_weights(model, cfg.init)
     optim = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed)
     start, elapsed0 = 0, 0.0
@@ -131,8 +164,12 @@ def train(data_dir: str | Path, work_dir: str | Path, cfg: TrainConfig, resume: 
             lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * done))
             for g in optim.param_groups:
                 g["lr"] = lr
-            idx = rng.integers(0, len(x), cfg.batch)
-            xb, yb = augment(x[idx].astype(np.float32), y[idx].astype(np.float32), rng)
+            xs, ys = [], []
+            for label, (x, y) in train_sets.items():
+                idx = rng.integers(0, len(x), counts[label])
+                xs.append(x[idx].astype(np.float32))
+                ys.append(y[idx].astype(np.float32))
+            xb, yb = augment(np.concatenate(xs), np.concatenate(ys), rng)
             xb, yb = torch.from_numpy(xb), torch.from_numpy(yb)
             target, pixel_weight, m_blend = split_labels(yb, cfg.trust_floor)
             loss, parts = total_loss(model(xb), target, xb[:, :1], cfg.weights, pixel_weight, m_blend)
@@ -144,8 +181,8 @@ def train(data_dir: str | Path, work_dir: str | Path, cfg: TrainConfig, resume: 
             bar.set_postfix(loss=f"{ema:.4f}", l1=f"{parts['l1']:.4f}")
             last = {"step": step + 1, "loss": value, **parts, "lr": lr,
                     "elapsed_s": round(time.time() - t0 + elapsed0, 1)}
-            if (step + 1) % cfg.val_every == 0 and val is not None:
-                last["val"] = evaluate(model, *val, cfg.weights, cfg.trust_floor)
+            if (step + 1) % cfg.val_every == 0:
+                last.update(_validate(model, val_sets, cfg))
             log.write(json.dumps(last) + "\n")
             log.flush()
             if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
@@ -159,7 +196,6 @@ def train(data_dir: str | Path, work_dir: str | Path, cfg: TrainConfig, resume: 
     summary = {"steps": steps_done, "steps_planned": cfg.steps, "resumed_from": start,
                "wall_s": round(time.time() - t0 + elapsed0, 1),
                "last": last, "config": asdict(cfg)}
-    if val is not None:
-        summary["val"] = evaluate(model, *val, cfg.weights, cfg.trust_floor)
+    summary.update(_validate(model, val_sets, cfg))
     model.eval()
     return model, summary
