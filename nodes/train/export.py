@@ -32,6 +32,8 @@ def export_onnx(model: FusionUNet, path: str | Path, check_size: tuple[int, int]
     # N, H, W, exported in a second, without the torch.export tracing of the dynamo exporter.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
+        # the pixel (un)shuffle's strided slices cannot be constant-folded: harmless, not the user's
+        warnings.filterwarnings("ignore", message="Constant folding", category=UserWarning)
         torch.onnx.export(model, (dummy,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                           opset_version=OPSET, dynamo=False,
                           dynamic_axes={INPUT_NAME: {0: "n", 2: "h", 3: "w"},
