@@ -1,7 +1,8 @@
 """Training of the learned luminance fusion (HZSR section 3.2, SPEC section 5).
 
-Modules: ``simulate`` (the two-camera rig simulated from real photos), ``data`` (pre-generated
-patch cache), ``model`` (the 5-level UNet), ``losses`` (L1, CoBi, brightness consistency),
+Modules: ``simulate`` (the two-camera rig simulated from real photos), ``real_pairs`` (real
+captures: registered low/high pairs such as City100, a user's own W/T pairs), ``data``
+(pre-generated patch caches), ``model`` (the 5-level UNet), ``losses`` (L1, CoBi, brightness consistency),
 ``train`` (the loop), ``export`` (ONNX), ``cli`` (``nodegraph train fusion``).
 Importing this package does not import torch; ``model``, ``losses``, ``train`` and ``export`` do.
 """

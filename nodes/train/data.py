@@ -39,7 +39,8 @@ def _cut_patches(planes: np.ndarray, rng: np.random.Generator, patch: int, count
     h, w = planes.shape[1:]
     for _ in range(count):
         y0, x0 = rng.integers(0, h - patch + 1), rng.integers(0, w - patch + 1)
-        crop = planes[:, y0:y0 + patch, x0:x0 + patch]
+        # float16 copies: views would keep every scene's full float32 planes alive (GBs)
+        crop = planes[:, y0:y0 + patch, x0:x0 + patch].astype(np.float16)
         xs.append(crop[:3])
         ys.append(crop[3:])
 
