@@ -246,3 +246,27 @@ def test_help_shows_no_empty_defaults(capsys):
     text = capsys.readouterr().out
     assert "(default: None)" not in text and "(default: False)" not in text
     assert "--pairs DIR" in text and "fusion.model=" in text.replace("\n", " ").replace("  ", " ")
+
+
+def test_resume_refuses_a_checkpoint_holding_code(tmp_path, capsys):
+    """--resume loads with weights_only=True: a pickled object that is not plain data is refused
+    with one line (exit 2) and never unpickled."""
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("unpickled!",))
+
+    bad = tmp_path / "evil.pt"
+    torch.save({"model": Payload()}, bad, pickle_module=pickle)
+    data = tmp_path / "data"   # a tiny patch cache, so the run reaches the resume
+    data.mkdir()
+    np.savez(data / "train.npz", x=np.zeros((2, 3, 64, 64), np.float16),
+             y=np.zeros((2, 2, 64, 64), np.float16))
+    args = _parser().parse_args(["train", "fusion", "--data", str(data), "--resume", str(bad),
+                                 "--out", str(tmp_path / "m.onnx"), "--no-progress"])
+    assert args.handler(args) == 2
+    out = capsys.readouterr()
+    assert "unpickled!" not in out.out
+    err = out.err.strip().splitlines()
+    assert len(err) == 1 and "evil.pt" in err[0] and "cannot resume from" in err[0]
