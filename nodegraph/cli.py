@@ -3,6 +3,8 @@
     nodegraph run PIPELINE.yaml [--set NAME=VALUE ...] [--out PATH] [--debug-dir DIR] [--profile]
     nodegraph validate PIPELINE.yaml [--set NAME=VALUE ...]
     nodegraph nodes [--json]
+    nodegraph batch PIPELINE.yaml ITEMS --out-dir DIR [--set ...] [--workers N] [--scheduler ADDRESS]
+                    [--retries K]                        (see nodegraph/batch.py)
 
 More commands (``eval``, ``train``, ``gui``) are contributed by installed packages through the
 entry-point group ``nodegraph.commands``: each entry point is a function ``register(subparsers)``
@@ -291,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     nodes = sub.add_parser("nodes", help="list registered node types")
     nodes.add_argument("--json", action="store_true", help="print the catalogue as JSON")
     nodes.set_defaults(handler=cmd_nodes)
+    from . import batch  # imported here: it builds on this module's load_for_run
+    batch.register(sub)
     for entry_point in importlib.metadata.entry_points(group=COMMANDS_GROUP):
         try:
             register: Callable[[Any], None] = entry_point.load()

@@ -1,6 +1,20 @@
 """Small scalar nodes for testing the framework without any image work."""
+import os
+import signal
+import time
+
 from nodegraph import Image, Out, Param, Path, Scalar, node
+from nodegraph.registry import Registry
 from nodegraph.types import OutPath, Text
+
+
+def registry() -> Registry:
+    """A registry with only the toy nodes (a module-level function, so batch workers can call it)."""
+    import toy_nodes
+
+    toys = Registry()
+    toys.add_module(toy_nodes, "toy")
+    return toys
 
 
 @node("toy.number")
@@ -53,3 +67,26 @@ def broken(x: Scalar) -> Out(y=Scalar):
 def bad_output(x: Scalar) -> Out(image=Image):
     """Returns a value of the wrong type."""
     return "not an image"
+
+
+@node("toy.read_number")
+def read_number(path: Path) -> Out(value=Scalar):
+    """The number written in a text file (ValueError when it holds none)."""
+    with open(path) as handle:
+        return float(handle.read())
+
+
+@node("toy.crash_once")
+def crash_once(x: Scalar, *, flag: str = Param("", doc="a file path")) -> Out(y=Scalar):
+    """x; but if the file ``flag`` exists, delete it and kill this process (a worker dying)."""
+    if flag and os.path.exists(flag):
+        os.unlink(flag)
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+
+@node("toy.slow")
+def slow(x: Scalar, *, seconds: float = Param(0.0, range=(0.0, 10.0), unit="s")) -> Out(y=Scalar):
+    """x, after sleeping ``seconds``."""
+    time.sleep(seconds)
+    return x
