@@ -329,25 +329,33 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def local_cluster(workers: int | None = None) -> Any:
+    """The ``LocalCluster`` that ``nodegraph batch`` starts: ``workers`` processes (default: the
+    cores) of one thread each, whose kernels' own threads share the cores between them."""
+    import dask
+    from dask.distributed import LocalCluster
+
+    count = workers or _cores()
+    threads = str(max(1, _cores() // count))
+    # Worker deaths are retried by this module (so --retries counts them), not by the scheduler;
+    # a worker holds only the item it runs, so its death takes no queued item with it.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                          "distributed.scheduler.worker-saturation": 1.0}):
+        return LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
+                            silence_logs=logging.CRITICAL, dashboard_address=":0",
+                            env={"NUMBA_NUM_THREADS": threads, "OMP_NUM_THREADS": threads})
+
+
 def _connect(workers: int | None, scheduler: str | None) -> tuple[Any, Any]:
     """A dask Client and the LocalCluster it owns (None for an existing scheduler)."""
-    import dask
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
 
     if scheduler is not None:
         try:
             return Client(scheduler, timeout="10s"), None
         except (OSError, TimeoutError, ValueError) as error:
             raise InputError(f"--scheduler {scheduler}: cannot connect: {one_line(str(error))}") from error
-    count = workers or _cores()
-    threads = str(max(1, _cores() // count))  # kernels' own threads share the cores, not oversubscribe
-    # Worker deaths are retried by this module (so --retries counts them), not by the scheduler;
-    # a worker holds only the item it runs, so its death takes no queued item with it.
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0,
-                          "distributed.scheduler.worker-saturation": 1.0}):
-        cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
-                               silence_logs=logging.CRITICAL, dashboard_address=":0",
-                               env={"NUMBA_NUM_THREADS": threads, "OMP_NUM_THREADS": threads})
+    cluster = local_cluster(workers)
     return Client(cluster), cluster
 
 

@@ -26,20 +26,9 @@ def write_yaml(tmp_path):
 
 @pytest.fixture(scope="session")
 def dask_scheduler():
-    """Address of a 2-process Dask cluster shared by the batch tests (started once: ~seconds).
+    """Address of a 2-process cluster like the one ``nodegraph batch`` starts, shared by the tests."""
+    from nodegraph.batch import local_cluster
 
-    Configured as the LocalCluster of ``nodegraph batch``: the scheduler does not retry tasks
-    of a dead worker itself (``--retries`` alone decides) and gives a worker one task at a time.
-    """
-    import logging
-
-    import dask
-    from dask.distributed import LocalCluster
-
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0,
-                          "distributed.scheduler.worker-saturation": 1.0}):
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                               silence_logs=logging.ERROR, dashboard_address=":0",
-                               env={"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
+    cluster = local_cluster(2)
     yield cluster.scheduler_address
     cluster.close()
