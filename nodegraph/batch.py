@@ -343,7 +343,10 @@ def local_cluster(workers: int | None = None) -> Any:
                           "distributed.scheduler.worker-saturation": 1.0}):
         return LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
                             silence_logs=logging.CRITICAL, dashboard_address=":0",
-                            env={"NUMBA_NUM_THREADS": threads, "OMP_NUM_THREADS": threads})
+                            env={"NUMBA_NUM_THREADS": threads, "OMP_NUM_THREADS": threads,
+                                 "OPENCV_FOR_THREADS_NUM": threads,
+                                 # a corrupt file is reported once, as its item's error line
+                                 "OPENCV_LOG_LEVEL": "ERROR"})
 
 
 def _connect(workers: int | None, scheduler: str | None) -> tuple[Any, Any]:

@@ -79,7 +79,8 @@ def _toy_batch(pipeline, items, out_dir, scheduler, **options):
                      registry_factory=toy_nodes.registry, **options)
 
 
-def test_hzsr_batch_on_two_local_workers_isolates_corrupt_pairs_and_resumes(tmp_path, capsys):
+def test_hzsr_batch_on_two_local_workers_isolates_corrupt_pairs_and_resumes(tmp_path, capsys,
+                                                                             dask_scheduler):
     _make_pairs()(tmp_path / "items", count=12, corrupt=2)
     out = tmp_path / "out"
     args = ["batch", HZSR, str(tmp_path / "items"), "--out-dir", str(out), "--workers", "2"]
@@ -107,7 +108,7 @@ def test_hzsr_batch_on_two_local_workers_isolates_corrupt_pairs_and_resumes(tmp_
     # An edited input re-runs just its item.
     (tmp_path / "items" / "pair03" / "case.json").write_text(json.dumps({"settings": {"ratio": 2.0,
                                                                                      "zoom": 1.5}}))
-    result = run_batch(HZSR, read_items(tmp_path / "items", load_graph(HZSR)), out, workers=1)
+    result = run_batch(HZSR, read_items(tmp_path / "items", load_graph(HZSR)), out, scheduler=dask_scheduler)
     assert [r.name for r in result.records if r.status == OK] == ["pair03"]
 
 
@@ -198,6 +199,7 @@ def test_resume_after_an_interruption_skips_finished_items(tmp_path, toy_items, 
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+    time.sleep(1.5)  # the items its workers were running finish (its queued ones are dropped)
     finished = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("*/item.json")}
     assert 2 <= len(finished) < 6
     result = _toy_batch(pipeline, items, out, dask_scheduler, settings=["slow.seconds=0.5"])

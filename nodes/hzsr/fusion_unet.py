@@ -98,7 +98,7 @@ def fusion_unet(src: Image, ref_warped: Image, M_occ: Mask, *,
                                      doc="context added around each tile; >= 256 (the bundled "
                                          "network's receptive-field radius) makes tiling exact"),
                 threads: int = Param(0, range=(0, 256),
-                                     doc="onnxruntime intra-op threads (0 = all cores)"),
+                                     doc="onnxruntime intra-op threads (0 = OMP_NUM_THREADS if set, else all cores)"),
                 ) -> Out(fused=Image):
     """Learned fusion on luminance: Y_fusion = Y_src + UNet(Y_src, Ỹ_ref, M_occ); UV from I_src.
 

@@ -7,6 +7,7 @@ fingerprint (:func:`model_fingerprint`) records, so cached results never outlive
 """
 from __future__ import annotations
 
+import os
 import threading
 
 from nodegraph.errors import InputError
@@ -18,12 +19,17 @@ _KEEP = 4  # distinct models kept at once (a flow model and a fusion model, plus
 
 
 def onnx_session(model_path: str, threads: int = 0):
-    """The onnxruntime CPU session of ``model_path``; ``threads`` intra-op threads (0 = ORT default).
+    """The onnxruntime CPU session of ``model_path`` with ``threads`` intra-op threads.
 
+    ``threads=0`` means the process's share of the cores: ``OMP_NUM_THREADS`` when set (a batch
+    worker's share; onnxruntime itself ignores it), else onnxruntime's default (all cores).
     InputError (one line, naming the file) when the file is missing or not a loadable model.
     """
     import onnxruntime as ort
 
+    if not threads:
+        share = os.environ.get("OMP_NUM_THREADS", "")
+        threads = int(share) if share.isdigit() else 0
     try:
         key = (file_digest(model_path), int(threads))
     except OSError as error:
