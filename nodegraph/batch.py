@@ -245,17 +245,33 @@ class _Task:
     registry_factory: Callable[[], Registry]
 
 
+_parsed: dict[tuple[str, int, int], Graph] = {}
+
+
+def parsed_graph(pipeline: str) -> Graph:
+    """The graph file ``pipeline`` as loaded (GraphError if it has structural problems), parsed
+    once per process and file version: a batch binds it once per item."""
+    try:
+        stat = os.stat(pipeline)
+    except OSError:
+        return require_loadable(load_graph(pipeline))  # raises GraphError naming the file
+    key = (os.path.realpath(pipeline), stat.st_mtime_ns, stat.st_size)
+    if key not in _parsed:
+        _parsed[key] = require_loadable(load_graph(pipeline))
+    return _parsed[key]
+
+
 def load_pipeline(pipeline: str, settings: Sequence[str], registry: Registry) -> Graph:
     """The graph with the batch-wide settings applied; GraphError or InputError if unusable.
 
     Outputs are bound per item, so a setting that binds one is refused.
     """
-    written = _file_inputs(require_loadable(load_graph(pipeline)), "write")
+    written = _file_inputs(parsed_graph(pipeline), "write")
     for setting in settings:
         name = setting.partition("=")[0].strip()
         if name in written:
             raise InputError(f"--set {name}: outputs go to --out-dir/<item>/, one folder per item")
-    return load_for_run(pipeline, list(settings), registry)
+    return load_for_run(parsed_graph(pipeline), list(settings), registry)
 
 
 def plan_recipe(graph: Graph, registry: Registry) -> str:
@@ -306,7 +322,7 @@ def run_item(task: _Task) -> ItemRecord:
         registry = task.registry_factory()
         Path(task.item_dir).mkdir(parents=True, exist_ok=True)
         settings = [*task.settings, *(f"{name}={path}" for name, path in task.outputs.items())]
-        result = run_plan(plan(load_for_run(task.pipeline, settings, registry), registry))
+        result = run_plan(plan(load_for_run(parsed_graph(task.pipeline), settings, registry), registry))
         record.seconds = time.perf_counter() - started
         record.peak_rss_mb = max((r.peak_rss_mb for r in result.records.values()), default=0.0)
         record.warnings = [f"{r.name}: {w}" for r in result.records.values() for w in r.warnings]
@@ -468,7 +484,7 @@ def run_batch(pipeline: str, items: Sequence[Item], out_dir: str | os.PathLike, 
         try:
             # Item settings first, --set last: the command line has the final word.
             bindings = [*item.settings, *settings, *(f"{k}={v}" for k, v in outputs.items())]
-            record.recipe = plan_recipe(load_for_run(pipeline, bindings, registry), registry)
+            record.recipe = plan_recipe(load_for_run(parsed_graph(pipeline), bindings, registry), registry)
         except (GraphError, InputError) as error:
             record.status, record.error = FAILED, _describe_error(error)
             continue

@@ -54,10 +54,12 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated()
 
 
-def load_for_run(path: str, settings: list[str], registry: Registry, out: str | None = None) -> Graph:
-    """Load a graph file, apply ``--set`` bindings and ``--out`` (binds the graph input
-    ``out``), and validate it; GraphError lists every problem."""
-    graph = require_loadable(load_graph(path))
+def load_for_run(source: str | Graph, settings: list[str], registry: Registry,
+                 out: str | None = None) -> Graph:
+    """Load a graph file (or take an already loaded graph, left unchanged), apply ``--set``
+    bindings and ``--out`` (binds the graph input ``out``), and validate it; GraphError lists
+    every problem."""
+    graph = source if isinstance(source, Graph) else require_loadable(load_graph(source))
     if out is not None:
         if "out" not in graph.inputs:
             raise GraphError([Problem(
