@@ -129,7 +129,7 @@ def _file_inputs(graph: Graph, role: str) -> dict[str, Any]:
 
 
 def _check_name(name: str, where: str) -> None:
-    if not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith("."):
+    if not name or "/" in name or "\\" in name or name.startswith(".") or name == SUMMARY:
         raise InputError(f"{where}: {name!r} cannot be an item name (it names the output folder)")
 
 
@@ -139,6 +139,7 @@ def items_from_folder(folder: Path, graph: Graph) -> list[Item]:
     required = [name for name, default in read_inputs.items() if default not in (None, AUTO)]
     items = []
     for item_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        _check_name(item_dir.name, str(item_dir))
         settings: list[str] = []
         problems: list[str] = []
         for name in read_inputs:
@@ -572,7 +573,8 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("batch", help="run a pipeline on many items (Dask), with resume")
     parser.add_argument("pipeline")
     parser.add_argument("items", help="a folder of item folders, or a CSV whose columns are graph inputs")
-    parser.add_argument("--out-dir", required=True, help="outputs go to DIR/<item>/, plus DIR/summary.json")
+    parser.add_argument("--out-dir", required=True, metavar="DIR",
+                        help="outputs go to DIR/<item>/, plus DIR/summary.json")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="bind a graph input or node parameter for every item")
     add_batch_options(parser)
