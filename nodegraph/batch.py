@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -409,6 +410,8 @@ def _run_on_cluster(tasks: list[_Task], records: dict[str, ItemRecord], *, worke
     from distributed.scheduler import KilledWorker
 
     client, cluster = _connect(workers, scheduler)
+    if progress and importlib.util.find_spec("bokeh") is not None:  # the dashboard needs bokeh
+        print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr)
     bar = _Progress(len(tasks), progress)
     try:
         started = time.perf_counter()
