@@ -162,6 +162,8 @@ def evaluate(pipeline: str, cases: list[EvalCase], out_dir: Path, settings: list
             entry.update(case.score(_read_rgb8(output_path)))
         except InputError as error:
             entry.update(status="failed", error=one_line(str(error)))
+        except Exception as error:  # a case that cannot be scored is its own row, not the end
+            entry.update(status="failed", error=one_line(f"scoring failed: {type(error).__name__}: {error}"))
         entries.append(entry)
     return entries
 
