@@ -6,8 +6,9 @@ Pairs: ``--items`` pairs of 370x250 made from the bundled sample by tools/make_p
 For each worker count, a cluster like the command's (``nodegraph.batch.local_cluster``) is
 started and warmed with one item per worker (compiled kernels and model sessions are loaded once
 per worker process for the whole batch, so a long batch runs warm), then the whole batch runs
-``--repeats`` times into fresh folders; throughput is items per second from the first item
-submitted to the last result, median of the repeats. Separately, the command as a user runs it
+``--repeats`` times into fresh folders, alternating between the two clusters so that both see
+the same load from anything else on the machine; throughput is items per second from the
+first item submitted to the last result, median of the repeats. Separately, the command as a user runs it
 (``nodegraph batch --workers 2``: cluster start included, cold) and the same command repeated
 (every item finished: resume), as wall time of the process.
 """
@@ -36,22 +37,26 @@ def _make_pairs(folder: Path, count: int) -> None:
     module.make_pairs(folder, count)
 
 
-def throughput(items_dir: Path, work: Path, workers: int, repeats: int) -> list[float]:
+def throughput(items_dir: Path, work: Path, repeats: int) -> dict[int, list[float]]:
+    """Items per second for 1 and 2 workers, the runs interleaved so that both see the same load."""
     from nodegraph.batch import local_cluster
 
     items = read_items(items_dir, load_graph(HZSR))
-    cluster = local_cluster(workers)
+    clusters = {workers: local_cluster(workers) for workers in (1, 2)}
     try:
-        address = cluster.scheduler_address
-        run_batch(HZSR, items[:workers], work / f"warm{workers}", scheduler=address)
-        rates = []
+        for workers, cluster in clusters.items():
+            run_batch(HZSR, items[:workers], work / f"warm{workers}", scheduler=cluster.scheduler_address)
+        rates: dict[int, list[float]] = {1: [], 2: []}
         for repeat in range(repeats):
-            result = run_batch(HZSR, items, work / f"w{workers}_{repeat}", scheduler=address)
-            assert result.count("ok") == len(items), result.failed
-            rates.append(len(items) / result.run_seconds)
+            for workers, cluster in clusters.items():
+                result = run_batch(HZSR, items, work / f"w{workers}_{repeat}",
+                                   scheduler=cluster.scheduler_address)
+                assert result.count("ok") == len(items), result.failed
+                rates[workers].append(len(items) / result.run_seconds)
         return rates
     finally:
-        cluster.close()
+        for cluster in clusters.values():
+            cluster.close()
 
 
 def command_seconds(items_dir: Path, out_dir: Path) -> float:
@@ -69,7 +74,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as temp:
         work = Path(temp)
         _make_pairs(work / "items", args.items)
-        rates = {workers: throughput(work / "items", work, workers, args.repeats) for workers in (1, 2)}
+        rates = throughput(work / "items", work, args.repeats)
         first = command_seconds(work / "items", work / "cli")
         again = command_seconds(work / "items", work / "cli")
     one, two = statistics.median(rates[1]), statistics.median(rates[2])
