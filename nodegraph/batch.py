@@ -59,6 +59,7 @@ from .files import write_atomic
 from .graph import AUTO, Graph, load_graph, require_loadable
 from .registry import Registry, default_registry
 from .types import PORT_TYPES
+from .validate import apply_settings, validate
 
 ITEM_RECORD = "item.json"
 SUMMARY = "summary.json"
@@ -266,14 +267,22 @@ def parsed_graph(pipeline: str) -> Graph:
 def load_pipeline(pipeline: str, settings: Sequence[str], registry: Registry) -> Graph:
     """The graph with the batch-wide settings applied; GraphError or InputError if unusable.
 
-    Outputs are bound per item, so a setting that binds one is refused.
+    Outputs are bound per item, so a setting that binds one is refused. The files of the
+    graph's own defaults are not checked here: items bind their files, each item is checked
+    with them (a missing file fails that item only).
     """
-    written = _file_inputs(parsed_graph(pipeline), "write")
+    graph = parsed_graph(pipeline)
+    written = _file_inputs(graph, "write")
     for setting in settings:
         name = setting.partition("=")[0].strip()
         if name in written:
             raise InputError(f"--set {name}: outputs go to --out-dir/<item>/, one folder per item")
-    return load_for_run(parsed_graph(pipeline), list(settings), registry)
+    graph = apply_settings(graph, list(settings), registry)
+    per_item = (set(written) | set(_file_inputs(graph, "read"))) - set(graph.bound)
+    problems = [problem for problem in validate(graph, registry) if problem.port not in per_item]
+    if problems:
+        raise GraphError(problems)
+    return graph
 
 
 def plan_recipe(graph: Graph, registry: Registry) -> str:

@@ -128,6 +128,8 @@ def test_all_items_ok_exits_0_on_an_existing_scheduler(tmp_path, dask_scheduler,
     (["--retries", "-1"], "--retries -1"),
     (["--set", "out=x.png"], "outputs go to --out-dir"),
     (["--set", "nosuch=1"], "nosuch"),
+    (["--set", "tele=/no/such/tele.png"], "file not found"),
+    (["--set", "zoom=0.5"], "--set zoom=0.5"),
     (["--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "--scheduler"),
 ])
 def test_invalid_options_exit_2_before_any_work(tmp_path, capsys, extra, message):
