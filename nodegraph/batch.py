@@ -364,16 +364,28 @@ def local_cluster(workers: int | None = None) -> Any:
 
     count = workers or _cores()
     threads = str(max(1, _cores() // count))
-    # Worker deaths are retried by this module (so --retries counts them), not by the scheduler;
-    # a worker holds only the item it runs, so its death takes no queued item with it.
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0,
-                          "distributed.scheduler.worker-saturation": 1.0}):
-        return LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
-                            silence_logs=logging.CRITICAL, dashboard_address=":0",
-                            env={"NUMBA_NUM_THREADS": threads, "OMP_NUM_THREADS": threads,
-                                 "OPENCV_FOR_THREADS_NUM": threads,
-                                 # a corrupt file is reported once, as its item's error line
-                                 "OPENCV_LOG_LEVEL": "ERROR"})
+    # Set before each worker process starts (its imports read them): compiled kernels, OpenCV
+    # and onnxruntime sessions (nodes/ops/onnx_sessions.py) use the worker's share of the cores.
+    # In the nanny's spawn settings (kept for restarts) and, while the workers start, in this
+    # process's environment, which the nanny lets win over its settings.
+    environ = {"NUMBA_NUM_THREADS": threads, "OMP_NUM_THREADS": threads, "OPENCV_FOR_THREADS_NUM": threads}
+    previous = {name: os.environ.get(name) for name in environ}
+    os.environ.update(environ)
+    try:
+        # Worker deaths are retried by this module (so --retries counts them), not by the
+        # scheduler; a worker holds only the item it runs, so its death takes no queued item.
+        with dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                              "distributed.scheduler.worker-saturation": 1.0,
+                              **{f"distributed.nanny.pre-spawn-environ.{name}": value
+                                 for name, value in environ.items()}}):
+            return LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
+                                silence_logs=logging.CRITICAL, dashboard_address=":0")
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _connect(workers: int | None, scheduler: str | None) -> tuple[Any, Any]:
