@@ -37,6 +37,12 @@ from nodegraph.registry import default_registry
 REGIONS = ("all", "visible", "occluded")
 
 
+def saved_output(out_dir: str | Path, case: str) -> Path:
+    """Where ``nodegraph eval --out-dir OUT_DIR`` saved a case's output (the batch layout:
+    OUT_DIR/<case>/out.png, for a pipeline whose ``out`` is a PNG as in hzsr.yaml)."""
+    return Path(out_dir) / case / "out.png"
+
+
 def _read_rgb8(path: Path) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:

@@ -146,6 +146,7 @@ def dev_case_crops(cases_dir: str | Path, classical_dir: str | Path, learned_dir
     """Side-by-side crops (bicubic | classical | learned | ground truth) of every case with a
     gt.png, from the outputs that ``nodegraph eval --out-dir`` saved; the crop is the window
     of the ground truth with the most gradient energy (a textured, informative region)."""
+    from nodegraph.nodes.eval import saved_output
     from nodegraph.nodes.ops.geometry import resample_region
 
     written = []
@@ -158,8 +159,8 @@ def dev_case_crops(cases_dir: str | Path, classical_dir: str | Path, learned_dir
         wide = read(case / "wide.png").astype(np.float32) / 255
         bicubic = (np.clip(resample_region(wide, meta["crop_box_in_wide"], tuple(meta["output_size_wh"])),
                            0, 1) * 255 + 0.5).astype(np.uint8)
-        panels = [bicubic, read(Path(classical_dir) / f"{case.name}.png"),
-                  read(Path(learned_dir) / f"{case.name}.png"), gt]
+        panels = [bicubic, read(saved_output(classical_dir, case.name)),
+                  read(saved_output(learned_dir, case.name)), gt]
         g = cv2.cvtColor(gt, cv2.COLOR_BGR2GRAY).astype(np.float32)
         side = min(size, *g.shape)  # small cases are shown whole along their short side
         energy = cv2.boxFilter(np.abs(cv2.Laplacian(g, cv2.CV_32F)), -1, (side, side), normalize=True)
