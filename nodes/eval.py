@@ -32,6 +32,7 @@ from nodegraph.batch import OK, SKIPPED, Item, add_batch_options, batch_options,
 from nodegraph.errors import InputError
 from nodegraph.files import check_output_options, write_atomic
 from nodegraph.nodes.ops.metrics import BORDER, bicubic_crop, inner, luma8, psnr, ssim
+from nodegraph.nodes.ops.pseudo_gt import write_pseudo_gt_case
 from nodegraph.registry import default_registry
 
 REGIONS = ("all", "visible", "occluded")
@@ -124,8 +125,10 @@ def reference_case(case_dir: Path) -> EvalCase:
     box = info.get("crop_box_in_wide")
     if has_gt and not (isinstance(box, list) and len(box) == 4 and all(_finite(v) is not None for v in box)):
         return broken("case.json: crop_box_in_wide must be [x0, y0, x1, y1] (needed with gt.png)", ratio)
-    settings = (f"wide={case_dir / 'wide.png'}", f"tele={case_dir / 'tele.png'}", f"ratio={ratio}",
-                f"zoom={ratio}")
+    # the field-of-view prior: the zoom unless case.json says otherwise (null = unknown)
+    fov_ratio = _finite(info["fov_ratio"]) if "fov_ratio" in info else ratio
+    settings = (f"wide={case_dir / 'wide.png'}", f"tele={case_dir / 'tele.png'}",
+                *([f"ratio={fov_ratio}"] if fov_ratio is not None else []), f"zoom={ratio}")
     score = (lambda output8: _score_against_gt(case_dir, tuple(box), output8)) if has_gt \
         else (lambda output8: {"reference": False})
     return EvalCase(case_dir.name, settings, ratio, score)
@@ -246,6 +249,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     case_dirs = sorted(p for p in cases_dir.iterdir() if (p / "case.json").exists())
     if not case_dirs:
         raise InputError(f"{cases_dir}: no case folders (each needs case.json, wide.png, tele.png)")
+    if args.pseudo_gt:
+        case_dirs = [write_pseudo_gt_case(d, out_dir / f"pseudo_gt_x{args.pseudo_gt}", args.pseudo_gt)
+                     for d in case_dirs]
+        print(f"pseudo GT x{args.pseudo_gt} (DCSR): 'visible' = pixels T covers, 'occluded' = "
+              "pixels it does not", file=sys.stderr)
     graph = load_pipeline(args.pipeline, args.set, default_registry())
     missing = sorted({"wide", "tele", "ratio", "zoom", "out"} - set(graph.inputs))
     if missing:
@@ -279,5 +287,8 @@ def register(subparsers: Any) -> None:
                         help="where outputs are saved, one folder per case, with summary.json "
                              "(default: eval_outputs/PIPELINE); a repeated command reuses the "
                              "outputs of unchanged cases")
+    parser.add_argument("--pseudo-gt", type=int, metavar="K",
+                        help="score every pair by the DCSR protocol: W and T downsampled by K, "
+                             "W's full-resolution centre as GT, zoom K")
     add_batch_options(parser)
     parser.set_defaults(handler=cmd_eval)

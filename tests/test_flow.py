@@ -130,3 +130,13 @@ def test_onnx_errors_are_clear(tmp_path):
         estimate_flow(src, src, "onnx", (384, 512), str(bad))
     with pytest.raises(InputError, match="same size"):
         estimate_flow(src, src[:16], "dis")
+
+
+def test_optical_band_sigma_brings_tele_band_to_wides():
+    from nodegraph.nodes.hzsr.flow import optical_band_sigma
+    assert optical_band_sigma(4.0, 1.0) == pytest.approx(np.sqrt(15.0) / 2)
+    assert optical_band_sigma(4.0, 0.5) == pytest.approx(np.sqrt(3.0) / 2)  # work grid 2x W
+    assert optical_band_sigma(1.0, 1.0) == 0.0 and optical_band_sigma(4.0, 0.2) == 0.0
+    # the blur's variance plus the work pixel's own (1/2 px)^2 is a W pixel's: (d s / 2)^2
+    d, s = 3.0, 0.8
+    assert optical_band_sigma(d, s) ** 2 + 0.25 == pytest.approx((d * s / 2) ** 2)

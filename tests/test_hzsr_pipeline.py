@@ -40,16 +40,17 @@ def test_default_run_works_offline_on_the_bundled_sample(tmp_path, monkeypatch):
     assert "contact_sheet.png" in names
 
 
-def test_unrelated_tele_warns_and_gives_plain_upsampled_wide(tmp_path, capsys):
+def test_unrelated_tele_fails_loudly_with_exit_2_and_no_output(tmp_path, capsys):
     import skimage.data
     unrelated = tmp_path / "unrelated.png"
     cv2.imwrite(str(unrelated), cv2.resize(skimage.data.camera(), (370, 250)))
     out = tmp_path / "out.png"
-    assert run("--set", f"tele={unrelated}", "--set", "ratio=2", "--out", str(out)) == 0
-    assert "does not overlap" in capsys.readouterr().err
-    result = cv2.imread(str(out)).astype(float)
-    plain = bicubic_of_central(cv2.imread(str(SAMPLE / "wide.jpg")), 2.0).astype(float)
-    assert np.abs(result - plain)[4:-4, 4:-4].max() <= 2  # nothing of T was pasted in
+    assert run("--set", f"tele={unrelated}", "--set", "ratio=2", "--out", str(out)) == 2
+    err = [line for line in capsys.readouterr().err.strip().splitlines()
+           if not line.startswith("note:")]
+    assert len(err) == 1 and "node 'align'" in err[0] and "cannot register tele onto wide" in err[0]
+    assert "align.mode=pre_aligned" in err[0] and "Traceback" not in err[0]
+    assert not out.exists()  # never a silent upsampled W
 
 
 def test_tele_at_another_resolution_than_wide_times_ratio(tmp_path):

@@ -36,7 +36,12 @@ def test_unchanged_blend_gives_bicubic_view_of_wide(zoom):
     out = uncrop(wide, src, src.copy(), crop, RATIO, zoom)
     expected = resample_region(wide, central_rect(256, 256, zoom), (256, 256))
     assert out.shape == wide.shape and out.dtype == np.float32
-    np.testing.assert_array_equal(out, expected)
+    if zoom == RATIO:  # the working grid is the output grid
+        np.testing.assert_array_equal(out, expected)
+    # elsewhere W's crop is interpolated a second time inside T's region: close, not equal
+    assert np.abs(out - expected).mean() < 0.01
+    if zoom < RATIO:  # outside T's region: W's bicubic view exactly
+        np.testing.assert_array_equal(out[:20], expected[:20])
 
 
 def test_zoom_defaults_to_ratio():
@@ -56,7 +61,7 @@ def test_known_delta_lands_at_right_place_and_scale(zoom, tele_wh):
     blended = src.copy()
     blended[..., 1] += bump  # the green channel only; src green stays away from 1 below
     out = uncrop(wide, src, blended, crop, RATIO, zoom)
-    base = resample_region(wide, central_rect(256, 256, zoom), (256, 256))
+    base = uncrop(wide, src, src, crop, RATIO, zoom)  # resampling is linear: out - base = R(bump)
     diff = (out - base)[..., 1]
     np.testing.assert_allclose((out - base)[..., 0], 0.0, atol=1e-6)
     weight = np.abs(diff)
@@ -97,9 +102,39 @@ def test_detail_fades_out_before_the_edge_of_t_below_the_ratio():
     base = uncrop_image(wide, src, src, crop, zoom=2.0)
     np.testing.assert_allclose((at_ratio - base)[2:-2, 2:-2], 0.2, atol=1e-4)  # no ramp: no seam there
     below = uncrop_image(wide, src, blended, crop, zoom=1.25, feather=0.05) - \
-        uncrop_image(wide, src, src, crop, zoom=1.25)
+        uncrop_image(wide, src, src, crop, zoom=1.25, feather=0.05)
     row = below[60, :, 0]
     inside = np.nonzero(row > 1e-3)[0]
     assert row[inside[0]] < 0.1 and row[inside[-1]] < 0.1  # starts near 0 at T's edge
     assert abs(row[80] - 0.2) < 1e-3  # full detail in the middle
     assert np.all(np.diff(row[inside[0]: inside[0] + 5]) > 0)  # a ramp, not a step
+
+
+def test_turned_footprint_places_detail_and_pixel_size_tele_keeps_density():
+    from nodegraph.nodes.hzsr.uncrop import uncrop_image
+    from nodegraph.nodes.ops.geometry import rect_to_edge_matrix
+    wide, src, crop = _setup((256, 256))
+    # the same footprint as ``crop`` given as a matrix: identical output
+    footprint = rect_to_edge_matrix(crop, (256, 256))
+    blended = np.clip(src + 0.1, 0, 1)
+    np.testing.assert_allclose(uncrop_image(wide, src, blended, crop, 2.0, footprint=footprint),
+                               uncrop_image(wide, src, blended, crop, 2.0), atol=1e-5)
+    # T's grid at 2x W's density: pixel_size tele renders the view at that density
+    big = uncrop_image(wide, src, blended, crop, 1.5, pixel_size="tele")
+    assert big.shape == (round(256 / 1.5 * 2), round(256 / 1.5 * 2), 3)
+    # a footprint turned by 3 degrees about T's centre: a dot lands where the matrix says
+    c, s_ = np.cos(np.radians(3)), np.sin(np.radians(3))
+    turn = np.array([[c, -s_, 0], [s_, c, 0], [0, 0, 1.0]])
+    centre = np.array([[1, 0, 128.0], [0, 1, 128.0], [0, 0, 1]])
+    turned = footprint @ centre @ turn @ np.linalg.inv(centre)
+    dot = src.copy()
+    dot[96:101, 176:181, 1] += 0.3
+    out = uncrop_image(wide, src, dot, crop, 2.0, footprint=turned) - \
+        uncrop_image(wide, src, src, crop, 2.0, footprint=turned)
+    weight = np.abs(out[..., 1])
+    oy, ox = np.mgrid[0:256, 0:256]
+    got = ((weight * ox).sum() / weight.sum(), (weight * oy).sum() / weight.sum())
+    # T pixel centre (178, 98) -> W edge coordinates -> output pixel centre (zoom 2 = T's grid)
+    w_edge = turned @ np.array([178.5, 98.5, 1.0])
+    expected = (w_edge[0] - 64.0) * 2 - 0.5, (w_edge[1] - 64.0) * 2 - 0.5
+    assert np.hypot(got[0] - expected[0], got[1] - expected[1]) < 0.2

@@ -1,29 +1,56 @@
-"""Crop + FAST global alignment of the tele image T onto the wide image W (SPEC §4 step 2).
+"""Registration of the tele image T onto the wide image W (SPEC §4 step 2).
 
-HZSR coarse alignment: crop W to T's field of view (the central 1/ratio of W), resample it
-bicubically to T's pixel grid (the *working grid*) -> I_src; find the global 2D translation
-between I_src and T from FAST keypoint matches, colour-match T to W and translate it by that
-shift -> I_ref. Dense alignment (flow) then only has to remove the residual parallax.
+T's *footprint* is where T's frame lies in W: a 3x3 map of pixel-edge coordinates (T -> W),
+a similarity (scale, rotation, translation) or a homography. Three ways to find it
+(``mode``):
+
+- ``crop_translate``: the paper's cheap path. T covers W's centre at the prior ratio (with
+  T's aspect); W's region is resampled to T's grid, FAST keypoints are matched and a robust
+  global translation voted. Verified: the translation must explain at least
+  TRANSLATION_SHARE of the matches a similarity explains (same tolerance).
+- ``features``: SIFT hypotheses over candidate ratios (the prior first) verified and refined
+  densely by correlation (``ops.matching.register_tele``): any ratio 1.2-8, any T size or
+  aspect, small rotations; the prior only orders the search.
+- ``pre_aligned``: T is trusted to cover exactly W's centre at the prior ratio (with T's
+  aspect); nothing is matched.
+- ``auto`` (default): ``crop_translate`` when a prior ratio exists and it verifies, else
+  ``features``.
+
+The *working grid* is T's own pixel grid, so all of T's detail is kept untouched (T's
+pixel density, T px per W px, is measured: it may differ from the field-of-view ratio):
+I_src is W resampled onto it through the footprint (bicubic), I_ref is T colour-matched to W,
+``coverage`` 1 where W's frame reaches. When T cannot be registered the node fails with
+one line naming what failed and what to try: it never passes an upsampled W off as a fused
+result.
 """
 from __future__ import annotations
-
-import warnings
 
 import cv2
 import numpy as np
 
-from nodegraph import Image, Mask, Out, Param, Rect, Scalar, Shift, node
+from nodegraph import Any, Image, Mask, Out, Param, Rect, Scalar, Shift, node, note
 from nodegraph.errors import InputError
 from nodegraph.nodes.ops.colour import match_colour
-from nodegraph.nodes.ops.geometry import central_rect, resample_region
+from nodegraph.nodes.ops.geometry import (
+    bounding_rect,
+    centred_rect,
+    footprint_corners,
+    footprint_width,
+    rect_to_edge_matrix,
+    resample_region,
+)
 from nodegraph.nodes.ops.luminance import to_uint8_gray
-from nodegraph.nodes.ops.matching import match_keypoints
+from nodegraph.nodes.ops.matching import (
+    MIN_CORRELATION,
+    fit_transform,
+    match_keypoints,
+    register_tele,
+)
 
+MODES = ("auto", "features", "crop_translate", "pre_aligned")
 MIN_INLIERS = 12
 MIN_INLIER_FRACTION = 0.1
-
-
-
+TRANSLATION_SHARE = 0.7  # of a similarity's inliers a translation must explain (cheap path)
 
 
 def robust_translation(displacements: np.ndarray, tolerance: float = 2.0,
@@ -48,68 +75,167 @@ def robust_translation(displacements: np.ndarray, tolerance: float = 2.0,
     return displacements[inliers].mean(axis=0), inliers
 
 
+def centred_footprint(wide_wh, tele_wh, ratio: float) -> np.ndarray:
+    """3x3 map (pixel edges, T -> W) placing T over W's centre at field-of-view ``ratio``."""
+    rect = centred_rect(wide_wh[0], wide_wh[1], ratio, tele_wh[0] / tele_wh[1])
+    return rect_to_edge_matrix(rect, tele_wh)
 
-def align_images(wide: np.ndarray, tele: np.ndarray, ratio: float, *, feature_long_side: int = 1000,
-                 fast_threshold: int = 10, tolerance_px: float = 2.0) -> dict:
-    """Crop W to T's field of view and find/apply the global translation of T (see the module doc)."""
-    if not ratio or ratio < 1.0:
-        raise InputError(f"zoom ratio must be >= 1, got {ratio!r}")
+
+def crop_translate(wide: np.ndarray, tele: np.ndarray, ratio: float, feature_long_side: int,
+                   fast_threshold: int, tolerance_px: float) -> tuple[np.ndarray | None, str]:
+    """(footprint or None, why not) of the cheap path: central crop + FAST translation, verified."""
     th, tw = tele.shape[:2]
-    crop = central_rect(wide.shape[1], wide.shape[0], ratio)
-    src = resample_region(wide, crop, (tw, th))
-
+    centred = centred_footprint((wide.shape[1], wide.shape[0]), (tw, th), ratio)
+    src = resample_region(wide, bounding_rect(footprint_corners(centred, (tw, th))), (tw, th))
     gray_src, scale = to_uint8_gray(src, feature_long_side)
     gray_ref, _ = to_uint8_gray(tele, feature_long_side)
-    p_src, p_ref = match_keypoints(gray_src, gray_ref, fast_threshold=fast_threshold)
+    p_src, p_ref = match_keypoints(gray_src, gray_ref, detector="fast",
+                                   fast_threshold=fast_threshold)
     # ref(x) = T(x - shift) lines T up with src, so shift = p_src - p_ref for a matched point.
     shift_small, inliers = robust_translation(p_src - p_ref, tolerance_px)
     n_inliers = int(inliers.sum())
     if n_inliers < MIN_INLIERS or n_inliers < MIN_INLIER_FRACTION * len(inliers):
-        warnings.warn(stacklevel=2, message=f"tele does not overlap wide: only {n_inliers} of {len(inliers)} feature "
-                      f"matches agree on a translation (need {MIN_INLIERS}); using zero shift, "
-                      "the output falls back to upsampled W")
-        shift, overlap = np.zeros(2), 0.0
-    else:
-        shift, overlap = shift_small / scale, 1.0
+        return None, f"only {n_inliers} of {len(inliers)} FAST matches agree on a translation"
+    # Verified when a similarity explains hardly more matches than the translation: a wrong
+    # prior ratio leaves only a central cluster of the matches to a translation, while
+    # parallax spoils a similarity as much as a translation.
+    _, n_similarity = fit_transform(p_ref, p_src, "similarity", tolerance_px)
+    if n_inliers < TRANSLATION_SHARE * n_similarity:
+        return None, (f"a similarity explains {n_similarity} matches, the translation only "
+                      f"{n_inliers} (the prior ratio is off, or T is turned)")
+    shift = shift_small / scale  # T px: T pixel u sits at u + shift on the centred grid
+    return centred @ np.array([[1.0, 0.0, shift[0]], [0.0, 1.0, shift[1]], [0.0, 0.0, 1.0]]), ""
 
-    translate = np.array([[1.0, 0.0, shift[0]], [0.0, 1.0, shift[1]]])
-    coverage = cv2.warpAffine(np.ones((th, tw), np.float32), translate, (tw, th),
-                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    # Colour statistics over the overlap only, at W's optical resolution (its crop size).
-    low_wh = (max(1, round(crop[2] - crop[0])), max(1, round(crop[3] - crop[1])))
+
+def find_footprint(wide: np.ndarray, tele: np.ndarray, prior: float | None, mode: str,
+                   transform: str, feature_long_side: int, fast_threshold: int,
+                   tolerance_px: float) -> tuple[np.ndarray, str]:
+    """(3x3 footprint T -> W, sentence saying how it was found) for ``mode`` (module doc)."""
+    if mode not in MODES:
+        raise InputError(f"align.mode must be one of {', '.join(MODES)}, got {mode!r}")
+    wide_wh, tele_wh = (wide.shape[1], wide.shape[0]), (tele.shape[1], tele.shape[0])
+    if mode in ("pre_aligned", "crop_translate") and not prior:
+        raise InputError(f"align.mode={mode} needs the field-of-view ratio: give --set ratio=R "
+                         "(or images with EXIF 35 mm focal lengths), or use align.mode=features")
+    if mode == "pre_aligned":
+        return centred_footprint(wide_wh, tele_wh, prior), "trusted as pre-aligned (no matching)"
+    why_not = ""
+    if mode in ("auto", "crop_translate") and prior:
+        footprint, why_not = crop_translate(wide, tele, prior, feature_long_side, fast_threshold,
+                                            tolerance_px)
+        if footprint is not None:
+            return footprint, "central crop + FAST translation"
+        if mode == "crop_translate":
+            raise InputError(f"align.mode=crop_translate failed: {why_not}; check --set ratio, "
+                             "or use align.mode=features")
+    found = register_tele(wide, tele, prior, model=transform)
+    if not found.agrees:
+        raise InputError(
+            "cannot register tele onto wide: "
+            + (f"the cheap path failed ({why_not}) and " if why_not else "")
+            + f"no SIFT footprint correlates with W (best {found.correlation:.2f} from "
+            f"{found.inliers} of {found.matches} matches, need {MIN_CORRELATION}); are they "
+            "the same scene? If T is already aligned to W's centre use --set align.mode="
+            "pre_aligned with --set ratio=R")
+    return found.matrix, (f"{transform} from {found.inliers} SIFT matches refined by "
+                          f"correlation {found.correlation:.3f}")
+
+
+def place_tele(wide: np.ndarray, tele: np.ndarray, footprint: np.ndarray) -> dict:
+    """src, ref, coverage, crop, shift, overlap, ratio, density, footprint on T's grid (module doc)."""
+    th, tw = tele.shape[:2]
+    corners = footprint_corners(footprint, (tw, th))
+    width = footprint_width(corners, (tw, th))
+    density = tw / width
+    centre_to_edge = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
+    to_wide = np.linalg.inv(centre_to_edge) @ footprint @ centre_to_edge  # T -> W pixel centres
+    flags = cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
+    if np.allclose(to_wide[2], [0.0, 0.0, 1.0], atol=1e-12):
+        src = cv2.warpAffine(wide, to_wide[:2], (tw, th), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    else:
+        src = cv2.warpPerspective(wide, to_wide, (tw, th), flags=flags,
+                                  borderMode=cv2.BORDER_REPLICATE)
+    src = np.clip(src, 0.0, 1.0).astype(np.float32, copy=False)
+    wh = wide.shape[1::-1]
+    if np.all((corners >= 0) & (corners <= wh)):
+        coverage = np.ones((th, tw), np.float32)
+    else:  # part of T lies outside W's frame: nothing to fuse there
+        coverage = np.clip(cv2.warpPerspective(np.ones(wide.shape[:2], np.float32), to_wide, (tw, th),
+                                               flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                               borderMode=cv2.BORDER_CONSTANT, borderValue=0),
+                           0.0, 1.0)
+    if coverage.max() <= 0:
+        raise InputError("the tele footprint found lies outside the wide frame")
+    # Colour statistics over the overlap only, at W's optical resolution.
+    low_wh = (max(1, round(tw / density)), max(1, round(th / density)))
     seen = cv2.resize(coverage, low_wh, interpolation=cv2.INTER_AREA) > 0.999
     src_low = cv2.resize(src, low_wh, interpolation=cv2.INTER_AREA)[seen]
-    tele_on_src = cv2.warpAffine(tele, translate, (tw, th), flags=cv2.INTER_LINEAR,
-                                 borderMode=cv2.BORDER_REPLICATE)
-    tele_low = cv2.resize(tele_on_src, low_wh, interpolation=cv2.INTER_AREA)[seen]
-    if len(src_low) < 16:  # the translation left (almost) no common area
+    tele_low = cv2.resize(tele, low_wh, interpolation=cv2.INTER_AREA)[seen]
+    if len(src_low) < 16:  # (almost) no common area at W's resolution
         src_low, tele_low = src.reshape(-1, 3), tele.reshape(-1, 3)
     # Global means and deviations need no more than ~250k samples (speed at 12 MP).
     step = max(1, len(src_low) // 250_000)
-    ref = match_colour(tele_on_src, tele_low[::step], src_low[::step])
-    return {"src": src, "ref": ref, "coverage": np.clip(coverage, 0.0, 1.0),
-            "crop": tuple(float(v) for v in crop), "shift": (float(shift[0]), float(shift[1])),
-            "overlap": overlap, "inliers": n_inliers, "matches": len(inliers)}
+    ref = match_colour(tele, tele_low[::step], src_low[::step])
+    # T's footprint as the axis-aligned W rectangle of T's shape and the footprint's area
+    centre = footprint @ np.array([tw / 2, th / 2, 1.0])
+    cx, cy = centre[:2] / centre[2]
+    crop = (cx - width / 2, cy - width * th / tw / 2, cx + width / 2, cy + width * th / tw / 2)
+    return {"src": src, "ref": ref, "coverage": coverage, "crop": tuple(float(v) for v in crop),
+            "shift": (0.0, 0.0), "overlap": float(coverage.mean()), "ratio": wh[0] / width,
+            "density": density, "footprint": footprint}
 
 
-@node("hzsr.align", version=1)
-def align(wide: Image, tele: Image, ratio: Scalar, *,
+def align_images(wide: np.ndarray, tele: np.ndarray, prior: float | None, *, mode: str = "auto",
+                 transform: str = "similarity", feature_long_side: int = 1000,
+                 fast_threshold: int = 10, tolerance_px: float = 2.0) -> dict:
+    """Find T's footprint in W and put both on the working grid (see the module doc)."""
+    if prior is not None and not prior >= 1.0:
+        raise InputError(f"field-of-view ratio must be >= 1, got {prior!r}")
+    footprint, how = find_footprint(wide, tele, prior, mode, transform, feature_long_side,
+                                    fast_threshold, tolerance_px)
+    out = place_tele(wide, tele, footprint)
+    if not out["ratio"] >= 1.0:
+        raise InputError(f"the tele footprint found ({how}) is wider than W (field-of-view ratio "
+                         f"{out['ratio']:.3g} < 1): swapped inputs?")
+    out["how"] = how
+    return out
+
+
+@node("hzsr.align", version=2)
+def align(wide: Image, tele: Image, ratio: Scalar = None, *,
+          mode: str = Param("auto", choices=MODES,
+                            doc="auto: the cheap path when a prior ratio exists and it verifies, "
+                                "else features; features: SIFT + correlation (any ratio 1.2-8, "
+                                "rotation, T of any size); crop_translate: the paper's central "
+                                "crop + FAST translation only; pre_aligned: T trusted to cover "
+                                "W's centre at the ratio"),
+          transform: str = Param("similarity", choices=("similarity", "homography"),
+                                 doc="footprint model of the features path (a homography for "
+                                     "tilted views)"),
           feature_long_side: int = Param(1000, range=(200, 8000), unit="px",
-                                         doc="features are detected on copies downscaled to this "
-                                             "long side (speed); the shift is scaled back"),
+                                         doc="FAST keypoints (cheap path) are detected on copies "
+                                             "downscaled to this long side; the shift is scaled back"),
           fast_threshold: int = Param(10, range=(1, 100), unit="8-bit levels",
                                       doc="FAST corner contrast threshold"),
           tolerance_px: float = Param(2.0, range=(0.25, 20.0), unit="px",
                                       doc="inlier distance of the translation vote, at feature scale"),
-          ) -> Out(src=Image, ref=Image, coverage=Mask, crop=Rect, shift=Shift, overlap=Scalar):
-    """Crop W to T's FOV on T's grid (I_src) and FAST-align + colour-match T to it (I_ref).
+          ) -> Out(src=Image, ref=Image, coverage=Mask, crop=Rect, shift=Shift, overlap=Scalar,
+                   ratio=Scalar, footprint=Any):
+    """Register T in W and put both on the working grid: I_src (W) and I_ref (T, colour-matched).
 
-    ``src`` is W's central 1/ratio region (``crop``, in W pixels) bicubically resampled to
-    T's pixel grid. ``ref`` is T with per-channel mean/std matched to W, translated by the
-    global ``shift`` found from FAST keypoint matches (mutual, ratio-tested ORB descriptors;
-    RANSAC-style translation vote), border replicated; ``coverage`` is 1 where ref holds real
-    T pixels. Too few agreeing matches: warns, zero shift, ``overlap`` = 0 (else 1).
+    ``ratio`` in: the field-of-view prior (W width / width T covers in W; None = unknown).
+    ``footprint`` by ``mode`` (module doc): 3x3, T pixel edges -> W's. The working grid is
+    T's own (h, w): ``src`` (h, w, 3) W resampled onto it through the footprint (bicubic),
+    ``ref`` T itself, untouched but for per-channel mean/std matched to W, ``coverage`` (h, w)
+    1 where W's frame reaches, ``overlap`` its mean, ``shift`` (0, 0) (T px = working px),
+    ``crop`` the footprint as the W rectangle (x0, y0, x1, y1) of T's shape and the same
+    area, ``ratio`` out: the measured field-of-view ratio (W width / crop width); T's pixel
+    density is T width / crop width. Failure: InputError naming what failed and what to try.
     """
-    out = align_images(wide, tele, float(ratio), feature_long_side=feature_long_side,
+    out = align_images(wide, tele, None if ratio is None else float(ratio), mode=mode,
+                       transform=transform, feature_long_side=feature_long_side,
                        fast_threshold=fast_threshold, tolerance_px=tolerance_px)
-    return {k: out[k] for k in ("src", "ref", "coverage", "crop", "shift", "overlap")}
+    note(f"tele footprint {out['how']}: field-of-view ratio {out['ratio']:.4g}, T's pixel "
+         f"density {out['density']:.3g}x W's")
+    return {k: out[k] for k in ("src", "ref", "coverage", "crop", "shift", "overlap", "ratio",
+                                "footprint")}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from nodegraph import Flow, Gray, Image, Out, Param, node
+from nodegraph import Flow, Gray, Image, Out, Param, Rect, node
 from nodegraph.errors import InputError
 from nodegraph.nodes.ops.flow_fields import resize_flow
 from nodegraph.nodes.ops.luminance import gray8
@@ -88,17 +88,39 @@ def flow_std_full_res(log_var: np.ndarray, shape: tuple[int, int]) -> np.ndarray
     return cv2.resize(s, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
 
 
+def optical_band_sigma(density: float, work_scale: float) -> float:
+    """Gaussian sigma (work px) that brings T's band down to W's on the work grid.
+
+    A grid ``density`` x finer than W's optics, shrunk by ``work_scale``, still samples
+    density * work_scale px per W px; a W pixel's blur is then ~(density * work_scale) / 2
+    px wide, of which 1/2 px is the work grid's own: sigma = sqrt((d w)^2 - 1) / 2, 0 when
+    the work grid is already at or below W's resolution.
+    """
+    d = density * work_scale
+    return float(np.sqrt(d * d - 1.0) / 2.0) if d > 1.0 else 0.0
+
+
+def _to_band(image: np.ndarray, sigma: float) -> np.ndarray:
+    return cv2.GaussianBlur(image, (0, 0), sigma) if sigma > 0.0 else image
+
+
 def estimate_flow(src: np.ndarray, ref: np.ndarray, method: str = "dis",
                   work_size: tuple[int, int] = (384, 512), onnx_model: str | None = None,
-                  dis_preset: str = "medium"
+                  dis_preset: str = "medium", density: float = 1.0,
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(F_fwd, F_bwd, S or None) at full resolution, computed at the work size (module doc)."""
+    """(F_fwd, F_bwd, S or None) at full resolution, computed at the work size (module doc).
+
+    ``density``: working px per W px; both images are compared in W's optical band
+    (:func:`optical_band_sigma`): detail only T holds cannot be matched in I_src and only
+    makes the flow noisy (measured on the Nikon pair, docs/real_pairs.md).
+    """
     if src.shape != ref.shape:
         raise InputError(f"src and ref must have the same size, got {src.shape} and {ref.shape}")
     full = src.shape[:2]
     if method in ("dis", "farneback"):
         shape = work_shape(full, work_size)
-        a, b = gray8(src, shape), gray8(ref, shape)
+        sigma = optical_band_sigma(density, shape[1] / full[1])
+        a, b = _to_band(gray8(src, shape), sigma), _to_band(gray8(ref, shape), sigma)
         forward, backward = (_opencv_flow(a, b, method, dis_preset),
                              _opencv_flow(b, a, method, dis_preset))
         return resize_flow(forward, full), resize_flow(backward, full), None
@@ -108,16 +130,17 @@ def estimate_flow(src: np.ndarray, ref: np.ndarray, method: str = "dis",
         raise InputError("flow method 'onnx' needs the parameter onnx_model (path of a .onnx file)")
     session = onnx_session(str(onnx_model))
     h, w = onnx_input_shape(session, work_shape(full, work_size))
-    a = cv2.resize(src, (w, h), interpolation=cv2.INTER_AREA)
-    b = cv2.resize(ref, (w, h), interpolation=cv2.INTER_AREA)
+    sigma = optical_band_sigma(density, w / full[1])
+    a = _to_band(cv2.resize(src, (w, h), interpolation=cv2.INTER_AREA), sigma)
+    b = _to_band(cv2.resize(ref, (w, h), interpolation=cv2.INTER_AREA), sigma)
     forward, log_var = _onnx_flow(session, a, b)
     backward, _ = _onnx_flow(session, b, a)  # backward flow: the same model with inputs swapped
     std = flow_std_full_res(log_var, full) if log_var is not None else None
     return resize_flow(forward, full), resize_flow(backward, full), std
 
 
-@node("hzsr.flow", version=1, fingerprint=lambda params: model_fingerprint(params["onnx_model"]))
-def flow(src: Image, ref: Image, *,
+@node("hzsr.flow", version=2, fingerprint=lambda params: model_fingerprint(params["onnx_model"]))
+def flow(src: Image, ref: Image, crop: Rect = None, *,
          method: str = Param("dis", choices=("dis", "farneback", "onnx"),
                              doc="flow backend: OpenCV DIS, OpenCV Farneback or an ONNX model"),
          dis_preset: str = Param("medium", choices=tuple(DIS_PRESETS),
@@ -131,11 +154,14 @@ def flow(src: Image, ref: Image, *,
          ) -> Out(forward=Flow, backward=Flow, flow_std=Gray):
     """Forward (F_fwd: I_src -> I_ref) and backward (F_bwd) flow, computed downsampled.
 
-    Both images are resized to fit work_width x work_height (aspect kept, never enlarged),
+    Both images are resized to fit work_width x work_height (aspect kept, never enlarged)
+    and, with ``crop`` (T's footprint in W px; density = src width / crop width), blurred
+    to W's optical band (sigma = sqrt((d s)^2 - 1) / 2 work px, s the work scale);
     flow is computed on luminance (DIS, Farneback) or RGB (ONNX), upsampled bilinearly and
     its vectors rescaled to full resolution. ``flow_std`` is S(x) = sqrt(exp(log Var_x) +
     exp(log Var_y)) in full-resolution px when the ONNX model emits log-variances, else None.
     """
+    density = src.shape[1] / (crop[2] - crop[0]) if crop is not None else 1.0
     forward, backward, std = estimate_flow(src, ref, method, (work_height, work_width),
-                                           onnx_model, dis_preset)
+                                           onnx_model, dis_preset, density)
     return {"forward": forward, "backward": backward, "flow_std": std}

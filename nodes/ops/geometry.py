@@ -36,3 +36,50 @@ def resample_region(image: np.ndarray, rect, out_wh, interpolation: int = cv2.IN
     out = cv2.warpAffine(image, rect_to_grid_matrix(rect, out_wh), (int(out_wh[0]), int(out_wh[1])),
                          flags=interpolation | cv2.WARP_INVERSE_MAP, borderMode=border)
     return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def centred_rect(width: int, height: int, fov_ratio: float, aspect: float
+                 ) -> tuple[float, float, float, float]:
+    """Centred region (x0, y0, x1, y1) of a width x height image that is width / fov_ratio
+    wide with the given aspect (width / height): a frame of another aspect seen in its middle."""
+    cw = width / fov_ratio
+    ch = cw / aspect
+    x0, y0 = (width - cw) / 2.0, (height - ch) / 2.0
+    return (x0, y0, x0 + cw, y0 + ch)
+
+
+def rect_to_edge_matrix(rect, out_wh) -> np.ndarray:
+    """3x3 matrix from pixel-edge coordinates of an ``out_wh`` grid to those of ``rect``'s image."""
+    x0, y0, x1, y1 = (float(v) for v in rect)
+    return np.array([[(x1 - x0) / out_wh[0], 0.0, x0], [0.0, (y1 - y0) / out_wh[1], y0],
+                     [0.0, 0.0, 1.0]])
+
+
+def footprint_corners(tele_to_wide: np.ndarray, tele_wh) -> np.ndarray:
+    """(4, 2) W pixel-edge coordinates of T's corners (clockwise from top left) under the
+    3x3 map ``tele_to_wide`` of pixel-edge coordinates."""
+    w, h = tele_wh
+    corners = np.array([[0, 0, 1], [w, 0, 1], [w, h, 1], [0, h, 1]], np.float64) @ tele_to_wide.T
+    return corners[:, :2] / corners[:, 2:]
+
+
+def footprint_width(corners: np.ndarray, tele_wh) -> float:
+    """Width (W px) of the T-shaped rectangle with the footprint's area: the width T covers
+    in W, defined for rotated and perspective footprints too."""
+    x, y = corners[:, 0], corners[:, 1]
+    area = 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+    return float(np.sqrt(area * tele_wh[0] / tele_wh[1]))
+
+
+def bounding_rect(corners: np.ndarray) -> tuple[float, float, float, float]:
+    """Axis-aligned (x0, y0, x1, y1) around the (N, 2) points."""
+    return (float(corners[:, 0].min()), float(corners[:, 1].min()),
+            float(corners[:, 0].max()), float(corners[:, 1].max()))
+
+
+def working_to_tele_matrix(crop, working_wh, tele_to_wide: np.ndarray) -> np.ndarray:
+    """3x3 map from working-grid pixel centres (``crop`` of W over ``working_wh``) to T pixel
+    centres, for cv2.warpPerspective with WARP_INVERSE_MAP."""
+    centre_to_edge = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
+    return (np.linalg.inv(centre_to_edge) @ np.linalg.inv(tele_to_wide)
+            @ rect_to_edge_matrix(crop, working_wh) @ centre_to_edge)

@@ -111,8 +111,8 @@ def register_user_pair(folder: str, max_side: int = 1400) -> RealPair:
     """A user's W/T pair as a :class:`RealPair`: T (colour-matched to W and translated by
     ``hzsr.align``) is the target, W's footprint of T resampled onto T's grid the W capture.
 
-    The footprint comes from the pipeline: ``hzsr.ratio``'s resolution (EXIF focal lengths,
-    else matched features) and ``hzsr.align``'s crop + translation. Raises InputError naming
+    The footprint comes from the pipeline: ``hzsr.ratio``'s prior (EXIF focal lengths, else
+    unknown) and ``hzsr.align``'s registration (T stays on its own grid). Raises InputError naming
     the folder when registration fails. T larger than ``max_side`` is area-downscaled first
     (and W with it), as the rig's photos are.
     """
@@ -123,15 +123,12 @@ def register_user_pair(folder: str, max_side: int = 1400) -> RealPair:
         tele = cv2.resize(tele, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         wide = cv2.resize(wide, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     try:
-        ratio, _ = resolve_ratio(wide, tele, wide_focal, tele_focal, None)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        ratio, _ = resolve_ratio(wide_focal, tele_focal, None)  # a prior, None if unknown
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # align's note; a failure raises InputError
             aligned = align_images(wide, tele, ratio)
     except InputError as err:
         raise InputError(f"{folder}: {err}") from None
-    if not aligned["overlap"]:
-        reason = str(caught[-1].message) if caught else "no overlap found"
-        raise InputError(f"{folder}: cannot register tele in wide: {reason}")
     inside = np.argwhere(aligned["coverage"] >= 0.999)
     if len(inside) == 0:
         raise InputError(f"{folder}: tele covers no pixel of wide's footprint")
