@@ -33,7 +33,7 @@ def _working_to_output(u, v, crop, working_wh, zoom):
 @pytest.mark.parametrize("zoom", [1.0, 1.5, 2.0, 3.0, 5.0])
 def test_unchanged_blend_gives_bicubic_view_of_wide(zoom):
     wide, src, crop = _setup()
-    out = uncrop(wide, src, src.copy(), crop, RATIO, zoom)
+    out = uncrop(wide, src, src.copy(), crop, RATIO, zoom=zoom)
     expected = resample_region(wide, central_rect(256, 256, zoom), (256, 256))
     assert out.shape == wide.shape and out.dtype == np.float32
     if zoom == RATIO:  # the working grid is the output grid
@@ -46,8 +46,8 @@ def test_unchanged_blend_gives_bicubic_view_of_wide(zoom):
 
 def test_zoom_defaults_to_ratio():
     wide, src, crop = _setup()
-    np.testing.assert_array_equal(uncrop(wide, src, src, crop, RATIO, None),
-                                  uncrop(wide, src, src, crop, RATIO, RATIO))
+    np.testing.assert_array_equal(uncrop(wide, src, src, crop, RATIO, zoom=None),
+                                  uncrop(wide, src, src, crop, RATIO, zoom=RATIO))
 
 
 @pytest.mark.parametrize("zoom", [1.25, 2.0, 3.0])
@@ -60,8 +60,8 @@ def test_known_delta_lands_at_right_place_and_scale(zoom, tele_wh):
     bump = 0.2 * np.exp(-((xx - u0) ** 2 + (yy - v0) ** 2) / (2 * sigma**2))
     blended = src.copy()
     blended[..., 1] += bump  # the green channel only; src green stays away from 1 below
-    out = uncrop(wide, src, blended, crop, RATIO, zoom)
-    base = uncrop(wide, src, src, crop, RATIO, zoom)  # resampling is linear: out - base = R(bump)
+    out = uncrop(wide, src, blended, crop, RATIO, zoom=zoom)
+    base = uncrop(wide, src, src, crop, RATIO, zoom=zoom)  # resampling is linear: out - base = R(bump)
     diff = (out - base)[..., 1]
     np.testing.assert_allclose((out - base)[..., 0], 0.0, atol=1e-6)
     weight = np.abs(diff)
@@ -78,7 +78,7 @@ def test_known_delta_lands_at_right_place_and_scale(zoom, tele_wh):
 def test_delta_outside_view_is_dropped_and_output_in_range():
     wide, src, crop = _setup()
     blended = np.clip(src + 0.5, 0, 1)
-    out = uncrop(wide, src, blended, crop, RATIO, 1.0)
+    out = uncrop(wide, src, blended, crop, RATIO, zoom=1.0)
     base = resample_region(wide, central_rect(256, 256, 1.0), (256, 256))
     # At zoom 1 T covers the central half only: the outer ring is plain W.
     np.testing.assert_array_equal(out[:60], base[:60])
@@ -88,7 +88,7 @@ def test_delta_outside_view_is_dropped_and_output_in_range():
 def test_zoom_below_one_rejected():
     wide, src, crop = _setup()
     with pytest.raises(InputError, match="zoom"):
-        uncrop(wide, src, src, crop, RATIO, 0.5)
+        uncrop(wide, src, src, crop, RATIO, zoom=0.5)
 
 
 def test_detail_fades_out_before_the_edge_of_t_below_the_ratio():

@@ -130,13 +130,14 @@ def find_footprint(wide: np.ndarray, tele: np.ndarray, prior: float | None, mode
                              "or use align.mode=features")
     found = register_tele(wide, tele, prior, model=transform)
     if not found.agrees:
+        best = (f"best correlation {found.correlation:.2f}" if found.correlation >= 0
+                else "none converged")
         raise InputError(
             "cannot register tele onto wide: "
             + (f"the cheap path failed ({why_not}) and " if why_not else "")
-            + f"no SIFT footprint correlates with W (best {found.correlation:.2f} from "
-            f"{found.inliers} of {found.matches} matches, need {MIN_CORRELATION}); are they "
-            "the same scene? If T is already aligned to W's centre use --set align.mode="
-            "pre_aligned with --set ratio=R")
+            + f"no template or SIFT footprint correlates with W ({best}, need {MIN_CORRELATION})"
+            "; are they the same scene? If T is already aligned to W's centre use --set "
+            "align.mode=pre_aligned with --set ratio=R")
     return found.matrix, (f"{transform} from {found.inliers} SIFT matches refined by "
                           f"correlation {found.correlation:.3f}")
 

@@ -143,7 +143,7 @@ ZOOM = Scalar.within(1.0, math.inf)
 # Bypassed, the node gives the blended crop on T's grid itself (not W).
 @node("hzsr.uncrop", version=2, bypass={"image": "blended"})
 def uncrop(wide: Image, src: Image, blended: Image, crop: Rect, ratio: Scalar,
-           zoom: ZOOM = None, footprint: Any = None, *,
+           footprint: Any = None, zoom: ZOOM = None, *,
            feather: float = Param(0.03, range=(0.0, 0.5), unit="fraction of the short side",
                                   doc="width of the ramp that fades T's detail out before the "
                                       "edge of T's field of view when it lies inside the output "
