@@ -402,8 +402,8 @@ def test_exif_focal_lengths_that_make_no_sense_are_ignored_with_a_note(workspace
     code, output = call(["run", str(REPO / "pipelines" / "hzsr.yaml"), f"--set=tele={silly}",
                          f"--set=out={root / 'silly.png'}"])
     assert code == 0, output
-    assert "note: node 'ratio': ignoring the zoom ratio 3846 from the EXIF" in output
-    assert "estimated from" in output  # the features decided instead
+    assert "note: node 'ratio': ignoring the field-of-view ratio 3846 from the EXIF" in output
+    assert "note: node 'align': tele footprint" in output  # registration measured it instead
 
 
 # ---------------------------------------------------------------- a sample in a subprocess
