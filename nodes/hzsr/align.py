@@ -138,8 +138,10 @@ def find_footprint(wide: np.ndarray, tele: np.ndarray, prior: float | None, mode
             + f"no template or SIFT footprint correlates with W ({best}, need {MIN_CORRELATION})"
             "; are they the same scene? If T is already aligned to W's centre use --set "
             "align.mode=pre_aligned with --set ratio=R")
-    return found.matrix, (f"{transform} from {found.inliers} SIFT matches refined by "
-                          f"correlation {found.correlation:.3f}")
+    hypothesis = (f"{found.inliers} of {found.matches} SIFT matches" if found.matches
+                  else "template matching")
+    return found.matrix, (f"{transform} from {hypothesis} refined by correlation "
+                          f"{found.correlation:.3f}")
 
 
 def place_tele(wide: np.ndarray, tele: np.ndarray, footprint: np.ndarray) -> dict:
