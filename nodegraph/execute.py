@@ -132,8 +132,7 @@ def _check_bound(graph: Graph, registry: Registry) -> None:
     problems = []
     for inst in graph.nodes.values():
         spec = resolve_spec(graph, inst.type, registry)
-        for port, link in inst.links.items():
-            ref = Ref.parse(link)
+        for port, ref in inst.links.items():
             if ref.node == INPUTS and graph.inputs[ref.port].default is None \
                     and port in spec.inputs and not spec.inputs[port].optional:
                 problems.append(graph.problem(

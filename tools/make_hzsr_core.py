@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from nodegraph.graph import GraphInput, dump_graph, load_graph
+from nodegraph.graph import INPUTS, GraphInput, Ref, dump_graph, load_graph
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = REPO / "pipelines" / "hzsr.yaml"
@@ -33,8 +33,8 @@ def core_text() -> str:
     inputs = {}
     for reader, (image, focal, doc) in READERS.items():
         del graph.nodes[reader]
-        replaced[f"{reader}.image"] = f"inputs.{image}"
-        replaced[f"{reader}.focal_35mm"] = f"inputs.{focal}"
+        replaced[Ref(reader, "image")] = Ref(INPUTS, image)
+        replaced[Ref(reader, "focal_35mm")] = Ref(INPUTS, focal)
         inputs[image] = GraphInput(image, "Image", None, f"{doc}, float32 RGB")
         inputs[focal] = GraphInput(focal, "Scalar", "auto",
                                    f"35 mm-equivalent focal length of {image}; auto = unknown")
