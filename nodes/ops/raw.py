@@ -33,7 +33,15 @@ def srgb_to_linear(encoded: np.ndarray) -> np.ndarray:
 def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
     """sRGB transfer curve (IEC 61966-2-1): L <= 0.0031308 -> 12.92 L, else 1.055 L^(1/2.4) - 0.055."""
     x = np.clip(np.asarray(linear, dtype=np.float32), 0.0, 1.0)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055).astype(np.float32)
+    return encode_srgb(x).astype(np.float32)
+
+
+def encode_srgb(x):
+    """The sRGB curve on values already in [0, 1], written with operators that numpy arrays
+    and torch tensors share, so the Zoom-to-Learn model (torch, exported to ONNX) applies the
+    very same curve: 12.92 x below 0.0031308, else 1.055 x^(1/2.4) - 0.055."""
+    low = x <= 0.0031308
+    return low * (12.92 * x) + ~low * (1.055 * x.clip(0.0031308, None) ** (1 / 2.4) - 0.055)
 
 
 def cfa_channels(pattern: str) -> np.ndarray:

@@ -19,7 +19,7 @@ from pathlib import Path
 from nodegraph.errors import InputError
 from nodegraph.files import check_output_options
 
-from . import ALIGNED_VALIDATION
+from . import ALIGNED_VALIDATION, zoom_to_learn
 
 DEFAULT_SCENES = 800
 SCENES_PER_ALIGNED_PAIR = 5
@@ -39,7 +39,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def register(subparsers) -> None:
-    """Add ``train`` (with its ``fusion`` sub-command) to an argparse subparsers object."""
+    """Add ``train`` (with its ``fusion`` and ``zoom`` sub-commands) to an argparse subparsers object."""
     train = subparsers.add_parser("train", help="train a learned model of the project")
     sub = train.add_subparsers(dest="train_what", required=True)
     p = sub.add_parser(
@@ -122,6 +122,7 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(handler=run_fusion)
+    zoom_to_learn.register(sub)
 
 
 def _check_options(args) -> None:
