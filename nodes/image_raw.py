@@ -7,34 +7,21 @@ sRGB one (exposure, then the sRGB transfer curve).
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
 
 import numpy as np
 
 from nodegraph import Gray, Image, Out, Param, Path, Scalar, Text, node
 from nodegraph.errors import InputError
+
+# LibRaw prints its own complaint about a bad file on fd 2 ("x.dng: Unexpected end of file"); the
+# node raises one InputError instead. fd 2 is process-wide: image_io's redirection holds the lock.
+from nodegraph.nodes.image_io import _decoder_messages
 from nodegraph.nodes.ops.raw import CFA_PATTERNS, linear_to_srgb
 
 WHITE_BALANCES = ("as_shot", "daylight", "none", "gains")
 DEMOSAIC = ("ahd", "linear", "vng", "ppg", "dht", "aahd")
 TAG_FOCAL_35MM = 41989  # FocalLengthIn35mmFilm
-
-
-@contextlib.contextmanager
-def _libraw_stderr_silenced():
-    """LibRaw prints its own complaint about a bad file ("x.dng: Unexpected end of file") on
-    file descriptor 2; the node raises one clear InputError instead, so that line is dropped."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _message(error: Exception) -> str:
@@ -50,7 +37,7 @@ def _open_raw(path: str):
         raise InputError(f"cannot read raw file {path!r}: no such file")
     raw = rawpy.RawPy()
     try:
-        with _libraw_stderr_silenced():
+        with _decoder_messages():
             raw.open_file(path)
             raw.unpack()
     except rawpy.LibRawFileUnsupportedError:
@@ -143,7 +130,7 @@ def read_raw(path: Path, *,
     try:
         pattern = cfa_pattern(raw)
         mosaic = normalized_mosaic(raw)
-        with _libraw_stderr_silenced():
+        with _decoder_messages():
             rgb16 = raw.postprocess(
                 demosaic_algorithm=getattr(rawpy.DemosaicAlgorithm, demosaic.upper()),
                 use_camera_wb=white_balance == "as_shot",
