@@ -24,7 +24,7 @@ from typing import Any
 
 import networkx as nx
 
-from .errors import GraphError, InputError, NodeError
+from .errors import InputError, NodeError
 from .graph import AUTO, INPUTS, Graph, Ref
 from .node import NodeSpec, Note, Wrote, bypassed_outputs, call_node
 from .registry import Registry
@@ -120,26 +120,9 @@ def _input_value(graph: Graph, name: str) -> Const:
 def plan(graph: Graph, registry: Registry) -> Plan:
     """Validate ``graph`` and flatten it into steps in topological order."""
     check(graph, registry)
-    _check_bound(graph, registry)
     steps: list[Step] = []
     outputs = _flatten(graph, registry, "", {n: _input_value(graph, n) for n in graph.inputs}, steps)
     return Plan(steps, outputs, graph)
-
-
-def _check_bound(graph: Graph, registry: Registry) -> None:
-    """GraphError naming each graph input that has no value (no default, no --set) but feeds a
-    required input: the run could not start, so this is the user's to fix (exit 2)."""
-    problems = []
-    for inst in graph.nodes.values():
-        spec = resolve_spec(graph, inst.type, registry)
-        for port, ref in inst.links.items():
-            if ref.node == INPUTS and graph.inputs[ref.port].default is None \
-                    and port in spec.inputs and not spec.inputs[port].optional:
-                problems.append(graph.problem(
-                    f"graph input has no value; give one with --set {ref.port}=VALUE",
-                    ("inputs", ref.port), port=ref.port))
-    if problems:
-        raise GraphError(list({str(p): p for p in problems}.values()))
 
 
 def _flatten(graph: Graph, registry: Registry, prefix: str, inputs: dict[str, Ref | Const],
