@@ -105,7 +105,7 @@ class EditorView:
         self._origin = (0.0, 0.0)  # graph point drawn at the canvas's top-left corner
         # Fit the graph to the canvas once its boxes are measured, and once more when they
         # have been measured at the zoom of the first fit (paddings do not scale exactly).
-        self._fits_left = 2
+        self._fits_left = 3
         self._fonts: dict[float, int | str] = {}
         self._mouse_down = False
 
@@ -710,7 +710,7 @@ class EditorView:
             self.message = f"cannot open {path}: {error}"
             return
         self.selected, self.preview_key = None, ""
-        self._sizes, self._fits_left = {}, 2  # a new graph opens fitted to the canvas
+        self._sizes, self._fits_left = {}, 3  # a new graph opens fitted to the canvas
         self.refresh()
 
     def _file_label(self) -> str:
