@@ -1,12 +1,15 @@
 """Build the bundled three-camera sample nodes/hzsr/sample_tzsr/ (UW, W, T and ground truth).
 
-Source photograph: ``OneStandsOut`` (2560x1440, moss with one orange sprout, by Risto
-Saukonpää) from the Debian package ``plasma-workspace-wallpapers`` (LGPLv3 per
-its metadata.json; GPL-2+ per the package's copyright file). It was chosen among
-the packaged photos because HZSR's feature alignment finds enough corners in it at this size
-(soft, shallow-focus photos give W/T too few matches). Note: the same photo is among those the
-HZSR fusion model's simulated rig was trained on (nodes/train/simulate.py, PLASMA_PHOTOS), in
-other crops and degradations.
+Source photograph: ``Wood`` (2560x1920, weathered wood grain in shallow focus, 2008, by
+Jean-François Fortin Tam) from the Debian package ``mate-backgrounds`` 1.26.0-1
+(``/usr/share/backgrounds/mate/nature/Wood.jpg``, GPL-2+ per the package's copyright file).
+No shipped model was trained on it: it is one of the fusion model's two held-out validation
+photos (nodes/train/simulate.py, VALIDATION_PHOTOS; its simulated validation scenes helped
+choose between training runs, see models/MODEL_CARD.md), and the learned upsampler saw only
+City100 pairs, so the sample measures the pipeline on a photo no model learnt from. (It replaced
+``OneStandsOut`` of plasma-workspace-wallpapers, a fusion training photo.) The centre of the
+photo has grain texture sharp enough for both alignment stages at this size: W->T registers by
+template matching refined by correlation, UW->W by the central crop + FAST translation path.
 
 The scene S is the photo's centred 16:10 part area-downscaled to 1600x1000 (sharper, less noise). Each camera sees
 a centred field of view of S through its own small homography (a viewpoint change of a few
@@ -26,7 +29,7 @@ the downscale), noise Gaussian in 8-bit levels, then JPEG quality 92. The ground
 ``gt.png`` is the output of ``pipelines/tzsr.yaml``'s default zoom (1.5 relative to UW, at
 UW's pixel size): S's central 2/3, anti-aliased, no blur, no noise, in UW's frame.
 
-Run from the repository root (needs the plasma-workspace-wallpapers package): python tools/make_tzsr_sample.py
+Run from the repository root (needs the mate-backgrounds package): python tools/make_tzsr_sample.py
 """
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-PHOTO = "/usr/share/wallpapers/OneStandsOut/contents/images/2560x1440.jpg"
+PHOTO = "/usr/share/backgrounds/mate/nature/Wood.jpg"
 OUT_DIR = os.path.join(os.path.dirname(__file__), os.pardir, "nodes", "hzsr", "sample_tzsr")
 SCENE_WH = (1600, 1000)
 VIEW_WH = (400, 250)
