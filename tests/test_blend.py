@@ -1,4 +1,5 @@
-"""hzsr.blend: M_blend from the linked masks, smoothing, feathering, alpha blend."""
+"""hzsr.blend_raw_weight and hzsr.blend: M_blend from the linked masks, smoothing, feathering,
+alpha blend."""
 import numpy as np
 import pytest
 
@@ -7,6 +8,7 @@ from nodegraph.nodes.hzsr.blend import (
     alpha_blend,
     alpha_blend_reference,
     blend,
+    blend_raw_weight,
     feather_weight,
     raw_blend_weight,
     raw_blend_weight_reference,
@@ -42,24 +44,47 @@ def _images(shape=(24, 32), seed=0):
     return tuple(rng.random(shape + (3,), dtype=np.float32) for _ in range(2))
 
 
+def _blend_masks(src, fused, masks, coverage=None, overlap=None, **params):
+    """The two nodes as the pipeline wires them."""
+    return blend(src, fused, blend_raw_weight(src, *masks), coverage, overlap, **params)
+
+
 def test_unlinked_masks_are_left_out():
     src, fused = _images()
     m = np.full(src.shape[:2], 0.25, np.float32)
-    out = blend(src, fused, m, None, None, None, None, None, **NO_SMOOTHING)
+    out = _blend_masks(src, fused, (m, None, None, None), **NO_SMOOTHING)
     np.testing.assert_allclose(out["M_blend"], 0.75, atol=1e-7)
-    out = blend(src, fused, m, None, m, None, None, 1.0, **NO_SMOOTHING)
+    out = _blend_masks(src, fused, (m, None, m, None), None, 1.0, **NO_SMOOTHING)
     np.testing.assert_allclose(out["M_blend"], 0.5, atol=1e-7)
     np.testing.assert_allclose(out["image"], 0.5 * src + 0.5 * fused, atol=1e-6)
-    out = blend(src, fused, m, m, m, m, None, None, **NO_SMOOTHING)
+    out = _blend_masks(src, fused, (m, m, m, m), **NO_SMOOTHING)
     np.testing.assert_array_equal(out["M_blend"], 0.0)
     np.testing.assert_array_equal(out["image"], src)
-    out = blend(src, fused, None, None, None, None, None, None, **NO_SMOOTHING)
+    out = _blend_masks(src, fused, (None, None, None, None), **NO_SMOOTHING)
     np.testing.assert_array_equal(out["image"], fused)
+    out = blend(src, fused, None, None, None, **NO_SMOOTHING)  # no raw weight linked: 1
+    np.testing.assert_array_equal(out["image"], fused)
+
+
+@pytest.mark.parametrize("grow", [0, 64])
+def test_weight_stays_zero_beyond_the_smoothing_support(grow):
+    """What hzsr.fusion_unet relies on to skip tiles: at the largest smooth_sigma, M_blend is
+    exactly 0 farther than BLEND_SUPPORT_PX from any pixel where M_blend_raw > 0."""
+    from nodegraph.nodes.hzsr.fusion_unet import BLEND_SUPPORT_PX
+    sigma = spec_of(blend).params["smooth_sigma"].range[1]
+    raw = np.zeros((900, 900), np.float32)
+    raw[300:600, 300:600] = 1.0
+    src, fused = _images((900, 900))
+    weight = blend(src, fused, raw, None, None, grow=grow, smooth_sigma=sigma, feather=0.0)["M_blend"]
+    far = np.ones(raw.shape, bool)
+    far[300 - BLEND_SUPPORT_PX:600 + BLEND_SUPPORT_PX, 300 - BLEND_SUPPORT_PX:600 + BLEND_SUPPORT_PX] = False
+    assert far.any() and weight[~far].max() > 0
+    np.testing.assert_array_equal(weight[far], 0.0)
 
 
 def test_overlap_zero_gives_src_exactly():
     src, fused = _images()
-    out = blend(src, fused, None, None, None, None, None, 0.0, **DEFAULTS)
+    out = blend(src, fused, None, None, 0.0, **DEFAULTS)
     np.testing.assert_array_equal(out["image"], src)
     np.testing.assert_array_equal(out["M_blend"], 0.0)
 
@@ -68,7 +93,7 @@ def test_feather_reaches_zero_at_the_edge_of_coverage_only():
     src, fused = _images((60, 80))
     coverage = np.ones((60, 80), np.float32)
     coverage[:, 60:] = 0  # the translation left no T data on the right
-    out = blend(src, fused, None, None, None, None, coverage, 1.0, grow=0, smooth_sigma=0.0,
+    out = blend(src, fused, None, coverage, 1.0, grow=0, smooth_sigma=0.0,
                 feather=10.0 / 60)  # 10 px
     weight = out["M_blend"]
     assert weight.min() >= 0 and weight.max() <= 1 and np.all(np.isfinite(weight))
@@ -91,12 +116,12 @@ def test_rejected_region_grows_before_blurring():
     src, fused = _images((40, 40))
     m = np.zeros((40, 40), np.float32)
     m[18:22, 18:22] = 1.0
-    out = blend(src, fused, m, None, None, None, None, None, grow=4, smooth_sigma=2.0, feather=0.0)
+    out = _blend_masks(src, fused, (m, None, None, None), grow=4, smooth_sigma=2.0, feather=0.0)
     weight = out["M_blend"]
     assert weight[18:22, 18:22].max() < 0.05  # the whole rejected block stays rejected
     assert weight[0:5, 0:5].min() > 0.99
-    blurred_only = blend(src, fused, m, None, None, None, None, None, grow=0, smooth_sigma=2.0,
-                         feather=0.0)["M_blend"]
+    blurred_only = _blend_masks(src, fused, (m, None, None, None), grow=0, smooth_sigma=2.0,
+                                feather=0.0)["M_blend"]
     assert blurred_only[18:22, 18:22].max() > 0.3  # what the erosion prevents
 
 

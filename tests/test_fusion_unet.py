@@ -29,7 +29,7 @@ def _planes(h, w, seed=0):
 def test_ports_match_fusion_classical():
     spec = spec_of(fu.fusion_unet)
     assert [(k, str(v.type)) for k, v in spec.inputs.items()] == \
-        [("src", "Image"), ("ref_warped", "Image"), ("M_occ", "Mask")]
+        [("src", "Image"), ("ref_warped", "Image"), ("M_occ", "Mask"), ("M_blend_raw", "Mask")]
     assert {k: str(v) for k, v in spec.outputs.items()} == {"fused": "Image"}
     if importlib.util.find_spec("nodegraph.nodes.hzsr.fusion_classical") is None:
         pytest.skip("fusion_classical not written yet")
@@ -142,3 +142,20 @@ def test_an_unloadable_model_file_is_an_input_error(tmp_path):
     bogus.write_text("root:x:0:0:root:/root:/bin/bash\n")
     with pytest.raises(InputError, match="cannot load ONNX model"):
         onnx_session(str(bogus))
+
+
+@needs_model
+def test_cores_the_blend_cannot_use_are_skipped_and_the_rest_is_unchanged():
+    session = onnx_session(BUNDLED, 2)
+    rng = np.random.default_rng(3)
+    src = rng.random((700, 900, 3), dtype=np.float32)
+    ref = np.clip(src + 0.05 * rng.standard_normal(src.shape), 0, 1).astype(np.float32)
+    m_occ = np.zeros((700, 900), np.float32)
+    raw = np.zeros((700, 900), np.float32)
+    raw[:100, :100] = 1.0  # reaches cores within BLEND_SUPPORT_PX only
+    every = fu.fuse_image(src, ref, m_occ, session, tile=128, overlap=256)
+    skipping = fu.fuse_image(src, ref, m_occ, session, tile=128, overlap=256, m_blend_raw=raw)
+    near = 100 + fu.BLEND_SUPPORT_PX
+    np.testing.assert_array_equal(skipping[:near, :near], every[:near, :near])
+    np.testing.assert_array_equal(skipping[near + 128:], src[near + 128:])  # not run: I_src
+    assert np.abs(every[near + 128:] - src[near + 128:]).max() > 1e-3      # the net changes it

@@ -35,7 +35,8 @@ def test_default_run_works_offline_on_the_bundled_sample(tmp_path, monkeypatch):
     assert np.abs(out.astype(float) - plain).mean() > 0.5  # T's detail was added somewhere
     names = {p.name for p in Path("debug").iterdir()}
     for expected in ("warp.warped", "flow.forward", "occlusion.M_occ", "defocus.M_defocus",
-                     "flow_uncertainty.M_flow", "reject.M_reject", "blend.M_blend"):
+                     "flow_uncertainty.M_flow", "reject.M_reject", "raw_weight.M_blend_raw",
+                     "blend.M_blend"):
         assert any(expected in n for n in names), expected
     assert "contact_sheet.png" in names
 

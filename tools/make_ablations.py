@@ -23,7 +23,7 @@ FOLDER = REPO / "pipelines" / "ablations"
 
 def drop_mask(node: str, port: str) -> Callable[[Graph], None]:
     def change(graph: Graph) -> None:
-        del graph.nodes["blend"].links[port]
+        del graph.nodes["raw_weight"].links[port]
         if not any(ref.node == node for other in graph.nodes.values() for ref in other.links.values()):
             del graph.nodes[node]
     return change

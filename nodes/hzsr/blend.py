@@ -1,8 +1,14 @@
 """Adaptive blending of I_fusion into I_src (HZSR §3.3 "Final blending", SPEC §4.10).
 
-    M_blend = max(1 - M_occ - M_defocus - M_flow - M_reject, 0)      (unlinked masks left out)
-    M_blend <- blur_sigma(erode_grow(M_blend)) * feather(coverage) * [overlap > 0]
-    image   = M_blend * I_fusion + (1 - M_blend) * I_src
+    M_blend_raw = max(1 - M_occ - M_defocus - M_flow - M_reject, 0)  (unlinked masks left out)
+    M_blend     = blur_sigma(erode_grow(M_blend_raw)) * feather(coverage) * [overlap > 0]
+    image       = M_blend * I_fusion + (1 - M_blend) * I_src
+
+Two nodes: ``hzsr.blend_raw_weight`` sums the masks before the fusion runs (so the fusion can
+skip tiles that the blend will not use, and the four full-size masks are freed early), and
+``hzsr.blend`` smooths, feathers and blends. The smoothing never spreads weight further than
+its Gaussian's support, 4 smooth_sigma <= 200 px: where M_blend_raw is 0 within that distance,
+M_blend is exactly 0 (hzsr.fusion_unet relies on it, with a 256 px margin).
 
 Smoothing: a min filter (erosion) of radius ``grow`` px first widens every rejected region,
 then a Gaussian of ``smooth_sigma`` px softens it; blurring alone would leak fused pixels
@@ -91,18 +97,37 @@ def feather_weight(coverage: np.ndarray | None, shape: tuple[int, int], feather_
     return coverage_ramp(coverage, feather_px)
 
 
-def blend_weight(shape: tuple[int, int], masks: list[np.ndarray], coverage: np.ndarray | None,
-                 grow: int, smooth_sigma: float, feather: float) -> np.ndarray:
-    """M_blend of the node (``feather`` as a fraction of the short side) from the linked masks."""
-    weight = smooth_weight(raw_blend_weight(masks, shape), grow, smooth_sigma)
-    weight *= feather_weight(coverage, shape, feather * min(shape))
+def finish_weight(raw: np.ndarray, coverage: np.ndarray | None, grow: int, smooth_sigma: float,
+                  feather: float) -> np.ndarray:
+    """M_blend from M_blend_raw: smoothed, then feathered (``feather``: fraction of the short side)."""
+    weight = smooth_weight(np.asarray(raw, np.float32), grow, smooth_sigma)
+    weight *= feather_weight(coverage, raw.shape, feather * min(raw.shape))
     return weight
 
 
-# Bypassed: I_src unchanged and M_blend zeros (nothing of the fusion used), not M_occ passed on.
-@node("hzsr.blend", version=3, bypass={"image": "src", "M_blend": None})
-def blend(src: Image, fused: Image, M_occ: Mask = None, M_defocus: Mask = None,
-          M_flow: Mask = None, M_reject: Mask = None, coverage: Mask = None,
+def blend_weight(shape: tuple[int, int], masks: list[np.ndarray], coverage: np.ndarray | None,
+                 grow: int, smooth_sigma: float, feather: float) -> np.ndarray:
+    """M_blend of the two nodes (``feather`` as a fraction of the short side) from the linked masks."""
+    return finish_weight(raw_blend_weight(masks, shape), coverage, grow, smooth_sigma, feather)
+
+
+# Bypassed: zeros (no pixel trusted, as when the blend is bypassed); the default rule would
+# pass M_occ on as a weight, the opposite of its meaning.
+@node("hzsr.blend_raw_weight", version=1, bypass={"M_blend_raw": None})
+def blend_raw_weight(src: Image, M_occ: Mask = None, M_defocus: Mask = None,
+                     M_flow: Mask = None, M_reject: Mask = None) -> Out(M_blend_raw=Mask):
+    """M_blend_raw = max(1 - M_occ - M_defocus - M_flow - M_reject, 0), float32 (H, W) of src.
+
+    Unlinked masks are left out of the sum (none linked: 1 everywhere). hzsr.blend smooths and
+    feathers it into M_blend; computed before the fusion so that it can skip unused tiles.
+    """
+    masks = [m for m in (M_occ, M_defocus, M_flow, M_reject) if m is not None]
+    return raw_blend_weight(masks, src.shape[:2])
+
+
+# Bypassed: I_src unchanged and M_blend zeros (nothing of the fusion used).
+@node("hzsr.blend", version=4, bypass={"image": "src", "M_blend": None})
+def blend(src: Image, fused: Image, M_blend_raw: Mask = None, coverage: Mask = None,
           overlap: Scalar = None, *,
           grow: int = Param(1, range=(0, 64), unit="px",
                             doc="radius of the min filter that widens rejected regions before "
@@ -113,15 +138,16 @@ def blend(src: Image, fused: Image, M_occ: Mask = None, M_defocus: Mask = None,
                                  doc="width of the 0 -> 1 ramp at the edge of T's coverage "
                                      "(0 = hard edge)"),
           ) -> Out(image=Image, M_blend=Mask):
-    """Adaptive blending: M_blend = max(1 - M_occ - M_defocus - M_flow - M_reject, 0), smoothed,
-    feathered at the edge of T's coverage; image = M_blend * I_fusion + (1 - M_blend) * I_src.
+    """Adaptive blending: M_blend = M_blend_raw (hzsr.blend_raw_weight: max(1 - M_occ - M_defocus
+    - M_flow - M_reject, 0)) smoothed, feathered at the edge of T's coverage;
+    image = M_blend * I_fusion + (1 - M_blend) * I_src.
 
-    Unlinked masks are left out of the sum. overlap == 0 (T could not be matched to W) gives
-    M_blend = 0 and I_src unchanged.
+    Without M_blend_raw the raw weight is 1 everywhere. overlap == 0 (T could not be matched
+    to W) gives M_blend = 0 and I_src unchanged.
     """
     shape = src.shape[:2]
     if overlap is not None and overlap <= 0:
         return {"image": src.copy(), "M_blend": np.zeros(shape, np.float32)}
-    masks = [m for m in (M_occ, M_defocus, M_flow, M_reject) if m is not None]
-    weight = blend_weight(shape, masks, coverage, grow, smooth_sigma, feather)
+    raw = np.ones(shape, np.float32) if M_blend_raw is None else M_blend_raw
+    weight = finish_weight(raw, coverage, grow, smooth_sigma, feather)
     return {"image": alpha_blend(src, fused, weight), "M_blend": weight}

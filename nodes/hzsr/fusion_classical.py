@@ -73,7 +73,7 @@ def detail_transfer_reference(y_src, y_ref, m_occ, sigma, gain):
 
 
 @node("hzsr.fusion_classical", version=3)
-def fusion_classical(src: Image, ref_warped: Image, M_occ: Mask, *,
+def fusion_classical(src: Image, ref_warped: Image, M_occ: Mask, M_blend_raw: Mask = None, *,
                      sigma: float | None = Param(None, range=(0.0, 20.0), unit="px (working grid)",
                                                  doc="Gaussian G modelling W's optics on the "
                                                      "working grid; empty = estimated from the "
@@ -85,7 +85,8 @@ def fusion_classical(src: Image, ref_warped: Image, M_occ: Mask, *,
 
     T's detail above W's optical band (G estimated from the images unless ``sigma`` is
     given) added to W's luminance; occluded pixels keep Y_src. Fusion is on luminance only;
-    chroma from I_src (HZSR §3.2).
+    chroma from I_src (HZSR §3.2). ``M_blend_raw`` is accepted so that both fusion nodes share
+    their ports; this fusion is cheap enough to run everywhere, so it does not read it.
     """
     y_fusion = classical_fusion_luminance(luminance(src), luminance(ref_warped), M_occ, sigma, gain)
     return replace_luminance(src, y_fusion)

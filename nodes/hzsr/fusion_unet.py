@@ -27,6 +27,9 @@ from nodegraph.nodes.ops.luminance import luminance, replace_luminance
 from nodegraph.nodes.ops.onnx_sessions import model_fingerprint, onnx_session
 
 MULTIPLE = 64            # input sides must be multiples of this (stem 4 x 2^4 downsamplings)
+# hzsr.blend spreads M_blend_raw by at most its Gaussian's support (4 x smooth_sigma <= 200 px):
+# a core whose surroundings within this margin have M_blend_raw = 0 gets M_blend = 0 exactly.
+BLEND_SUPPORT_PX = 256
 BUNDLED_MODEL = "models/fusion_unet.onnx"
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -55,26 +58,72 @@ def _spans(length: int, padded: int, tile: int, overlap: int) -> list[tuple[int,
     return spans
 
 
+def _run_tiles(window_planes, h: int, w: int, session, tile: int, overlap: int,
+               emit, skip=None) -> None:
+    """Run the network window by window (module doc) and hand each core's Y_fusion to ``emit``.
+
+    ``window_planes(rows, cols)`` gives the (3, h', w') network input of a window clipped to
+    the image; the rows and columns the window reaches beyond it (up to the 64 px grid) are
+    edge-padded here, which equals cropping an edge-padded whole image. ``emit(rows, cols, y)``
+    receives the core's slices and its (h', w') result; a core for which ``skip(rows, cols)``
+    is true is not run at all (``emit`` gets None).
+    """
+    hp, wp = -(-h // MULTIPLE) * MULTIPLE, -(-w // MULTIPLE) * MULTIPLE
+    name_in = session.get_inputs()[0].name
+    whole = [(0, h, 0, hp)] if tile <= 0 else None
+    for r0, r1, wr0, wr1 in whole or _spans(h, hp, tile, overlap):
+        for c0, c1, wc0, wc1 in ([(0, w, 0, wp)] if whole else _spans(w, wp, tile, overlap)):
+            rows, cols = slice(r0, r1), slice(c0, c1)
+            if skip is not None and skip(rows, cols):
+                emit(rows, cols, None)
+                continue
+            planes = window_planes(slice(wr0, min(wr1, h)), slice(wc0, min(wc1, w)))
+            pad = ((0, 0), (0, wr1 - min(wr1, h)), (0, wc1 - min(wc1, w)))
+            x = np.pad(planes, pad, mode="edge")[None] if any(p[1] for p in pad) else planes[None]
+            y = session.run(None, {name_in: np.ascontiguousarray(x, dtype=np.float32)})[0]
+            emit(rows, cols, y[0, 0, r0 - wr0:r1 - wr0, c0 - wc0:c1 - wc0])
+
+
 def fuse_luminance(y_src: np.ndarray, y_ref: np.ndarray, m_occ: np.ndarray, session,
                    tile: int = 2048, overlap: int = 256) -> np.ndarray:
     """Y_fusion (H, W) float32 from the three (H, W) planes, tiled as in the module doc.
 
     ``tile`` <= 0 runs the whole (padded) image in one pass.
     """
-    h, w = y_src.shape
-    hp, wp = -(-h // MULTIPLE) * MULTIPLE, -(-w // MULTIPLE) * MULTIPLE
-    planes = np.stack([y_src, y_ref, m_occ]).astype(np.float32, copy=False)
-    # edge padding to the network's grid; the padded rows/columns are cropped away again
-    x = np.pad(planes, ((0, 0), (0, hp - h), (0, wp - w)), mode="edge")[None]
-    name_in = session.get_inputs()[0].name
-    if tile <= 0:
-        return session.run(None, {name_in: x})[0][0, 0, :h, :w].astype(np.float32, copy=False)
-    out = np.empty((h, w), np.float32)
-    for r0, r1, wr0, wr1 in _spans(h, hp, tile, overlap):
-        for c0, c1, wc0, wc1 in _spans(w, wp, tile, overlap):
-            window = np.ascontiguousarray(x[:, :, wr0:wr1, wc0:wc1])
-            y = session.run(None, {name_in: window})[0]
-            out[r0:r1, c0:c1] = y[0, 0, r0 - wr0:r1 - wr0, c0 - wc0:c1 - wc0]
+    out = np.empty(y_src.shape, np.float32)
+
+    def window_planes(rows, cols):
+        return np.stack([y_src[rows, cols], y_ref[rows, cols], m_occ[rows, cols]])
+
+    def emit(rows, cols, y):
+        out[rows, cols] = y
+
+    _run_tiles(window_planes, *y_src.shape, session, tile, overlap, emit)
+    return out
+
+
+def fuse_image(src: np.ndarray, ref_warped: np.ndarray, m_occ: np.ndarray, session,
+               tile: int, overlap: int, m_blend_raw: np.ndarray | None = None) -> np.ndarray:
+    """I_fusion (H, W, 3): Y_fusion of the tiles with I_src's chroma; luminance is computed per
+    window, so no full-size plane is made. Where ``m_blend_raw`` is 0 on a core and within
+    BLEND_SUPPORT_PX of it, the network is not run and I_src is kept (M_blend is 0 there, so
+    the blend takes I_src whatever the fusion gives)."""
+    out = np.empty(src.shape, np.float32)
+
+    def window_planes(rows, cols):
+        return np.stack([luminance(src[rows, cols]), luminance(ref_warped[rows, cols]),
+                         m_occ[rows, cols].astype(np.float32, copy=False)])
+
+    def emit(rows, cols, y):
+        out[rows, cols] = src[rows, cols] if y is None else replace_luminance(src[rows, cols], y)
+
+    def unused(rows, cols):
+        near = (slice(max(0, rows.start - BLEND_SUPPORT_PX), rows.stop + BLEND_SUPPORT_PX),
+                slice(max(0, cols.start - BLEND_SUPPORT_PX), cols.stop + BLEND_SUPPORT_PX))
+        return not m_blend_raw[near].any()
+
+    _run_tiles(window_planes, *src.shape[:2], session, tile, overlap, emit,
+               None if m_blend_raw is None else unused)
     return out
 
 
@@ -85,15 +134,16 @@ def _model_fingerprint(params: dict) -> str:
         return f"missing:{params['model']}"
 
 
-@node("hzsr.fusion_unet", version=1, fingerprint=_model_fingerprint)
-def fusion_unet(src: Image, ref_warped: Image, M_occ: Mask, *,
+@node("hzsr.fusion_unet", version=2, fingerprint=_model_fingerprint)
+def fusion_unet(src: Image, ref_warped: Image, M_occ: Mask, M_blend_raw: Mask = None, *,
                 model: str = Param(BUNDLED_MODEL,
                                    doc="ONNX fusion model; a relative path is looked up next to "
                                        "this module first (the bundled model), then in the "
                                        "working directory"),
-                tile: int = Param(2048, range=(0, 16384), unit="px",
+                tile: int = Param(1024, range=(0, 16384), unit="px",
                                   doc="core size of the tiles (0 = one whole-image pass); "
-                                      "bounds peak memory"),
+                                      "bounds peak memory (~0.4 GB at 1024) and the grain at "
+                                      "which unused cores are skipped"),
                 overlap: int = Param(256, range=(0, 1024), unit="px",
                                      doc="context added around each tile; >= 256 (the bundled "
                                          "network's receptive-field radius) makes tiling exact"),
@@ -104,8 +154,10 @@ def fusion_unet(src: Image, ref_warped: Image, M_occ: Mask, *,
 
     Y_src = luminance(I_src), Ỹ_ref = luminance(Ĩ_ref) (the warped reference), M_occ the
     occlusion mask; the network was trained to take T's detail where Ĩ_ref is aligned and to
-    keep a clean upsampling of W where M_occ marks it unreliable.
+    keep a clean upsampling of W where M_occ marks it unreliable. With ``M_blend_raw`` linked
+    (hzsr.blend_raw_weight, computed before the fusion), a tile core where it is 0 on the core
+    and within 256 px around it (sky, occluded, outside T) is not run and keeps I_src: M_blend
+    is 0 there for every blend setting, so the blend would discard it anyway.
     """
     session = onnx_session(resolve_model(model), threads)
-    y_fusion = fuse_luminance(luminance(src), luminance(ref_warped), M_occ, session, tile, overlap)
-    return replace_luminance(src, y_fusion)
+    return fuse_image(src, ref_warped, M_occ, session, tile, overlap, M_blend_raw)

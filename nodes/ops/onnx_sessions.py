@@ -42,6 +42,12 @@ def onnx_session(model_path: str, threads: int = 0):
             options.inter_op_num_threads = 1
             options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            # Lean: without the arena, the activations of a run go back to the allocator when
+            # it ends (an arena keeps its high-water mark, ~0.2-0.8 GB for a fusion tile, for
+            # the rest of the process); memory patterns only pay off for one fixed input shape,
+            # and tiles differ. Measured: no loss of speed at 12 MP beyond the run-to-run noise.
+            options.enable_cpu_mem_arena = False
+            options.enable_mem_pattern = False
             options.log_severity_level = 3  # errors only: a bad file is reported below, once
             try:
                 session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
