@@ -240,6 +240,21 @@ def _check_paths(steps: list[Step], also_writes: dict[str, str]) -> None:
                              "refusing to overwrite it")
 
 
+def step_inputs(step: Step, values: dict[tuple[str, str], Any],
+                output_types: dict[tuple[str, str], PortType]) -> dict[str, Any]:
+    """The values a step reads, each converted to its input port's type where the link converts
+    (``PortType.convert``: a CompactImage read by an Image port becomes float32 for this call)."""
+    inputs = {}
+    for port, source in step.sources.items():
+        target = step.spec.inputs[port].type
+        if isinstance(source, Ref):
+            inputs[port] = output_types[(source.node, source.port)].convert(
+                values[(source.node, source.port)], target)
+        else:
+            inputs[port] = source.type.convert(source.value, target)
+    return inputs
+
+
 def run_plan(the_plan: Plan, *, cache: Cache | None = None, keep_all: bool = False,
              events: Callable[[Event], None] | None = None,
              also_writes: dict[str, str] | None = None) -> RunResult:
@@ -256,6 +271,7 @@ def run_plan(the_plan: Plan, *, cache: Cache | None = None, keep_all: bool = Fal
             if isinstance(source, Ref):
                 readers[source.node] = readers.get(source.node, 0) + 1
     needed = {s.node for s in the_plan.outputs.values() if isinstance(s, Ref)}
+    output_types = {(s.name, port): ptype for s in steps for port, ptype in s.spec.outputs.items()}
     values: dict[tuple[str, str], Any] = {}
     keys: dict[str, str] = {}
     records = {s.name: NodeRecord(s.name, s.spec.id) for s in steps}
@@ -266,8 +282,7 @@ def run_plan(the_plan: Plan, *, cache: Cache | None = None, keep_all: bool = Fal
             record = records[step.name]
             emit(Event("start", step.name, index, len(steps), record))
             key = keys[step.name] = recipe_key(step, keys)
-            inputs = {port: (values[(src.node, src.port)] if isinstance(src, Ref) else src.value)
-                      for port, src in step.sources.items()}
+            inputs = step_inputs(step, values, output_types)
             memory.reset()
             t0 = time.perf_counter()
             outputs = None if step.spec.side_effect or cache is None else cache.get(step.name, key)

@@ -319,5 +319,8 @@ def bypassed_outputs(spec: NodeSpec, inputs: dict[str, Any]) -> dict[str, Any]:
 
     frame_port = bypass_frame_port(spec, has_value)
     frame = tuple(inputs[frame_port].shape[:2]) if frame_port is not None else None
-    return {out: inputs[port] if port is not None else spec.outputs[out].bypass_value(frame)
+    # a passed-through value takes its output's type (a CompactImage passed on as an Image
+    # becomes float32, as it would for a node reading it)
+    return {out: (spec.inputs[port].type.convert(inputs[port], spec.outputs[out]) if port is not None
+                  else spec.outputs[out].bypass_value(frame))
             for out, port in bypass_sources(spec, has_value).items()}

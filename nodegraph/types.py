@@ -4,21 +4,27 @@ A port type names a kind of value (an RGB image, a mask, a flow field...), says 
 check a value at run time, how to parse one from a command-line string, and which other
 types it may feed. Compatibility is an explicit table, not inheritance:
 
-==========  ==========================================  ===============================
-type        value                                       may also feed
-==========  ==========================================  ===============================
-Image       float32 array (H, W, 3), RGB in [0, 1]      Any
-Gray        float32 array (H, W)                        Any
-Mask        float32 array (H, W), values in [0, 1]      Gray, Any
-Flow        float32 array (H, W, 2), (dx, dy) in px     Any
-Rect        tuple (x0, y0, x1, y1) of floats, in px     Any
-Shift       tuple (dx, dy) of floats, in px             Any
-Scalar      float                                       Any
-Path        path of an existing file the graph reads    Any
-OutPath     path of a file the graph writes             Any
-Text        str                                         Any
-Any         anything                                    Any
-==========  ==========================================  ===============================
+============  ==========================================  ===============================
+type          value                                       may also feed
+============  ==========================================  ===============================
+CompactImage  uint8/uint16 array (H, W, 3), RGB as         Image (converted), Any
+              decoded (full scale = 1), or float32
+Image         float32 array (H, W, 3), RGB in [0, 1]      Any
+Gray          float32 array (H, W)                        Any
+Mask          float32 array (H, W), values in [0, 1]      Gray, Any
+Flow          float32 array (H, W, 2), (dx, dy) in px     Any
+Rect          tuple (x0, y0, x1, y1) of floats, in px     Any
+Shift         tuple (dx, dy) of floats, in px             Any
+Scalar        float                                       Any
+Path          path of an existing file the graph reads    Any
+OutPath       path of a file the graph writes             Any
+Text          str                                         Any
+Any           anything                                    Any
+============  ==========================================  ===============================
+
+A *converting* link (CompactImage -> Image) is made by the executor when the reading node
+runs (``PortType.convert``): an 8-bit image is held at a quarter of the float32 size for as
+long as it lives, and each reader gets the float32 value it declares, for the time of its call.
 
 A port type also owns what differs between kinds of value, so that no other module compares
 type names: how a ``--set`` string is parsed (``parse``), how a YAML default becomes a value
@@ -106,6 +112,9 @@ class PortType:
     range: tuple[float, float] | None = None  # inclusive bounds of accepted (finite) numbers
     suffixes: tuple[str, ...] = ()  # accepted file extensions (lower case, with the dot)
     numeric: bool = False  # values are numbers, or tuples of them: a graph input may bound them
+    # target type name -> function turning a value of this type into one of the target's
+    converts: dict[str, Callable[[_AnyValue], _AnyValue]] = field(default_factory=dict, repr=False,
+                                                                  compare=False)
 
     def __repr__(self) -> str:
         return self.name
@@ -180,7 +189,14 @@ class PortType:
 
     def can_feed(self, target: PortType) -> bool:
         """True when a value of this type may be linked into a port of type ``target``."""
-        return target.name == self.name or target.name == "Any" or target.name in self.feeds
+        return (target.name == self.name or target.name == "Any" or target.name in self.feeds
+                or target.name in self.converts)
+
+    def convert(self, value: _AnyValue, target: PortType) -> _AnyValue:
+        """``value`` as the ``target`` port reads it: converted when the table says so (None
+        stays None), else unchanged."""
+        conversion = self.converts.get(target.name)
+        return value if conversion is None or value is None else conversion(value)
 
     def problem_with(self, value: _AnyValue) -> str | None:
         """A sentence saying why ``value`` is not of this type, or None when it is."""
@@ -199,6 +215,25 @@ def _array_check(ndim: int, channels: int | None) -> Callable[[_AnyValue], str |
         return None
 
     return check
+
+
+def _check_compact_image(value: _AnyValue) -> str | None:
+    if not isinstance(value, np.ndarray):
+        return f"expected a numpy array, got {type(value).__name__}"
+    if value.dtype not in (np.uint8, np.uint16, np.float32):
+        return f"expected dtype uint8, uint16 or float32, got {value.dtype}"
+    if value.ndim != 3 or value.shape[-1] != 3:
+        return f"expected shape (H, W, 3), got {value.shape}"
+    return None
+
+
+def compact_to_float(value: np.ndarray) -> np.ndarray:
+    """A CompactImage as an Image: integer samples scaled by 1/full scale, float32 as is."""
+    if value.dtype == np.float32:
+        return value
+    scaled = value.astype(np.float32)
+    scaled /= float(np.iinfo(value.dtype).max)  # in place: one float32 copy, not two
+    return scaled
 
 
 def _tuple_check(length: int) -> Callable[[_AnyValue], str | None]:
@@ -271,6 +306,11 @@ def _zeros(*channels: int) -> Callable[[tuple[int, int]], np.ndarray]:
     return fill
 
 
+CompactImage = PortType("CompactImage", "RGB image (H, W, 3) as decoded: uint8 or uint16 "
+                        "(full scale = 1), or float32 in [0, 1]", (70, 130, 190),
+                        _check_compact_image, _no_parse("CompactImage"),
+                        preview=lambda value: _picture("rgb_to_bgr8")(compact_to_float(value)),
+                        converts={"Image": compact_to_float}, raster=True)
 Image = PortType("Image", "float32 RGB image (H, W, 3) in [0, 1]", (86, 156, 214),
                  _array_check(3, 3), _no_parse("Image"), preview=_picture("rgb_to_bgr8"),
                  raster=True)
@@ -297,7 +337,7 @@ Text = PortType("Text", "a string", (200, 200, 140), _check_text, str)
 Any = PortType("Any", "any value", (255, 255, 255), lambda value: None, str)
 
 PORT_TYPES: dict[str, PortType] = {
-    t.name: t for t in (Image, Gray, Mask, Flow, Rect, Shift, Scalar, Path, OutPath, Text, Any)
+    t.name: t for t in (CompactImage, Image, Gray, Mask, Flow, Rect, Shift, Scalar, Path, OutPath, Text, Any)
 }
 
 

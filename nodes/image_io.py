@@ -1,8 +1,10 @@
 """Reading and writing image files (SPEC §4 steps 1 and 12).
 
-The working format of every image port is float32 RGB in [0, 1]. Pixels are decoded with
-OpenCV (it keeps 16-bit depth, which Pillow drops for RGB), metadata with Pillow (EXIF
-orientation and the 35 mm-equivalent focal length).
+``image.read`` outputs the pixels as decoded (a ``CompactImage``: uint8, or uint16 for
+16-bit files, RGB), a quarter (half) of the float32 size; the executor converts them to
+float32 RGB in [0, 1] for each node that reads an ``Image``, for the time of its call. Pixels
+are decoded with OpenCV (it keeps 16-bit depth, which Pillow drops for RGB), metadata with
+Pillow from the file's header only (EXIF orientation and the 35 mm-equivalent focal length).
 
 Before anything is decoded, :func:`check_image_size` reads the size the file's header
 declares (Pillow parses headers without decoding) and refuses files above a pixel budget or
@@ -26,7 +28,7 @@ import numpy as np
 from PIL import ExifTags
 from PIL import Image as _PilImage
 
-from nodegraph import Image, Out, OutPath, Param, Path, Scalar, node, wrote
+from nodegraph import CompactImage, Image, Out, OutPath, Param, Path, Scalar, node, wrote
 from nodegraph.errors import InputError
 from nodegraph.files import write_atomic
 
@@ -147,28 +149,25 @@ def apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(transforms[orientation](pixels))
 
 
-def to_float_rgb(pixels: np.ndarray) -> np.ndarray:
-    """Decoded OpenCV pixels (gray, gray+alpha, BGR or BGRA; 8/16-bit or float) -> float32 RGB [0, 1]."""
-    if pixels.dtype == np.uint8:
-        scaled = pixels.astype(np.float32) / 255.0
-    elif pixels.dtype == np.uint16:
-        scaled = pixels.astype(np.float32) / 65535.0
-    elif np.issubdtype(pixels.dtype, np.floating):
-        scaled = np.clip(pixels.astype(np.float32), 0.0, 1.0)
-    else:
+def to_rgb(pixels: np.ndarray) -> np.ndarray:
+    """Decoded OpenCV pixels (gray, gray+alpha, BGR or BGRA; 8/16-bit or float) -> RGB (H, W, 3),
+    integer samples kept as they are, float ones clipped to [0, 1] as float32."""
+    if np.issubdtype(pixels.dtype, np.floating):
+        pixels = np.clip(pixels.astype(np.float32), 0.0, 1.0)
+    elif pixels.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"unsupported sample type {pixels.dtype}")
-    if scaled.ndim == 2:
-        return np.repeat(scaled[:, :, None], 3, axis=2)
-    if scaled.shape[2] <= 2:  # gray, or gray + alpha
-        return np.repeat(scaled[:, :, :1], 3, axis=2)
-    return np.ascontiguousarray(scaled[:, :, 2::-1])  # BGR(A) -> RGB, alpha dropped
+    if pixels.ndim == 2:
+        return np.repeat(pixels[:, :, None], 3, axis=2)
+    if pixels.shape[2] <= 2:  # gray, or gray + alpha
+        return np.repeat(pixels[:, :, :1], 3, axis=2)
+    return np.ascontiguousarray(pixels[:, :, 2::-1])  # BGR(A) -> RGB, alpha dropped
 
 
 def read_image(path: str | os.PathLike, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
                min_side: int = 1, max_aspect: float = DEFAULT_MAX_ASPECT
                ) -> tuple[np.ndarray, float | None]:
-    """(float32 RGB image in [0, 1], upright; 35 mm focal length or None); InputError names the
-    file. Sizes are checked before decoding (:func:`check_image_size`)."""
+    """(RGB image as decoded (``to_rgb``), upright; 35 mm focal length or None); InputError
+    names the file. Sizes are checked before decoding (:func:`check_image_size`)."""
     path = os.fspath(path)
     width, height = check_image_size(path, max_megapixels, min_side, max_aspect)
     try:
@@ -189,7 +188,22 @@ def read_image(path: str | os.PathLike, max_megapixels: float = DEFAULT_MAX_MEGA
         orientation, focal = read_metadata(path)
     except Exception:  # noqa: BLE001 - OpenCV decoded it; metadata Pillow cannot parse is absent
         orientation, focal = 1, None
-    return to_float_rgb(apply_orientation(pixels, orientation)), focal
+    return to_rgb(apply_orientation(pixels, orientation)), focal
+
+
+def to_samples(image: np.ndarray, bit_depth: int) -> np.ndarray:
+    """Float RGB in [0, 1] -> BGR samples rint(clip(x, 0, 1) * full scale), uint8 or uint16.
+
+    One float32 copy, changed in place, then OpenCV's saturating, rounding conversion (SIMD,
+    multi-threaded): ~4x faster at 12 MP than the NumPy chain, with the same result.
+    """
+    bgr = cv2.cvtColor(np.asarray(image, np.float32), cv2.COLOR_RGB2BGR)
+    np.maximum(bgr, 0.0, out=bgr)  # >= 0: the absolute value taken below changes nothing
+    if bit_depth == 8:
+        return cv2.convertScaleAbs(bgr, alpha=255.0)
+    np.minimum(bgr, 1.0, out=bgr)
+    bgr *= 65535.0
+    return np.rint(bgr, out=bgr).astype(np.uint16)
 
 
 def encode_image(image: np.ndarray, extension: str, bit_depth: int) -> bytes:
@@ -200,9 +214,7 @@ def encode_image(image: np.ndarray, extension: str, bit_depth: int) -> bytes:
                          f"{', '.join(sorted(WRITE_EXTENSIONS))}")
     if bit_depth not in depths:
         raise InputError(f"{extension} files cannot hold {bit_depth}-bit samples")
-    peak, dtype = (65535.0, np.uint16) if bit_depth == 16 else (255.0, np.uint8)
-    bgr = np.ascontiguousarray(image[:, :, ::-1])
-    samples = np.rint(np.clip(bgr, 0.0, 1.0) * peak).astype(dtype)
+    samples = to_samples(image, bit_depth)
     # PNG level 1: at 12 MP it encodes ~5x faster than OpenCV's default 3, files ~10 % larger.
     params = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, 95], ".jpeg": [cv2.IMWRITE_JPEG_QUALITY, 95],
               ".png": [cv2.IMWRITE_PNG_COMPRESSION, 1]}.get(extension.lower(), [])
@@ -212,7 +224,7 @@ def encode_image(image: np.ndarray, extension: str, bit_depth: int) -> bytes:
     return buffer.tobytes()
 
 
-@node("image.read", version=1)
+@node("image.read", version=2)
 def read(path: Path, *,
          max_megapixels: float = Param(DEFAULT_MAX_MEGAPIXELS, range=(0.001, 10000.0), unit="MP",
                                        doc="refuse files whose header declares more pixels"),
@@ -220,11 +232,11 @@ def read(path: Path, *,
                                doc="refuse images with a shorter side"),
          max_aspect: float = Param(DEFAULT_MAX_ASPECT, range=(1.0, 100000.0),
                                    doc="refuse images whose long side is more times the short one")
-         ) -> Out(image=Image, focal_35mm=Scalar):
-    """Read an 8/16-bit PNG, JPEG or TIFF file as float32 RGB in [0, 1].
+         ) -> Out(image=CompactImage, focal_35mm=Scalar):
+    """Read an 8/16-bit PNG, JPEG or TIFF file as RGB samples: uint8, or uint16 for 16-bit files.
 
-    EXIF orientation is applied; gray becomes RGB, alpha is dropped, 16-bit samples are
-    scaled by 1/65535. ``focal_35mm`` is the EXIF FocalLengthIn35mmFilm (0xA405) in mm, or
+    EXIF orientation is applied; gray becomes RGB, alpha is dropped. Linked to an ``Image``
+    port, the samples arrive as float32 in [0, 1] (scaled by 1/255 or 1/65535). ``focal_35mm`` is the EXIF FocalLengthIn35mmFilm (0xA405) in mm, or
     None when the file does not record it (or records an implausible value). The size in the
     file's header is checked before decoding: more than ``max_megapixels``, a side below
     ``min_side`` or an aspect beyond ``max_aspect`` raises InputError, as does a missing or

@@ -15,8 +15,17 @@ from nodegraph.nodes.image_io import (
     EXIF_FOCAL_35MM,
     apply_orientation,
     read,
+    to_samples,
     write,
 )
+from nodegraph.types import CompactImage, Image, compact_to_float
+
+
+def read_float(path: str) -> np.ndarray:
+    """What a node reading an Image port gets from image.read (the executor's conversion)."""
+    image = read(path)["image"]
+    assert CompactImage.problem_with(image) is None
+    return CompactImage.convert(image, Image)
 
 
 def _gradient_rgb(h=40, w=60):
@@ -45,7 +54,7 @@ def test_jpeg_orientation_6_is_rotated_clockwise(tmp_path):
     exif[0x0112] = 6
     file = tmp_path / "rot.jpg"
     PilImage.fromarray(pixels).save(file, quality=95, exif=exif)
-    out = read(str(file))["image"]
+    out = read_float(str(file))
     assert out.shape == (80, 40, 3) and out.dtype == np.float32
     # Rotating clockwise puts the stored left (red) half on top.
     assert out[:30, :, 0].mean() > 0.9 and out[:30, :, 2].mean() < 0.1
@@ -67,8 +76,10 @@ def test_png_8bit_rgb_exact(tmp_path):
     pixels = _gradient_rgb()
     file = tmp_path / "a.png"
     PilImage.fromarray(pixels).save(file)
-    out = read(str(file))["image"]
-    np.testing.assert_allclose(out, pixels / 255.0, atol=1e-7)
+    stored = read(str(file))["image"]
+    assert stored.dtype == np.uint8  # held compact; a quarter of float32
+    np.testing.assert_array_equal(stored, pixels)
+    np.testing.assert_allclose(read_float(str(file)), pixels / 255.0, atol=1e-7)
 
 
 @pytest.mark.parametrize("ext", [".png", ".tif"])
@@ -77,20 +88,20 @@ def test_16bit_scaled_by_1_over_65535(tmp_path, ext):
     bgr = rng.integers(0, 65536, (20, 30, 3), dtype=np.uint16)
     file = tmp_path / f"deep{ext}"
     assert cv2.imwrite(str(file), bgr)
-    out = read(str(file))["image"]
-    np.testing.assert_allclose(out, bgr[:, :, ::-1] / 65535.0, atol=1e-7)
+    assert read(str(file))["image"].dtype == np.uint16
+    np.testing.assert_allclose(read_float(str(file)), bgr[:, :, ::-1] / 65535.0, atol=1e-7)
 
 
 def test_gray_8_and_16_bit_become_rgb(tmp_path):
     gray8 = (np.arange(200).reshape(10, 20) % 256).astype(np.uint8)
     PilImage.fromarray(gray8).save(tmp_path / "g8.png")
-    out = read(str(tmp_path / "g8.png"))["image"]
+    out = read_float(str(tmp_path / "g8.png"))
     assert out.shape == (10, 20, 3)
     for c in range(3):
         np.testing.assert_allclose(out[:, :, c], gray8 / 255.0, atol=1e-7)
     gray16 = (np.arange(200).reshape(10, 20) * 300).astype(np.uint16)
     cv2.imwrite(str(tmp_path / "g16.png"), gray16)
-    out16 = read(str(tmp_path / "g16.png"))["image"]
+    out16 = read_float(str(tmp_path / "g16.png"))
     np.testing.assert_allclose(out16[:, :, 1], gray16 / 65535.0, atol=1e-7)
 
 
@@ -98,7 +109,7 @@ def test_rgba_drops_alpha(tmp_path):
     rgba = np.zeros((8, 9, 4), np.uint8)
     rgba[..., 0], rgba[..., 1], rgba[..., 2], rgba[..., 3] = 200, 100, 50, 7
     PilImage.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
-    out = read(str(tmp_path / "a.png"))["image"]
+    out = read_float(str(tmp_path / "a.png"))
     assert out.shape == (8, 9, 3)
     np.testing.assert_allclose(out[0, 0], np.array([200, 100, 50]) / 255.0, atol=1e-7)
 
@@ -124,17 +135,17 @@ def test_write_read_roundtrip_8_and_16_bit(tmp_path, ext):
     image = rng.random((12, 17, 3)).astype(np.float32)
     p8 = str(tmp_path / f"sub/dir/out8{ext}")  # parent directories are created
     assert write(image, p8, bit_depth=8) == p8
-    np.testing.assert_allclose(read(p8)["image"], image, atol=0.5 / 255 + 1e-6)
+    np.testing.assert_allclose(read_float(p8), image, atol=0.5 / 255 + 1e-6)
     p16 = str(tmp_path / f"out16{ext}")
     write(image, p16, bit_depth=16)
-    np.testing.assert_allclose(read(p16)["image"], image, atol=0.5 / 65535 + 1e-6)
+    np.testing.assert_allclose(read_float(p16), image, atol=0.5 / 65535 + 1e-6)
     assert cv2.imread(p16, cv2.IMREAD_UNCHANGED).dtype == np.uint16
 
 
 def test_write_jpeg_and_reject_16_bit_jpeg(tmp_path):
     image = np.full((16, 16, 3), 0.5, np.float32)
     write(image, str(tmp_path / "a.jpg"), bit_depth=8)
-    assert abs(read(str(tmp_path / "a.jpg"))["image"].mean() - 0.5) < 0.01
+    assert abs(read_float(str(tmp_path / "a.jpg")).mean() - 0.5) < 0.01
     with pytest.raises(InputError, match="16-bit"):
         write(image, str(tmp_path / "b.jpg"), bit_depth=16)
     with pytest.raises(InputError, match=".bmp"):
@@ -263,3 +274,27 @@ def test_stale_temporaries_of_killed_writers_are_removed_by_the_next_write(tmp_p
     write_atomic(tmp_path / "next.png", b"data")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [fresh.name, live.name, unrelated.name, "next.png"])
+
+
+@pytest.mark.parametrize("bit_depth", [8, 16])
+def test_samples_match_the_plain_rounding_rule(bit_depth):
+    rng = np.random.default_rng(bit_depth)
+    image = rng.uniform(-0.2, 1.2, (33, 47, 3)).astype(np.float32)
+    image[0, :3] = [0.5 / 255, 1.5 / 255, 254.5 / 255]  # halfway cases
+    peak, dtype = (255.0, np.uint8) if bit_depth == 8 else (65535.0, np.uint16)
+    expected = np.rint(np.clip(image[:, :, ::-1], 0.0, 1.0) * np.float32(peak)).astype(dtype)
+    out = to_samples(image, bit_depth)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_compact_images_convert_only_into_image_ports():
+    from nodegraph.types import Gray, Mask
+    pixels = np.full((2, 3, 3), 51, np.uint8)
+    assert CompactImage.can_feed(Image) and not CompactImage.can_feed(Mask)
+    assert not Image.can_feed(CompactImage) and not CompactImage.can_feed(Gray)
+    np.testing.assert_allclose(CompactImage.convert(pixels, Image), 0.2, atol=1e-7)
+    assert compact_to_float(pixels).dtype == np.float32
+    assert CompactImage.convert(None, Image) is None
+    assert Mask.convert(pixels, Gray) is pixels  # a plain (non-converting) link passes as is
+    assert "dtype" in CompactImage.problem_with(pixels.astype(np.int32))

@@ -35,7 +35,9 @@ def resample_region(image: np.ndarray, rect, out_wh, interpolation: int = cv2.IN
     """
     out = cv2.warpAffine(image, rect_to_grid_matrix(rect, out_wh), (int(out_wh[0]), int(out_wh[1])),
                          flags=interpolation | cv2.WARP_INVERSE_MAP, borderMode=border)
-    return np.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
+    if out.dtype == np.float32:  # in place: no second full-size copy
+        return np.clip(out, 0.0, 1.0, out=out)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
 def centred_rect(width: int, height: int, fov_ratio: float, aspect: float
