@@ -236,11 +236,11 @@ def read(path: Path, *,
     """Read an 8/16-bit PNG, JPEG or TIFF file as RGB samples: uint8, or uint16 for 16-bit files.
 
     EXIF orientation is applied; gray becomes RGB, alpha is dropped. Linked to an ``Image``
-    port, the samples arrive as float32 in [0, 1] (scaled by 1/255 or 1/65535). ``focal_35mm`` is the EXIF FocalLengthIn35mmFilm (0xA405) in mm, or
-    None when the file does not record it (or records an implausible value). The size in the
-    file's header is checked before decoding: more than ``max_megapixels``, a side below
-    ``min_side`` or an aspect beyond ``max_aspect`` raises InputError, as does a missing or
-    corrupt file.
+    port, the samples arrive as float32 in [0, 1] (scaled by 1/255 or 1/65535).
+    ``focal_35mm`` is the EXIF FocalLengthIn35mmFilm (0xA405) in mm, or None when the file
+    does not record it (or records an implausible value). The size in the file's header is
+    checked before decoding: more than ``max_megapixels``, a side below ``min_side`` or an
+    aspect beyond ``max_aspect`` raises InputError, as does a missing or corrupt file.
     """
     image, focal = read_image(path, max_megapixels, min_side, max_aspect)
     return {"image": image, "focal_35mm": focal}
