@@ -189,3 +189,31 @@ def test_subgraph_specs_are_cached_by_content_of_every_file_they_use(write_yaml,
                "  sc2: {type: toy.scale, in: {x: sc.y}}\noutputs:\n  y: sc2.y\n", "leaf.yaml")
     assert "leaf.sc2.factor" in subgraph.resolve_spec(outer, "middle.yaml", toy_registry).params
     assert run_graph(outer, toy_registry).outputs["r"] == 2.0 * 2 * 2  # toy.scale factor 2 twice
+
+
+def test_compact_image_is_kept_compact_and_converted_for_each_image_reader(tmp_path):
+    import cv2
+    import numpy as np
+
+    from nodegraph.registry import default_registry
+    pixels = np.random.default_rng(0).integers(0, 256, (9, 11, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "p.png"), pixels)
+    graph = parse_graph(f"""\
+inputs:
+  photo: {{type: Path, default: {tmp_path / 'p.png'}}}
+nodes:
+  read: {{type: image.read, in: {{path: inputs.photo}}}}
+  gray: {{type: image.to_gray, in: {{image: read.image}}}}
+  bypassed: {{type: image.blur, in: {{image: read.image}}, bypass: true}}
+outputs:
+  stored: read.image
+  gray: gray.gray
+  passed: bypassed.image
+""")
+    result = run_graph(graph, default_registry())
+    assert result.outputs["stored"].dtype == np.uint8  # what lives in memory stays 8-bit
+    rgb = pixels[:, :, ::-1] / 255.0
+    expected = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
+    np.testing.assert_allclose(result.outputs["gray"], expected, atol=1e-6)  # read as float32
+    assert result.outputs["passed"].dtype == np.float32  # a bypass gives its output's type
+    np.testing.assert_allclose(result.outputs["passed"], rgb, atol=1e-7)
