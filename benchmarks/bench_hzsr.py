@@ -117,7 +117,7 @@ def direct_call(the_plan) -> float:
     for index, step in enumerate(the_plan.steps):
         for source in step.sources.values():
             if isinstance(source, Ref):
-                last_reader[source.node] = index
+                last_reader[(source.node, source.port)] = index
     output_types = {(s.name, p): t for s in the_plan.steps for p, t in s.spec.outputs.items()}
     values = {}
     started = time.perf_counter()
@@ -128,7 +128,7 @@ def direct_call(the_plan) -> float:
         for port, value in call_node(step.spec, inputs, step.params).items():
             values[(step.name, port)] = value
         del inputs
-        for key in [k for k in values if last_reader.get(k[0], -1) <= index]:
+        for key in [k for k in values if last_reader.get(k, -1) <= index]:
             del values[key]
     return time.perf_counter() - started
 

@@ -216,6 +216,28 @@ class _PeakMemory:
         return self._peak / 2**20
 
 
+def _load_malloc_trim() -> Callable[[], None]:
+    """glibc's malloc_trim(0), or a no-op elsewhere.
+
+    Nodes free many mid-sized buffers (onnxruntime activations, OpenCV temporaries) that glibc
+    keeps in its heaps rather than giving back; trimming after each node returns them, so the
+    next node's peak does not stack on the last one's garbage (measured at 12 MP: -160 MB at
+    the blend and the uncrop). A few milliseconds per node.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return lambda: None
+    return lambda: trim(0) and None
+
+
+_malloc_trim = _load_malloc_trim()
+
+
 # ---------------------------------------------------------------- running
 
 def _check_paths(steps: list[Step], also_writes: dict[str, str]) -> None:
@@ -265,12 +287,14 @@ def run_plan(the_plan: Plan, *, cache: Cache | None = None, keep_all: bool = Fal
     """
     steps = the_plan.steps
     _check_paths(steps, also_writes or {})
-    readers: dict[str, int] = {}
+    # readers per output port: a value is dropped after its own last reader, not after the
+    # last reader of any output of its node (align's I_ref need not live until the uncrop)
+    readers: dict[tuple[str, str], int] = {}
     for step in steps:
         for source in step.sources.values():
             if isinstance(source, Ref):
-                readers[source.node] = readers.get(source.node, 0) + 1
-    needed = {s.node for s in the_plan.outputs.values() if isinstance(s, Ref)}
+                readers[(source.node, source.port)] = readers.get((source.node, source.port), 0) + 1
+    needed = {(s.node, s.port) for s in the_plan.outputs.values() if isinstance(s, Ref)}
     output_types = {(s.name, port): ptype for s in steps for port, ptype in s.spec.outputs.items()}
     values: dict[tuple[str, str], Any] = {}
     keys: dict[str, str] = {}
@@ -303,22 +327,26 @@ def run_plan(the_plan: Plan, *, cache: Cache | None = None, keep_all: bool = Fal
             emit(Event("finish", step.name, index, len(steps), record))
             if not keep_all:
                 _release(step, values, readers, needed)
+                _malloc_trim()
     result_outputs = {name: (values[(s.node, s.port)] if isinstance(s, Ref) else s.value)
                       for name, s in the_plan.outputs.items()}
     return RunResult(result_outputs, records, values, time.perf_counter() - started)
 
 
-def _release(step: Step, values: dict[tuple[str, str], Any], readers: dict[str, int],
-             needed: set[str]) -> None:
+def _release(step: Step, values: dict[tuple[str, str], Any], readers: dict[tuple[str, str], int],
+             needed: set[tuple[str, str]]) -> None:
+    """Drop the values no later step reads: the inputs ``step`` was the last reader of, and its
+    own outputs that nothing reads."""
     for source in step.sources.values():
         if isinstance(source, Ref):
-            readers[source.node] -= 1
-            if readers[source.node] == 0 and source.node not in needed:
-                for key in [k for k in values if k[0] == source.node]:
-                    del values[key]
-    if readers.get(step.name, 0) == 0 and step.name not in needed:
-        for key in [k for k in values if k[0] == step.name]:
-            del values[key]
+            key = (source.node, source.port)
+            readers[key] -= 1
+            if readers[key] == 0 and key not in needed:
+                values.pop(key, None)
+    for port in step.spec.outputs:
+        key = (step.name, port)
+        if readers.get(key, 0) == 0 and key not in needed:
+            values.pop(key, None)
 
 
 def _call(step: Step, inputs: dict[str, Any], record: NodeRecord, index: int, total: int,

@@ -217,3 +217,23 @@ outputs:
     np.testing.assert_allclose(result.outputs["gray"], expected, atol=1e-6)  # read as float32
     assert result.outputs["passed"].dtype == np.float32  # a bypass gives its output's type
     np.testing.assert_allclose(result.outputs["passed"], rgb, atol=1e-7)
+
+
+def test_values_are_released_per_output_port(tmp_path):
+    """An output nobody reads is dropped at once even when a sibling output lives on."""
+    import cv2
+    import numpy as np
+
+    from nodegraph.registry import default_registry
+    cv2.imwrite(str(tmp_path / "p.png"), np.zeros((4, 5, 3), np.uint8))
+    graph = parse_graph(f"""\
+inputs:
+  photo: {{type: Path, default: {tmp_path / 'p.png'}}}
+nodes:
+  read: {{type: image.read, in: {{path: inputs.photo}}}}
+  gray: {{type: image.to_gray, in: {{image: read.image}}}}
+outputs:
+  stored: read.image
+""")
+    result = run_graph(graph, default_registry())
+    assert set(result.values) == {("read", "image")}  # not read.focal_35mm, not gray.gray
