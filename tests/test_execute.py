@@ -191,26 +191,25 @@ def test_subgraph_specs_are_cached_by_content_of_every_file_they_use(write_yaml,
     assert run_graph(outer, toy_registry).outputs["r"] == 2.0 * 2 * 2  # toy.scale factor 2 twice
 
 
-def test_compact_image_is_kept_compact_and_converted_for_each_image_reader(tmp_path):
+def _run_on_photo(tmp_path, pixels, nodes: str, outputs: str):
+    """Run a graph that reads ``pixels`` (written as a PNG) with the built-in nodes."""
     import cv2
-    import numpy as np
 
     from nodegraph.registry import default_registry
-    pixels = np.random.default_rng(0).integers(0, 256, (9, 11, 3), dtype=np.uint8)
     cv2.imwrite(str(tmp_path / "p.png"), pixels)
-    graph = parse_graph(f"""\
-inputs:
-  photo: {{type: Path, default: {tmp_path / 'p.png'}}}
-nodes:
-  read: {{type: image.read, in: {{path: inputs.photo}}}}
-  gray: {{type: image.to_gray, in: {{image: read.image}}}}
-  bypassed: {{type: image.blur, in: {{image: read.image}}, bypass: true}}
-outputs:
-  stored: read.image
-  gray: gray.gray
-  passed: bypassed.image
-""")
-    result = run_graph(graph, default_registry())
+    graph = parse_graph(f"inputs:\n  photo: {{type: Path, default: {tmp_path / 'p.png'}}}\n"
+                        "nodes:\n  read: {type: image.read, in: {path: inputs.photo}}\n"
+                        f"{nodes}outputs:\n{outputs}")
+    return run_graph(graph, default_registry())
+
+
+def test_compact_image_is_kept_compact_and_converted_for_each_image_reader(tmp_path):
+    import numpy as np
+    pixels = np.random.default_rng(0).integers(0, 256, (9, 11, 3), dtype=np.uint8)
+    result = _run_on_photo(tmp_path, pixels,
+                           "  gray: {type: image.to_gray, in: {image: read.image}}\n"
+                           "  bypassed: {type: image.blur, in: {image: read.image}, bypass: true}\n",
+                           "  stored: read.image\n  gray: gray.gray\n  passed: bypassed.image\n")
     assert result.outputs["stored"].dtype == np.uint8  # what lives in memory stays 8-bit
     rgb = pixels[:, :, ::-1] / 255.0
     expected = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
@@ -221,19 +220,8 @@ outputs:
 
 def test_values_are_released_per_output_port(tmp_path):
     """An output nobody reads is dropped at once even when a sibling output lives on."""
-    import cv2
     import numpy as np
-
-    from nodegraph.registry import default_registry
-    cv2.imwrite(str(tmp_path / "p.png"), np.zeros((4, 5, 3), np.uint8))
-    graph = parse_graph(f"""\
-inputs:
-  photo: {{type: Path, default: {tmp_path / 'p.png'}}}
-nodes:
-  read: {{type: image.read, in: {{path: inputs.photo}}}}
-  gray: {{type: image.to_gray, in: {{image: read.image}}}}
-outputs:
-  stored: read.image
-""")
-    result = run_graph(graph, default_registry())
+    result = _run_on_photo(tmp_path, np.zeros((4, 5, 3), np.uint8),
+                           "  gray: {type: image.to_gray, in: {image: read.image}}\n",
+                           "  stored: read.image\n")
     assert set(result.values) == {("read", "image")}  # not read.focal_35mm, not gray.gray
