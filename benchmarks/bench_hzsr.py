@@ -14,7 +14,9 @@ of ``--runs`` repetitions interleaved so that load on a shared machine hits all 
   bicubic-resize its central 1/2 to 12 MP, write the PNG with the same encoder settings;
 - in one process (after a warm-up run): a re-run after changing one blend parameter with the
   cache holding the upstream nodes, against a full run; and framework overhead, the same
-  node functions called directly in the same order against the executor.
+  node functions called directly in the same order against the executor;
+- with ``--baseline-src DIR`` (another source tree of nodegraph, e.g. ``git archive main``
+  unpacked), the same ``nodegraph run`` processes from that tree, interleaved with these.
 """
 from __future__ import annotations
 
@@ -70,12 +72,17 @@ def make_pair(folder: Path, width: int, height: int) -> tuple[Path, Path]:
     return paths
 
 
-def timed_process(args: list[str], cores: str | None) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS in MB, stdout) of one child process, optionally pinned to ``cores``."""
+def timed_process(args: list[str], cores: str | None, shim: Path | None = None
+                  ) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS in MB, stdout) of one child process, optionally pinned to ``cores``
+    and importing nodegraph through ``shim`` (:func:`source_shim`)."""
     if cores is not None:
         args = ["taskset", "-c", cores, *args]
+    env = dict(os.environ, PYTHONPATH=str(shim)) if shim is not None else None
     started = time.perf_counter()
-    child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # cwd "/": ``python -c`` puts the current folder first on sys.path, ahead of the shim
+    child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                             cwd="/")
     out, err = child.communicate()
     seconds = time.perf_counter() - started
     if child.returncode != 0:
@@ -91,13 +98,25 @@ def with_peak(code: str) -> str:
     return code + "\nimport resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
 
 
-def nodegraph_run(pipeline: str, settings: list[str], cores: str | None) -> tuple[float, float, dict]:
+def source_shim(source: Path, folder: Path) -> Path:
+    """A folder that, first on PYTHONPATH, makes ``import nodegraph`` load the source tree
+    ``source`` (its nodegraph/, and nodes/ as nodegraph.nodes) instead of the installed one."""
+    package = folder / "nodegraph"
+    package.mkdir(parents=True)
+    for entry in (source / "nodegraph").iterdir():
+        (package / entry.name).symlink_to(entry)
+    (package / "nodes").symlink_to(source / "nodes")
+    return folder
+
+
+def nodegraph_run(pipeline: str, settings: list[str], cores: str | None,
+                  shim: Path | None = None) -> tuple[float, float, dict]:
     code = with_peak("import sys\nfrom nodegraph.cli import main\nrc = main(sys.argv[1:])\n"
                      "sys.stdout.flush()\nassert rc == 0, rc")
     args = [sys.executable, "-c", code, "run", pipeline, "--profile"]
     for setting in settings:
         args += ["--set", setting]
-    seconds, peak, out = timed_process(args, cores)
+    seconds, peak, out = timed_process(args, cores, shim)
     per_node = {m.group(1): float(m.group(3))
                 for m in map(PROFILE_ROW.match, out.splitlines()) if m}
     return seconds, peak, per_node
@@ -164,6 +183,8 @@ def main() -> None:
     parser.add_argument("--size", default="4000x3000")
     parser.add_argument("--blend-param", default="blend.smooth_sigma",
                         help="the parameter changed for the cached re-run")
+    parser.add_argument("--baseline-src", type=Path, metavar="DIR",
+                        help="also time `nodegraph run` from this source tree, same settings")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     if shutil.which("taskset") is None:
@@ -177,11 +198,20 @@ def main() -> None:
         # A phone writes the focal lengths in EXIF; the ratio is given here as EXIF would give it.
         settings = [f"wide={wide}", f"tele={tele}", "ratio=2", f"out={Path(tmp) / 'out.png'}"]
         nodegraph_run(args.pipeline, settings, "0,1")  # warm-up: Numba's on-disk cache, files
-        runs: dict[str, dict[str, list]] = {name: {"hzsr": [], "bicubic": []} for name in cores}
+        shim = baseline_pipeline = None
+        if args.baseline_src is not None:
+            shim = source_shim(args.baseline_src.resolve(), Path(tmp) / "shim")
+            baseline_pipeline = str(args.baseline_src.resolve() / "pipelines" / "hzsr.yaml")
+            nodegraph_run(baseline_pipeline, settings, "0,1", shim)  # its warm-up
+        runs: dict[str, dict[str, list]] = {name: {"hzsr": [], "bicubic": [], "baseline": []}
+                                            for name in cores}
         for _ in range(args.runs):
             for name, pinned in cores.items():
                 runs[name]["bicubic"].append(bicubic_zoom(wide, Path(tmp) / "bicubic.png", pinned))
                 runs[name]["hzsr"].append(nodegraph_run(args.pipeline, settings, pinned))
+                if shim is not None:
+                    runs[name]["baseline"].append(
+                        nodegraph_run(baseline_pipeline, settings, pinned, shim))
         inproc = in_process(args.pipeline, settings, args.blend_param, args.inproc_runs)
     load = max(load, os.getloadavg()[0])
 
@@ -211,6 +241,11 @@ def main() -> None:
               f"HZSR is {total / bicubic:.1f}x | <= 2x |")
         if name != names[0]:
             print(f"| speed-up of {name} over 2 cores | {total2 / total:.2f}x | >= 3x |")
+        if runs[name]["baseline"]:
+            base_total = med(r[0] for r in runs[name]["baseline"])
+            base_peak = med(r[1] for r in runs[name]["baseline"])
+            print(f"| baseline ({args.baseline_src}), {name} | {base_total:.2f} s, {base_peak:.0f} MB; "
+                  f"this tree {total / base_total:.2f}x the time, {peak / base_peak:.2f}x the memory | |")
     overhead = 100 * (inproc["full"] - inproc["direct"]) / inproc["direct"]
     print(f"| in-process full run / same node functions called directly | {inproc['full']:.2f} s / "
           f"{inproc['direct']:.2f} s = {overhead:+.1f} % framework overhead | <= 3 % |")
