@@ -3,8 +3,11 @@
 Every node gets a *recipe key*: a hash of its type and version, its parameters, the keys of
 the outputs it reads and, for constant inputs, their values (the content of ``Path`` files,
 not just their names). With a :class:`Cache`, a node whose key is unchanged is not run again,
-so changing one parameter re-runs only the nodes downstream of it. Without one, values are
-freed as soon as their last reader has run, which keeps peak memory low for one-shot runs.
+so changing one parameter re-runs only the nodes downstream of it. Without one, each output
+value is freed as soon as its last reader has run (per port, not per node) and the freed heap
+is handed back to the OS, which keeps peak memory low for one-shot runs. A link that converts
+(``PortType.convert``: a CompactImage read by an Image port) is converted for each reading
+call; the stored value stays compact.
 
 Per node the executor records wall time, peak resident memory while it ran, the warnings it
 raised and whether it ran, came from the cache or was bypassed; the same facts go to an
