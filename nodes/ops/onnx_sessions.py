@@ -45,7 +45,8 @@ def onnx_session(model_path: str, threads: int = 0):
             # Lean: without the arena, the activations of a run go back to the allocator when
             # it ends (an arena keeps its high-water mark, ~0.2-0.8 GB for a fusion tile, for
             # the rest of the process); memory patterns only pay off for one fixed input shape,
-            # and tiles differ. Measured: no loss of speed at 12 MP beyond the run-to-run noise.
+            # and tiles differ. Measured at 12 MP on the loaded shared machine: -0.23 GB with 1024 px
+            # tiles; any time cost was within its noise (the model card's quiet 2048 px run: +40 %).
             options.enable_cpu_mem_arena = False
             options.enable_mem_pattern = False
             options.log_severity_level = 3  # errors only: a bad file is reported below, once
