@@ -138,3 +138,16 @@ def test_turned_footprint_places_detail_and_pixel_size_tele_keeps_density():
     w_edge = turned @ np.array([178.5, 98.5, 1.0])
     expected = (w_edge[0] - 64.0) * 2 - 0.5, (w_edge[1] - 64.0) * 2 - 0.5
     assert np.hypot(got[0] - expected[0], got[1] - expected[1]) < 0.2
+
+
+@pytest.mark.parametrize("zoom", [1.0, 2.0, 3.0])
+def test_inputs_are_left_untouched(zoom):
+    """The output is made in place only on arrays uncrop made itself (at zoom = ratio the
+    resampling hands back the blended input)."""
+    wide, src, crop = _setup()
+    blended = np.clip(src + 0.3, 0.0, 1.5).astype(np.float32)  # out of range: clipping shows
+    kept = blended.copy(), wide.copy(), src.copy()
+    out = uncrop(wide, src, blended, crop, RATIO, zoom=zoom)
+    assert out is not blended and out.max() <= 1.0
+    for before, after in zip(kept, (blended, wide, src)):
+        np.testing.assert_array_equal(after, before)
