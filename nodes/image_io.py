@@ -31,6 +31,7 @@ from PIL import Image as _PilImage
 from nodegraph import CompactImage, Image, Out, OutPath, Param, Path, Scalar, node, wrote
 from nodegraph.errors import InputError
 from nodegraph.files import write_atomic
+from nodegraph.types import compact_to_float
 
 EXIF_ORIENTATION = 0x0112
 EXIF_FOCAL_35MM = 0xA405  # FocalLengthIn35mmFilm, in the Exif sub-IFD
@@ -168,9 +169,9 @@ def to_rgb(pixels: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(pixels[:, :, 2::-1])  # BGR(A) -> RGB, alpha dropped
 
 
-def read_image(path: str | os.PathLike, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
-               min_side: int = 1, max_aspect: float = DEFAULT_MAX_ASPECT
-               ) -> tuple[np.ndarray, float | None]:
+def read_samples(path: str | os.PathLike, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+                 min_side: int = 1, max_aspect: float = DEFAULT_MAX_ASPECT
+                 ) -> tuple[np.ndarray, float | None]:
     """(RGB image as decoded (``to_rgb``), upright; 35 mm focal length or None); InputError
     names the file. Sizes are checked before decoding (:func:`check_image_size`)."""
     path = os.fspath(path)
@@ -194,6 +195,15 @@ def read_image(path: str | os.PathLike, max_megapixels: float = DEFAULT_MAX_MEGA
     except Exception:  # noqa: BLE001 - OpenCV decoded it; metadata Pillow cannot parse is absent
         orientation, focal = 1, None
     return to_rgb(apply_orientation(pixels, orientation)), focal
+
+
+def read_image(path: str | os.PathLike, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+               min_side: int = 1, max_aspect: float = DEFAULT_MAX_ASPECT
+               ) -> tuple[np.ndarray, float | None]:
+    """(float32 RGB image in [0, 1], upright, as an Image port receives it; 35 mm focal length
+    or None): :func:`read_samples` converted for code that works on floats."""
+    samples, focal = read_samples(path, max_megapixels, min_side, max_aspect)
+    return compact_to_float(samples), focal
 
 
 def to_samples(image: np.ndarray, bit_depth: int) -> np.ndarray:
@@ -245,7 +255,7 @@ def read(path: Path, *,
     checked before decoding: more than ``max_megapixels``, a side below ``min_side`` or an
     aspect beyond ``max_aspect`` raises InputError, as does a missing or corrupt file.
     """
-    image, focal = read_image(path, max_megapixels, min_side, max_aspect)
+    image, focal = read_samples(path, max_megapixels, min_side, max_aspect)
     return {"image": image, "focal_35mm": focal}
 
 

@@ -37,11 +37,9 @@ def test_bundled_sample_ratio_from_exif_and_measured():
 
     from nodegraph.nodes.hzsr.align import align_images
     from nodegraph.nodes.image_io import read_image
-    from nodegraph.types import compact_to_float
 
     sample = Path(__file__).resolve().parent.parent / "nodes" / "hzsr" / "sample"
     (wide, f_wide), (tele, f_tele) = read_image(sample / "wide.jpg"), read_image(sample / "tele.jpg")
-    wide, tele = compact_to_float(wide), compact_to_float(tele)
     assert (f_wide, f_tele) == (26.0, 52.0)
     with pytest.warns(UserWarning, match="EXIF"):
         assert ratio(f_wide, f_tele, None) == 2.0

@@ -34,7 +34,6 @@ from nodegraph.nodes.hzsr.align import align_images
 from nodegraph.nodes.hzsr.flow import estimate_flow
 from nodegraph.nodes.hzsr.ratio import resolve_ratio
 from nodegraph.nodes.image_io import read_image
-from nodegraph.types import compact_to_float
 
 from . import ALIGNED_VALIDATION
 from .simulate import load_photo, render_view
@@ -117,8 +116,8 @@ def register_user_pair(folder: str, max_side: int = 1400) -> RealPair:
     the folder when registration fails. T larger than ``max_side`` is area-downscaled first
     (and W with it), as the rig's photos are.
     """
-    (wide, wide_focal), (tele, tele_focal) = (read_image(_find(folder, name)) for name in ("wide", "tele"))
-    wide, tele = compact_to_float(wide), compact_to_float(tele)  # as an Image port gets them
+    wide, wide_focal = read_image(_find(folder, "wide"))
+    tele, tele_focal = read_image(_find(folder, "tele"))
     scale = max_side / max(tele.shape[:2])
     if scale < 1.0:
         tele = cv2.resize(tele, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
