@@ -140,3 +140,22 @@ def test_optical_band_sigma_brings_tele_band_to_wides():
     # the blur's variance plus the work pixel's own (1/2 px)^2 is a W pixel's: (d s / 2)^2
     d, s = 3.0, 0.8
     assert optical_band_sigma(d, s) ** 2 + 0.25 == pytest.approx((d * s / 2) ** 2)
+
+
+def test_fine_preset_resolves_a_small_close_object_that_medium_smears():
+    # A 60 px patch of another photo moves 6 px further than the background (parallax of a
+    # close object): OpenCV's presets stop at half the work grid and smear its flow into the
+    # background's; "fine" refines on the work grid itself (flow.py's DIS_PRESETS). Measured
+    # 90th percentile errors: medium 1.1 px, fine 0.18 px.
+    src, ref = _shifted_pair("coffee", (2.0, 0.0))
+    patch = skimage.data.astronaut()[300:360, 100:160].astype(np.float32) / 255.0
+    src[150:210, 300:360] = patch
+    ref[150:210, 308:368] = patch
+    p90 = {}
+    for preset in ("medium", "fine"):
+        forward = flow(src, ref, method="dis", dis_preset=preset, work_height=384,
+                       work_width=512, onnx_model=None)["forward"]
+        error = np.linalg.norm(forward[154:206, 304:356] - (8.0, 0.0), axis=2)
+        p90[preset] = float(np.percentile(error, 90))
+    assert p90["fine"] < 0.4, p90
+    assert p90["fine"] < p90["medium"] / 2, p90
