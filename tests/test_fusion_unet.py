@@ -1,4 +1,5 @@
-"""hzsr.fusion_unet: ports shared with fusion_classical, exact seamless tiling, colour kept from src."""
+"""hzsr.fusion_unet: ports shared with fusion_classical, exact seamless tiling (receptive field
+measured), colour kept from src."""
 from __future__ import annotations
 
 import importlib.util
@@ -56,12 +57,81 @@ def test_tiled_equals_untiled_without_seams():
     session = onnx_session(BUNDLED, 2)
     y_src, y_ref, m_occ = _planes(650, 830)
     whole = fu.fuse_luminance(y_src, y_ref, m_occ, session, tile=0)
-    tiled = fu.fuse_luminance(y_src, y_ref, m_occ, session, tile=192, overlap=256)
+    # the node's default overlap (the receptive field beyond the 64 px grid) is exact
+    tiled = fu.fuse_luminance(y_src, y_ref, m_occ, session, tile=192,
+                              overlap=spec_of(fu.fusion_unet).params["overlap"].default)
     assert whole.shape == (650, 830) and np.isfinite(whole).all()
     np.testing.assert_allclose(tiled, whole, atol=1e-4, rtol=0)
-    # the network does use context: too little overlap changes the result, so the test can fail
-    short = fu.fuse_luminance(y_src, y_ref, m_occ, session, tile=192, overlap=0)
-    assert np.abs(short - whole).max() > 1e-3
+    # the network does use context: less overlap changes the result, so the test can fail
+    for overlap in (0, fu.RECEPTIVE_PX - fu.MULTIPLE):
+        short = fu.fuse_luminance(y_src, y_ref, m_occ, session, tile=192, overlap=overlap)
+        assert np.abs(short - whole).max() > 1e-3
+
+
+@needs_model
+def test_receptive_field_is_within_its_bound_of_the_grid_cell():
+    """An impulse at a pixel changes the output only within RECEPTIVE_PX of the pixel's 64 px
+    grid cell, and does reach that far (so RECEPTIVE_PX is the bound, not a loose guess)."""
+    session = onnx_session(BUNDLED, 2)
+    x = np.random.default_rng(4).random((1, 3, 768, 768), dtype=np.float32)
+    feed = fu.network_feed(session)
+    before = session.run(None, feed(x))[0][0, 0]
+    reach = []
+    for row, col in [(384, 384), (389, 441), (447, 400)]:
+        bumped = x.copy()
+        bumped[0, :, row, col] += 0.5
+        rows, cols = np.nonzero(session.run(None, feed(bumped))[0][0, 0] != before)
+        cell_row, cell_col = row // fu.MULTIPLE * fu.MULTIPLE, col // fu.MULTIPLE * fu.MULTIPLE
+        reach += [cell_row - rows.min(), rows.max() + 1 - (cell_row + fu.MULTIPLE),
+                  cell_col - cols.min(), cols.max() + 1 - (cell_col + fu.MULTIPLE)]
+    assert max(reach) == fu.RECEPTIVE_PX
+
+
+def test_detail_bands_equal_the_training_module():
+    """OpenCV's bands (inference) against the torch DetailBands the network was trained with."""
+    torch = pytest.importorskip("torch")
+    from nodegraph.nodes.train.model import DetailBands
+
+    module = DetailBands()
+    y_ref = np.random.default_rng(5).random((70, 90), dtype=np.float32)
+    with torch.no_grad():
+        expected = module(torch.from_numpy(y_ref)[None, None]).numpy()[0]
+    got = fu.detail_bands(y_ref, module.bank.numpy())
+    assert got.shape == expected.shape == (3, 70, 90)
+    np.testing.assert_allclose(got, expected, atol=2e-6, rtol=0)
+
+
+def test_split_model_equals_the_exported_one(tmp_path):
+    """tools/split_fusion_bands.py on a freshly exported network with random weights (the
+    gains of the detail bands included, which start at zero): both layouts, each fed by
+    network_feed, give the same Y_fusion, tiled or not; the split one has the bands input."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    import sys
+
+    from nodegraph.nodes.train.export import export_onnx
+    from nodegraph.nodes.train.model import FusionUNet
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
+    from split_fusion_bands import split_bands
+
+    torch.manual_seed(0)
+    network = FusionUNet(widths=(8, 8, 8, 8, 8))
+    with torch.no_grad():
+        for conv in (network.head, network.linear, network.gains):
+            conv.weight.normal_(0, 0.05)
+    export_onnx(network, tmp_path / "whole.onnx")
+    split_bands(tmp_path / "whole.onnx", tmp_path / "split.onnx")
+    whole, split = (onnx_session(str(tmp_path / f"{name}.onnx"), 1) for name in ("whole", "split"))
+    assert [i.name for i in split.get_inputs()] == ["x", fu.BANDS_INPUT]
+    y_src, y_ref, m_occ = _planes(200, 260, seed=6)
+    x = np.stack([y_src, y_ref, m_occ])[None, :, :192, :256]
+    expected = whole.run(None, fu.network_feed(whole)(x))[0]
+    np.testing.assert_allclose(split.run(None, fu.network_feed(split)(x))[0], expected, atol=1e-5, rtol=0)
+    # and the bands do matter: without them (zeros) the output differs, so the test can fail
+    no_bands = split.run(None, {"x": x, fu.BANDS_INPUT: np.zeros((1, 3, 192, 256), np.float32)})[0]
+    assert np.abs(no_bands - expected).max() > 1e-3
+    np.testing.assert_allclose(fu.fuse_luminance(y_src, y_ref, m_occ, split, tile=96),
+                               fu.fuse_luminance(y_src, y_ref, m_occ, whole, tile=0), atol=1e-5, rtol=0)
 
 
 @needs_model

@@ -67,8 +67,9 @@ def quantize(model: Path, out: Path, static_folder: Path | None = None) -> None:
             quantize_dynamic(str(prepared), str(out), per_channel=True, weight_type=QuantType.QInt8,
                              op_types_to_quantize=["Conv", "MatMul"])
             return
-        input_name = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]
-                                          ).get_inputs()[0].name
+        from nodegraph.nodes.hzsr.fusion_unet import network_feed
+
+        feed = network_feed(ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]))
 
         class Reader(CalibrationDataReader):
             def __init__(self) -> None:
@@ -76,7 +77,7 @@ def quantize(model: Path, out: Path, static_folder: Path | None = None) -> None:
 
             def get_next(self):
                 batch = next(self._batches, None)
-                return None if batch is None else {input_name: batch}
+                return None if batch is None else feed(batch)
 
         quantize_static(str(prepared), str(out), Reader(), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8,

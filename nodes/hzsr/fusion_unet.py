@@ -8,17 +8,26 @@ replaced (``ops.luminance.replace_luminance``).
 Tiled inference, exact and memory-bounded: the image (edge-padded to a multiple of 64) is cut
 into cores of ``tile`` px; each core is run inside a window grown by ``overlap`` px on every
 side, rounded out to the 64 px grid of the network, and only the core is kept
-(crop-the-centre). Because windows start on the network's 64 px grid and the overlap covers
-the receptive-field radius of the bundled network (256 px), every kept pixel sees exactly the
-input it would see in a single whole-image pass: tiles meet without seams and the result
-equals the untiled one up to float rounding. Peak memory follows the window size, not the
-image size. One onnxruntime session per (model content, threads) is kept for the process
-(:mod:`nodegraph.nodes.ops.onnx_sessions`); the model file's content is part of the cache key.
+(crop-the-centre). The bundled network's output at a pixel depends on the input within
+RECEPTIVE_PX = 192 px of the 64 px grid cell that holds the pixel (measured by an impulse,
+``tests/test_fusion_unet.py``; the 4x stem and four 2x levels make the grid). Windows start
+and end on that grid, so with ``overlap`` >= 192 every kept pixel sees exactly the input it
+would see in a single whole-image pass: tiles meet without seams and the result equals the
+untiled one. Peak memory follows the window size, not the image size.
+
+The bundled model has its fixed detail-band blurs moved out of the graph
+(``tools/split_fusion_bands.py``): :func:`network_feed` computes them per window with OpenCV
+(:func:`detail_bands`), ~0.6x the time per window of running them inside onnxruntime; a model
+exported by ``nodegraph train fusion`` (one input) runs as it is. One onnxruntime session per
+(model content, threads) is kept for the process (:mod:`nodegraph.nodes.ops.onnx_sessions`); the
+model file's content is part of the cache key.
 """
 from __future__ import annotations
 
+import json
 import os
 
+import cv2
 import numpy as np
 
 from nodegraph import Image, Mask, Out, Param, node
@@ -27,10 +36,12 @@ from nodegraph.nodes.ops.luminance import luminance, replace_luminance
 from nodegraph.nodes.ops.onnx_sessions import model_fingerprint, onnx_session
 
 MULTIPLE = 64            # input sides must be multiples of this (stem 4 x 2^4 downsamplings)
+RECEPTIVE_PX = 192       # context beyond a pixel's 64 px cell that its output depends on (module doc)
 # hzsr.blend spreads M_blend_raw by at most its Gaussian's support (4 x smooth_sigma <= 200 px):
 # a core whose surroundings within this margin have M_blend_raw = 0 gets M_blend = 0 exactly.
 BLEND_SUPPORT_PX = 256
 BUNDLED_MODEL = "models/fusion_unet.onnx"
+BANDS_INPUT, DETAIL_TAPS_KEY = "bands", "detail_taps"  # a model split by tools/split_fusion_bands.py
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -58,6 +69,30 @@ def _spans(length: int, padded: int, tile: int, overlap: int) -> list[tuple[int,
     return spans
 
 
+def detail_bands(y_ref: np.ndarray, taps: np.ndarray) -> np.ndarray:
+    """(k, H, W) band-pass layers [Ỹ_ref - G_1, G_1 - G_2, ..., G_(k-1) - G_k] of an (H, W) plane,
+    G_i = the separable Gaussian of ``taps[i]`` (k rows of odd length, zero-padded to a common
+    one) with replicated edges: the network's ``DetailBands`` (nodes/train/model.py) computed
+    by OpenCV instead of inside the ONNX graph (tools/split_fusion_bands.py says why)."""
+    levels = [y_ref]
+    for row in np.asarray(taps, np.float32):
+        nonzero = np.flatnonzero(row)
+        kernel = row[nonzero[0]:nonzero[-1] + 1]  # the zero padding changes no value
+        levels.append(cv2.sepFilter2D(y_ref, cv2.CV_32F, kernel, kernel, borderType=cv2.BORDER_REPLICATE))
+    return np.stack([finer - coarser for finer, coarser in zip(levels[:-1], levels[1:])])
+
+
+def network_feed(session):
+    """``feed(x) -> {input name: array}`` for an (N, 3, h, w) float32 network input ``x``: the
+    input itself, plus, for a model whose detail bands were moved out of its graph (inputs ``x``
+    and ``bands``, taps in its metadata), the bands of each item's Ỹ_ref channel."""
+    names = [i.name for i in session.get_inputs()]
+    if len(names) == 1:
+        return lambda x: {names[0]: x}
+    taps = np.array(json.loads(session.get_modelmeta().custom_metadata_map[DETAIL_TAPS_KEY]), np.float32)
+    return lambda x: {names[0]: x, BANDS_INPUT: np.stack([detail_bands(item[1], taps) for item in x])}
+
+
 def _run_tiles(window_planes, h: int, w: int, session, tile: int, overlap: int,
                emit, skip=None) -> None:
     """Run the network window by window (module doc) and hand each core's Y_fusion to ``emit``.
@@ -69,7 +104,7 @@ def _run_tiles(window_planes, h: int, w: int, session, tile: int, overlap: int,
     is true is not run at all (``emit`` gets None).
     """
     hp, wp = -(-h // MULTIPLE) * MULTIPLE, -(-w // MULTIPLE) * MULTIPLE
-    name_in = session.get_inputs()[0].name
+    feed = network_feed(session)
     whole = [(0, h, 0, hp)] if tile <= 0 else None
     for r0, r1, wr0, wr1 in whole or _spans(h, hp, tile, overlap):
         for c0, c1, wc0, wc1 in ([(0, w, 0, wp)] if whole else _spans(w, wp, tile, overlap)):
@@ -80,12 +115,12 @@ def _run_tiles(window_planes, h: int, w: int, session, tile: int, overlap: int,
             planes = window_planes(slice(wr0, min(wr1, h)), slice(wc0, min(wc1, w)))
             pad = ((0, 0), (0, wr1 - min(wr1, h)), (0, wc1 - min(wc1, w)))
             x = np.pad(planes, pad, mode="edge")[None] if any(p[1] for p in pad) else planes[None]
-            y = session.run(None, {name_in: np.ascontiguousarray(x, dtype=np.float32)})[0]
+            y = session.run(None, feed(np.ascontiguousarray(x, dtype=np.float32)))[0]
             emit(rows, cols, y[0, 0, r0 - wr0:r1 - wr0, c0 - wc0:c1 - wc0])
 
 
 def fuse_luminance(y_src: np.ndarray, y_ref: np.ndarray, m_occ: np.ndarray, session,
-                   tile: int = 2048, overlap: int = 256) -> np.ndarray:
+                   tile: int = 2048, overlap: int = RECEPTIVE_PX) -> np.ndarray:
     """Y_fusion (H, W) float32 from the three (H, W) planes, tiled as in the module doc.
 
     ``tile`` <= 0 runs the whole (padded) image in one pass.
@@ -144,9 +179,10 @@ def fusion_unet(src: Image, ref_warped: Image, M_occ: Mask, M_blend_raw: Mask = 
                                   doc="core size of the tiles (0 = one whole-image pass); "
                                       "bounds peak memory (~0.4 GB at 1024) and the grain at "
                                       "which unused cores are skipped"),
-                overlap: int = Param(256, range=(0, 1024), unit="px",
-                                     doc="context added around each tile; >= 256 (the bundled "
-                                         "network's receptive-field radius) makes tiling exact"),
+                overlap: int = Param(RECEPTIVE_PX, range=(0, 1024), unit="px",
+                                     doc="context added around each tile; >= 192 (the bundled "
+                                         "network's receptive field beyond its 64 px grid) makes "
+                                         "tiling exact; less is faster and approximate"),
                 threads: int = Param(0, range=(0, 256),
                                      doc="onnxruntime intra-op threads (0 = OMP_NUM_THREADS if set, else all cores)"),
                 ) -> Out(fused=Image):

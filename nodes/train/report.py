@@ -45,7 +45,7 @@ def validation_psnr(model_path: str, data_dir: str | Path) -> dict:
     x, y = load_cache(data_dir, "val")
     x, y = x.astype(np.float32), y.astype(np.float32)
     session = onnx_session(str(Path(model_path).resolve()), 0)
-    fused = {"fusion": session.run(None, {session.get_inputs()[0].name: x})[0],
+    fused = {"fusion": session.run(None, fu.network_feed(session)(x))[0],
              "classical": classical_fusion(x)}
     if y.shape[1] > 1:
         m_blend = y[:, 1:2]
@@ -134,7 +134,7 @@ def example_figure(model_path: str, data_dir: str | Path, out_png: str | Path, c
     idx = np.linspace(0, len(x) - 1, count).astype(int)
     x, y = x[idx].astype(np.float32), y[idx].astype(np.float32)
     session = onnx_session(str(Path(model_path).resolve()), 0)
-    out = session.run(None, {session.get_inputs()[0].name: x})[0]
+    out = session.run(None, fu.network_feed(session)(x))[0]
     rows = [np.hstack([x[i, 0], x[i, 1], x[i, 2], out[i, 0], y[i, 0]]) for i in range(count)]
     grid = np.clip(np.vstack(rows), 0, 1)
     grid = cv2.resize(grid, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
