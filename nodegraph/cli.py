@@ -28,15 +28,19 @@ import threading
 import traceback
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import MESSAGE_LIMIT, GraphError, InputError, NodeError, Problem, clip
-from .execute import Cache, Event, RunResult, plan, run_plan
 from .files import check_output_options
-from .graph import Graph, load_graph, require_loadable
 from .registry import Registry, default_registry
-from .render import debug_paths, write_debug_dir
-from .validate import apply_settings, validate
+
+if TYPE_CHECKING:
+    from .execute import Cache, Event, RunResult
+    from .graph import Graph
+
+# Start-up: the executor, graph model and validation (networkx, PyYAML), the debug renderer
+# (OpenCV) and the modules of other commands are imported by the commands that use them, so
+# `nodegraph nodes` or `nodegraph train --help` does not load them.
 
 COMMANDS_GROUP = "nodegraph.commands"
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -59,6 +63,9 @@ def load_for_run(source: str | Graph, settings: list[str], registry: Registry,
     """Load a graph file (or take an already loaded graph, left unchanged), apply ``--set``
     bindings and ``--out`` (binds the graph input ``out``), and validate it; GraphError lists
     every problem."""
+    from .graph import Graph, load_graph, require_loadable
+    from .validate import apply_settings, validate
+
     graph = source if isinstance(source, Graph) else require_loadable(load_graph(source))
     if out is not None:
         if "out" not in graph.inputs:
@@ -125,6 +132,9 @@ def profile_table(result: RunResult) -> str:
 def execute(graph: Graph, registry: Registry, *, debug_dir: str | None = None,
             profile: bool = False, cache: Cache | None = None) -> RunResult:
     """Run a validated graph with a progress bar, optional debug images and profile table."""
+    from .execute import plan, run_plan
+    from .render import debug_paths, write_debug_dir
+
     progress = ProgressBar(sys.stderr.isatty())
     the_plan = plan(graph, registry)
     pictures = [(step.name, port, ptype) for step in the_plan.steps
@@ -193,6 +203,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from .graph import load_graph
+    from .validate import apply_settings, validate
+
     registry = default_registry()
     graph = load_graph(args.pipeline)
     problems = list(graph.load_problems)
@@ -273,7 +286,9 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
                              "or a node's bypass flag (occlusion.bypass=true); repeatable")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or, given the ``command`` about to run, of the built-in ones
+    and that one: the other commands' modules are then not imported (start-up time)."""
     parser = argparse.ArgumentParser(
         prog="nodegraph", description="Typed node graphs for image pipelines (HZSR built in).")
     parser.add_argument(DEBUG_FLAG, action="store_true",
@@ -295,9 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
     nodes = sub.add_parser("nodes", help="list registered node types")
     nodes.add_argument("--json", action="store_true", help="print the catalogue as JSON")
     nodes.set_defaults(handler=cmd_nodes)
-    from . import batch  # imported here: it builds on this module's load_for_run
-    batch.register(sub)
+    if command in (None, "batch"):
+        from . import batch  # imported here: it builds on this module's load_for_run
+        batch.register(sub)
     for entry_point in importlib.metadata.entry_points(group=COMMANDS_GROUP):
+        if command is not None and entry_point.name != command:
+            continue
         try:
             register: Callable[[Any], None] = entry_point.load()
             register(sub)
@@ -314,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = DEBUG_FLAG in argv
     argv = [arg for arg in argv if arg != DEBUG_FLAG]
-    parser = build_parser()
+    parser = build_parser(_command_named(argv))
     args = parser.parse_args(argv)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
@@ -333,6 +351,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 DEBUG_FLAG = "--debug"
+BUILT_IN = ("run", "validate", "nodes", "batch")
+
+
+def _command_named(argv: list[str]) -> str | None:
+    """The sub-command ``argv`` runs when it names a known one, else None (help, a typo: the
+    parser then lists every command)."""
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    if command in BUILT_IN:
+        return command
+    names = {entry_point.name for entry_point in importlib.metadata.entry_points(group=COMMANDS_GROUP)}
+    return command if command in names else None
 
 
 def _handle(args: argparse.Namespace) -> int:

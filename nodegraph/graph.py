@@ -47,13 +47,15 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 import yaml
 
 from .errors import GraphError, Problem, brief, clip
 from .files import write_atomic
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 SCHEMA_VERSION = 1
 INPUTS = "inputs"  # reserved source name of graph inputs in links: "inputs.NAME"
@@ -155,6 +157,8 @@ class Graph:
     def dependencies(self) -> nx.DiGraph:
         """The node-to-node dependency graph: an edge source -> reader for every link between
         two nodes of this graph (graph inputs and links to unknown nodes are left out)."""
+        import networkx as nx  # here, not at the top: loading a graph does not need it (start-up)
+
         dag = nx.DiGraph()
         dag.add_nodes_from(self.nodes)
         for name, inst in self.nodes.items():
