@@ -35,10 +35,12 @@ from nodegraph.types import compact_to_float
 
 EXIF_ORIENTATION = 0x0112
 EXIF_FOCAL_35MM = 0xA405  # FocalLengthIn35mmFilm, in the Exif sub-IFD
-# PNG level 1: at 12 MP it encodes ~5x faster than OpenCV's default 3, files ~10 % larger;
-# libpng's fast filter set (none/sub/up, chosen per row) is another ~25 % faster than trying
-# all five at the same file size (11.7 vs 11.6 MB on the benchmark's 12 MP frame).
-PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FAST_FILTERS]
+# PNG level 1: at 12 MP it encodes ~5x faster than OpenCV's default 3, files ~10 % larger.
+# The "up" filter alone on every row: 0.73-0.90x the time of libpng's fast filter set
+# (none/sub/up chosen per row, which costs a pass per candidate) at -4 % to +1 % file size on
+# 12 MP photos (benchmarks/bench_encode.py; issue 14); Paeth or level 2 cost more time than
+# they save in bytes, level 0 writes 3x the bytes.
+PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
 JPEG_PARAMS = [cv2.IMWRITE_JPEG_QUALITY, 95]
 WRITE_EXTENSIONS = {".png": (8, 16), ".jpg": (8,), ".jpeg": (8,), ".tif": (8, 16),
                     ".tiff": (8, 16)}
