@@ -22,14 +22,16 @@ def onnx_session(model_path: str, threads: int = 0):
     """The onnxruntime CPU session of ``model_path`` with ``threads`` intra-op threads.
 
     ``threads=0`` means the process's share of the cores: ``OMP_NUM_THREADS`` when set (a batch
-    worker's share; onnxruntime itself ignores it), else onnxruntime's default (all cores).
+    worker's share; onnxruntime itself ignores it), else the cores the process may run on when
+    that is fewer than the machine's (``taskset``, a container's cpuset: onnxruntime's own
+    default counts the machine's cores and would start more threads than there are cores),
+    else onnxruntime's default (its count of physical cores).
     InputError (one line, naming the file) when the file is missing or not a loadable model.
     """
     import onnxruntime as ort
 
     if not threads:
-        share = os.environ.get("OMP_NUM_THREADS", "")
-        threads = int(share) if share.isdigit() else 0
+        threads = _cores_share()
     try:
         key = (file_digest(model_path), int(threads))
     except OSError as error:
@@ -59,6 +61,16 @@ def onnx_session(model_path: str, threads: int = 0):
                 _sessions.pop(next(iter(_sessions)))
             _sessions[key] = session
     return session
+
+
+def _cores_share() -> int:
+    """OMP_NUM_THREADS when set, else the cores this process is allowed when fewer than the
+    machine has, else 0 (onnxruntime's default)."""
+    share = os.environ.get("OMP_NUM_THREADS", "")
+    if share.isdigit() and int(share) > 0:
+        return int(share)
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+    return allowed if 0 < allowed < (os.cpu_count() or 0) else 0
 
 
 def model_fingerprint(model_path: str | None) -> str:
