@@ -42,3 +42,24 @@ def test_help_and_an_unknown_command_still_list_every_command():
     typo = subprocess.run([sys.executable, "-m", "nodegraph", "evl"], capture_output=True, text=True,
                           timeout=120)
     assert typo.returncode == 2 and "'eval'" in typo.stderr and "'train'" in typo.stderr
+
+
+def test_every_numba_kernel_uses_the_on_disk_cache():
+    """A kernel without ``cache=True`` is compiled again in every process (seconds at start-up)."""
+    import importlib
+    import pkgutil
+
+    from numba.core.caching import NullCache
+    from numba.core.dispatcher import Dispatcher
+
+    import nodegraph.nodes as package
+
+    kernels = []
+    for module_info in pkgutil.walk_packages(package.__path__, "nodegraph.nodes."):
+        if module_info.name.startswith("nodegraph.nodes.train"):
+            continue  # the trainers need the [train] extra and define no kernels
+        module = importlib.import_module(module_info.name)
+        kernels += [(module.__name__, name, kernel) for name, kernel in vars(module).items()
+                    if isinstance(kernel, Dispatcher) and kernel.__module__ == module.__name__]
+    assert len(kernels) >= 10  # the mask, warp and sampling kernels are found
+    assert [f"{module}.{name}" for module, name, kernel in kernels if isinstance(kernel._cache, NullCache)] == []
