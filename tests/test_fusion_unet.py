@@ -102,17 +102,13 @@ def test_detail_bands_equal_the_training_module():
 
 
 def test_split_model_equals_the_exported_one(tmp_path):
-    """tools/split_fusion_bands.py on a freshly exported network with random weights (the
+    """split_bands (what nodegraph train fusion writes) on a freshly exported network with random weights (the
     gains of the detail bands included, which start at zero): both layouts, each fed by
     network_feed, give the same Y_fusion, tiled or not; the split one has the bands input."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnx")
-    import sys
-
-    from nodegraph.nodes.train.export import export_onnx
+    from nodegraph.nodes.train.export import export_onnx, split_bands
     from nodegraph.nodes.train.model import FusionUNet
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
-    from split_fusion_bands import split_bands
 
     torch.manual_seed(0)
     network = FusionUNet(widths=(8, 8, 8, 8, 8))

@@ -15,10 +15,11 @@ and end on that grid, so with ``overlap`` >= 192 every kept pixel sees exactly t
 would see in a single whole-image pass: tiles meet without seams and the result equals the
 untiled one. Peak memory follows the window size, not the image size.
 
-The bundled model has its fixed detail-band blurs moved out of the graph
-(``tools/split_fusion_bands.py``): :func:`network_feed` computes them per window with OpenCV
-(:func:`detail_bands`), ~0.6x the time per window of running them inside onnxruntime; a model
-exported by ``nodegraph train fusion`` (one input) runs as it is. One onnxruntime session per
+The bundled model, like every model ``nodegraph train fusion`` writes, has its fixed
+detail-band blurs moved out of the graph (``split_bands`` in ``nodes/train/export.py``):
+:func:`network_feed` computes them per window with OpenCV (:func:`detail_bands`), ~0.6x the
+time per window of running them inside onnxruntime; a one-input model (an older export) runs
+as it is. One onnxruntime session per
 (model content, threads) is kept for the process (:mod:`nodegraph.nodes.ops.onnx_sessions`); the
 model file's content is part of the cache key.
 """
@@ -41,7 +42,7 @@ RECEPTIVE_PX = 192       # context beyond a pixel's 64 px cell that its output d
 # a core whose surroundings within this margin have M_blend_raw = 0 gets M_blend = 0 exactly.
 BLEND_SUPPORT_PX = 256
 BUNDLED_MODEL = "models/fusion_unet.onnx"
-BANDS_INPUT, DETAIL_TAPS_KEY = "bands", "detail_taps"  # a model split by tools/split_fusion_bands.py
+BANDS_INPUT, DETAIL_TAPS_KEY = "bands", "detail_taps"  # a model split by train.export.split_bands
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
