@@ -44,6 +44,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -242,6 +243,14 @@ class _BoundedLoader(_Events):
                 self.duplicates.append((key.value, first_line[key.value], line))
             else:
                 first_line[key.value] = line
+
+
+# PyYAML reads YAML 1.1, whose floats need a dot and a signed exponent: 1e3, 2E-4 and 1.5e2
+# would be text. YAML 1.2 and every other reader of a number take them as numbers, and so
+# does a graph file.
+_BoundedLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"))
 
 
 def _located(node: yaml.Node) -> int:

@@ -164,3 +164,14 @@ def test_saved_files_never_hold_aliases(tmp_path):
     text = dump_graph(graph)
     assert "&" not in text and "*" not in text
     assert parse_graph(text) == graph
+
+
+@pytest.mark.parametrize("written, value", [("1e3", 1000.0), ("-2E-4", -2e-4), ("+5e+0", 5.0),
+                                            ("1.5e2", 150.0), (".5e1", 5.0), ("'1e3'", "1e3"), ("1_0e3", "1_0e3")])
+def test_numbers_with_an_exponent_and_no_dot_are_numbers(tmp_path, written, value):
+    # YAML 1.1 (PyYAML) reads 1e3 as text; a graph file reads it as YAML 1.2 does. Quoted, it
+    # stays text; what is no number in either stays text (and a float parameter refuses it).
+    graph = parse_graph(TOY.replace("value: 1.0", f"value: {written}"), tmp_path / "g.yaml")
+    assert not graph.load_problems
+    assert graph.nodes["one"].params["value"] == value
+    assert type(graph.nodes["one"].params["value"]) is type(value)
