@@ -6,6 +6,7 @@ import numpy as np
 
 from nodegraph import Gray, Image, Out, Param, Rect, node
 from nodegraph.errors import InputError
+from nodegraph.nodes.image_io import DEFAULT_MAX_MEGAPIXELS
 from nodegraph.nodes.ops.luminance import luminance
 
 INTERPOLATIONS = {"nearest": cv2.INTER_NEAREST, "linear": cv2.INTER_LINEAR,
@@ -15,17 +16,24 @@ INTERPOLATIONS = {"nearest": cv2.INTER_NEAREST, "linear": cv2.INTER_LINEAR,
 
 def target_size(shape: tuple[int, int], scale: float | None, width: int | None,
                 height: int | None) -> tuple[int, int]:
-    """(width, height) of a resize: explicit width/height win (one given keeps the aspect), else scale."""
+    """(width, height) of a resize: explicit width/height win (one given keeps the aspect), else
+    scale. InputError for an output over DEFAULT_MAX_MEGAPIXELS (image.read's limit): a
+    65535 x 65535 float RGB image would need 51 GB."""
     h, w = shape
     if width and height:
-        return width, height
-    if width:
-        return width, max(1, round(h * width / w))
-    if height:
-        return max(1, round(w * height / h)), height
-    if scale:
-        return max(1, round(w * scale)), max(1, round(h * scale))
-    raise InputError("image.resize needs a scale or a width and/or height")
+        size = width, height
+    elif width:
+        size = width, max(1, round(h * width / w))
+    elif height:
+        size = max(1, round(w * height / h)), height
+    elif scale:
+        size = max(1, round(w * scale)), max(1, round(h * scale))
+    else:
+        raise InputError("image.resize needs a scale or a width and/or height")
+    if size[0] * size[1] > DEFAULT_MAX_MEGAPIXELS * 1e6:
+        raise InputError(f"image.resize: the output {size[0]}x{size[1]} would be "
+                         f"{size[0] * size[1] / 1e6:.0f} MP, over the {DEFAULT_MAX_MEGAPIXELS:.0f} MP limit")
+    return size
 
 
 @node("image.resize", version=1)

@@ -27,6 +27,14 @@ def test_resize_by_scale_width_height(photo):
         _resize(photo)
 
 
+@pytest.mark.parametrize("size", [{"width": 65535, "height": 65535}, {"width": 20000},
+                                  {"scale": 40.0}])
+def test_resize_refuses_an_output_over_the_size_limit_before_allocating(photo, size):
+    with pytest.raises(InputError, match="over the 200 MP limit"):
+        _resize(photo, **size)
+    assert _resize(photo, width=1200).shape == (800, 1200, 3)
+
+
 def test_resize_area_of_constant_is_constant_and_cubic_stays_in_range(photo):
     flat = np.full((30, 40, 3), 0.25, np.float32)
     np.testing.assert_allclose(_resize(flat, scale=0.5, interpolation="area"), 0.25, atol=1e-6)
