@@ -12,24 +12,42 @@ call; the stored value stays compact.
 Per node the executor records wall time, peak resident memory while it ran, the warnings it
 raised and whether it ran, came from the cache or was bypassed; the same facts go to an
 optional ``events`` callback (progress bars, the editor).
+
+**Strips.** Nodes declared local (``@node(..., local=Local(halo=r, whole=...))``, see
+``nodegraph/node.py``) that follow each other in the run order and are linked form a *chain*
+(:func:`local_chains`). A chain runs strip by strip: for output rows [y0, y1) each member gets
+its inputs' rows widened by its own halo and by the halos of the members that read it (the
+overlap is recomputed, never exchanged), so a value passed inside the chain only ever exists
+as strips. Only the chain's *exported* values, read by a node outside it or a graph output,
+are assembled at full size. Strips after the first run in a thread pool, one worker per
+available core (the kernels inside release the GIL). Per node, the seconds recorded are the
+sum over its strips, the peak memory that of the whole chain. A run that keeps every value
+(``keep_all``: ``--debug-dir``, the editor) runs local nodes whole, as the values it shows
+are full images anyway; a chain whose frames disagree (inputs of different sizes) or that
+misses a required input also runs whole, so its error is the usual one. With a cache, a
+chain is cached as a unit: its members' exported values under their keys, and it is reused
+when every member's key is unchanged.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import threading
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
+import numpy as np
 
 from .errors import InputError, NodeError
 from .graph import AUTO, INPUTS, Graph, Ref
-from .node import NodeSpec, Note, Wrote, bypassed_outputs, call_node
+from .node import NodeSpec, Note, Wrote, _strip_frame, bypassed_outputs, call_node
 from .registry import Registry
 from .subgraph import resolve_spec
 from .types import PORT_TYPES, PortType
@@ -74,6 +92,7 @@ class NodeRecord:
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     wrote: list[str] = field(default_factory=list)  # files the node reported writing
+    strips: int = 0  # strips it ran on (0: a whole-image call)
 
 
 @dataclass
@@ -100,9 +119,13 @@ class Cache:
     def __init__(self) -> None:
         self._entries: dict[str, tuple[str, dict[str, Any]]] = {}
 
-    def get(self, node: str, key: str) -> dict[str, Any] | None:
+    def get(self, node: str, key: str, ports: Any = ()) -> dict[str, Any] | None:
+        """The outputs stored for ``node`` under ``key``, if they include all of ``ports`` (a
+        chain run stores only the values that leave the chain)."""
         entry = self._entries.get(node)
-        return entry[1] if entry and entry[0] == key else None
+        if not entry or entry[0] != key or not all(port in entry[1] for port in ports):
+            return None
+        return entry[1]
 
     def put(self, node: str, key: str, outputs: dict[str, Any]) -> None:
         self._entries[node] = (key, outputs)  # replaces the stale entry: memory stays bounded
@@ -282,58 +305,352 @@ def step_inputs(step: Step, values: dict[tuple[str, str], Any],
 
 def run_plan(the_plan: Plan, *, cache: Cache | None = None, keep_all: bool = False,
              events: Callable[[Event], None] | None = None,
-             also_writes: dict[str, str] | None = None) -> RunResult:
+             also_writes: dict[str, str] | None = None, strip_rows: int | None = None,
+             workers: int | None = None) -> RunResult:
     """Run the steps of a plan in order and return the graph outputs and per-node records.
 
     Before any step runs, missing input files, and outputs (the graph's, and the files in
     ``also_writes``: path -> who writes it) that would overwrite an input, raise InputError.
+    Chains of local nodes run in strips of ``strip_rows`` rows (default: about a megapixel,
+    at least twice the chain's halo) on ``workers`` threads (default: the available cores).
     """
     steps = the_plan.steps
     _check_paths(steps, also_writes or {})
-    # readers per output port: a value is dropped after its own last reader, not after the
-    # last reader of any output of its node (align's I_ref need not live until the uncrop)
-    readers: dict[tuple[str, str], int] = {}
-    for step in steps:
-        for source in step.sources.values():
-            if isinstance(source, Ref):
-                readers[(source.node, source.port)] = readers.get((source.node, source.port), 0) + 1
-    needed = {(s.node, s.port) for s in the_plan.outputs.values() if isinstance(s, Ref)}
-    output_types = {(s.name, port): ptype for s in steps for port, ptype in s.spec.outputs.items()}
-    values: dict[tuple[str, str], Any] = {}
-    keys: dict[str, str] = {}
-    records = {s.name: NodeRecord(s.name, s.spec.id) for s in steps}
-    emit = events or (lambda event: None)
+    run = _Run(the_plan, cache, keep_all, events or (lambda event: None), strip_rows,
+               workers or available_cores())
+    chains = {} if keep_all else {chain[0].name: chain for chain in local_chains(steps)}
+    chained = {step.name for chain in chains.values() for step in chain}
     started = time.perf_counter()
-    with _PeakMemory() as memory:
+    with _PeakMemory() as run.memory:
         for index, step in enumerate(steps):
-            record = records[step.name]
-            emit(Event("start", step.name, index, len(steps), record))
-            key = keys[step.name] = recipe_key(step, keys)
-            inputs = step_inputs(step, values, output_types)
-            memory.reset()
-            t0 = time.perf_counter()
-            outputs = None if step.spec.side_effect or cache is None else cache.get(step.name, key)
-            if outputs is not None:
-                record.status = "cached"
-            elif step.bypass:
-                outputs, record.status = bypassed_outputs(step.spec, inputs), "bypassed"
-            else:
-                outputs = _call(step, inputs, record, index, len(steps), emit)
-                record.status = "ran"
-                if cache is not None and not step.spec.side_effect:
-                    cache.put(step.name, key, outputs)
-            record.seconds = time.perf_counter() - t0
-            record.peak_rss_mb = memory.window()
-            del inputs
-            for port, value in outputs.items():
-                values[(step.name, port)] = value
-            emit(Event("finish", step.name, index, len(steps), record))
-            if not keep_all:
-                _release(step, values, readers, needed)
-                _malloc_trim()
-    result_outputs = {name: (values[(s.node, s.port)] if isinstance(s, Ref) else s.value)
+            if step.name in chains:
+                run.chain(chains[step.name])
+            elif step.name not in chained:
+                run.step(index, step)
+    result_outputs = {name: (run.values[(s.node, s.port)] if isinstance(s, Ref) else s.value)
                       for name, s in the_plan.outputs.items()}
-    return RunResult(result_outputs, records, values, time.perf_counter() - started)
+    return RunResult(result_outputs, run.records, run.values, time.perf_counter() - started)
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, e.g. under ``taskset``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+class _Run:
+    """The state of one run: values, keys and records, and how to run a step or a chain."""
+
+    def __init__(self, the_plan: Plan, cache: Cache | None, keep_all: bool,
+                 emit: Callable[[Event], None], strip_rows: int | None, workers: int) -> None:
+        self.steps = the_plan.steps
+        self.cache, self.keep_all, self.emit = cache, keep_all, emit
+        self.strip_rows, self.workers = strip_rows, workers
+        self.index = {step.name: i for i, step in enumerate(self.steps)}
+        # readers per output port: a value is dropped after its own last reader, not after
+        # the last reader of any output of its node (align's I_ref need not live until the uncrop)
+        self.readers: dict[tuple[str, str], int] = {}
+        self.reader_steps: dict[tuple[str, str], set[str]] = {}
+        for step in self.steps:
+            for source in step.sources.values():
+                if isinstance(source, Ref):
+                    port = (source.node, source.port)
+                    self.readers[port] = self.readers.get(port, 0) + 1
+                    self.reader_steps.setdefault(port, set()).add(step.name)
+        self.needed = {(s.node, s.port) for s in the_plan.outputs.values() if isinstance(s, Ref)}
+        self.output_types = {(s.name, port): ptype for s in self.steps
+                             for port, ptype in s.spec.outputs.items()}
+        self.values: dict[tuple[str, str], Any] = {}
+        self.keys: dict[str, str] = {}
+        self.records = {s.name: NodeRecord(s.name, s.spec.id) for s in self.steps}
+        self.memory: _PeakMemory
+
+    def _event(self, kind: str, step: Step, message: str = "") -> None:
+        self.emit(Event(kind, step.name, self.index[step.name], len(self.steps),
+                        self.records[step.name], message))
+
+    def _done(self, step: Step) -> None:
+        self._event("finish", step)
+        if not self.keep_all:
+            _release(step, self.values, self.readers, self.needed)
+
+    def step(self, index: int, step: Step) -> None:
+        """Run one step on whole images (or take it from the cache, or bypass it)."""
+        record = self.records[step.name]
+        self._event("start", step)
+        key = self.keys[step.name] = recipe_key(step, self.keys)
+        inputs = step_inputs(step, self.values, self.output_types)
+        self.memory.reset()
+        t0 = time.perf_counter()
+        cache = None if step.spec.side_effect else self.cache
+        outputs = None if cache is None else cache.get(step.name, key, step.spec.outputs)
+        if outputs is not None:
+            record.status = "cached"
+        elif step.bypass:
+            outputs, record.status = bypassed_outputs(step.spec, inputs), "bypassed"
+        else:
+            outputs = _call(step, inputs, record, index, len(self.steps), self.emit)
+            record.status = "ran"
+            if cache is not None:
+                cache.put(step.name, key, outputs)
+        record.seconds = time.perf_counter() - t0
+        record.peak_rss_mb = self.memory.window()
+        del inputs
+        for port, value in outputs.items():
+            self.values[(step.name, port)] = value
+        self._done(step)
+        if not self.keep_all:
+            _malloc_trim()
+
+    def chain(self, chain: list[Step]) -> None:
+        """Run a chain of local steps strip by strip (see the module docstring)."""
+        names = {step.name for step in chain}
+        exported = {step.name: [port for port in step.spec.outputs
+                                if (step.name, port) in self.needed
+                                or self.reader_steps.get((step.name, port), set()) - names]
+                    for step in chain}
+        keys = dict(self.keys)
+        for step in chain:
+            keys[step.name] = recipe_key(step, keys)
+        hits = ([] if self.cache is None else
+                [self.cache.get(step.name, keys[step.name], exported[step.name]) for step in chain])
+        frame = self._frame(chain, names)
+        if hits and all(hit is not None for hit in hits):
+            self.keys.update(keys)
+            for step, hit in zip(chain, hits):
+                self._event("start", step)
+                self.records[step.name].status = "cached"
+                self.values.update({(step.name, port): hit[port] for port in exported[step.name]})
+                self._done(step)
+            return
+        if frame is None:
+            for step in chain:
+                self.step(self.index[step.name], step)
+            return
+        self.keys.update(keys)
+        for step in chain:
+            self._event("start", step)
+        self.memory.reset()
+        strips = _Strips(chain, names, exported, frame, self)
+        strips.run(self.strip_rows, self.workers)
+        peak = self.memory.window()
+        for step in chain:
+            record = self.records[step.name]
+            record.status, record.peak_rss_mb = "ran", peak
+            record.seconds, record.strips = sum(strips.seconds[step.name]), strips.count
+            outputs = {port: strips.assembled[(step.name, port)] for port in exported[step.name]}
+            self.values.update({(step.name, port): value for port, value in outputs.items()})
+            if self.cache is not None:
+                self.cache.put(step.name, keys[step.name], outputs)
+            for kind, message in strips.messages[step.name]:
+                getattr(record, {"note": "notes", "warning": "warnings"}[kind]).append(message)
+                self._event(kind, step, message)
+            self._done(step)
+        _malloc_trim()
+
+    def _frame(self, chain: list[Step], names: set[str]) -> tuple[int, int] | None:
+        """(H, W) shared by the rasters the chain slices into strips, or None when it cannot
+        run in strips: sizes that disagree, or a required input without a value."""
+        sizes = set()
+        for step in chain:
+            for port, source in step.sources.items():
+                if isinstance(source, Ref) and source.node in names:
+                    continue
+                value = self.values.get((source.node, source.port)) if isinstance(source, Ref) \
+                    else source.value
+                if value is None:
+                    if not step.spec.inputs[port].optional:
+                        return None
+                elif port in _sliced_ports(step):
+                    if getattr(value, "ndim", 0) < 2:
+                        return None
+                    sizes.add(tuple(value.shape[:2]))
+            if any(port not in step.sources and not spec.optional
+                   for port, spec in step.spec.inputs.items()):
+                return None
+        return sizes.pop() if len(sizes) == 1 else None
+
+
+def _sliced_ports(step: Step) -> list[str]:
+    """The inputs a local step receives as strips: its raster inputs not declared whole."""
+    return [port for port, spec in step.spec.inputs.items()
+            if spec.type.raster and port not in step.spec.local.whole]
+
+
+def local_chains(steps: list[Step]) -> list[list[Step]]:
+    """The chains of a plan, in run order: runs of local, non-bypassed steps that follow each
+    other in the run order, each run split into the groups of steps linked to each other.
+
+    Consecutive steps only: every input from outside a chain is then ready before it starts,
+    and no outside step needs one of its values while it runs.
+    """
+    runs: list[list[Step]] = [[]]
+    for step in steps:
+        if step.spec.local is not None and not step.bypass:
+            runs[-1].append(step)
+        elif runs[-1]:
+            runs.append([])
+    chains = []
+    for run in runs:
+        links = nx.Graph()
+        links.add_nodes_from(step.name for step in run)
+        links.add_edges_from((source.node, step.name) for step in run for source in step.sources.values()
+                             if isinstance(source, Ref) and source.node in links)
+        for group in nx.connected_components(links):
+            chains.append([step for step in run if step.name in group])
+    order = {step.name: i for i, step in enumerate(steps)}
+    return sorted(chains, key=lambda chain: order[chain[0].name])
+
+
+STRIP_PIXELS = 1 << 20  # default strip: ~1 MP, a few MB per intermediate; small enough to spread
+
+
+class _Strips:
+    """One chain run strip by strip: member margins, the strip runner and the assembled values."""
+
+    def __init__(self, chain: list[Step], names: set[str], exported: dict[str, list[str]],
+                 frame: tuple[int, int], run: _Run) -> None:
+        self.chain, self.exported, self.frame, self.owner = chain, exported, frame, run
+        self.halo = {step.name: step.spec.local.rows(step.params, frame) for step in chain}
+        # margin: rows beyond the strip a member must get right, for the members reading it
+        self.margin: dict[str, int] = {}
+        for step in reversed(chain):
+            readers = [s for s in chain if any(isinstance(src, Ref) and src.node == step.name
+                                               for src in s.sources.values())]
+            self.margin[step.name] = max((self.margin[r.name] + self.halo[r.name] for r in readers),
+                                         default=0)
+        self.internal = names
+        self.assembled: dict[tuple[str, str], Any] = {}
+        self.seconds: dict[str, list[float]] = {step.name: [] for step in chain}
+        self.messages: dict[str, list[tuple[str, str]]] = {step.name: [] for step in chain}
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def run(self, strip_rows: int | None, workers: int) -> None:
+        height, width = self.frame
+        context = max(self.margin[s.name] + self.halo[s.name] for s in self.chain)
+        rows = strip_rows or max(math.ceil(STRIP_PIXELS / max(width, 1)), 2 * context)
+        strips = [(y0, min(y0 + rows, height)) for y0 in range(0, height, max(1, rows))]
+        self.count = len(strips)
+        with _WarningLog() as log:
+            self._strip(*strips[0], log)  # alone first: it allocates the assembled outputs
+            rest = strips[1:]
+            if min(workers, len(rest)) <= 1:
+                for strip in rest:
+                    self._strip(*strip, log)
+            else:
+                pool = ThreadPoolExecutor(min(workers, len(rest)), thread_name_prefix="strip")
+                try:
+                    for future in [pool.submit(self._strip, *strip, log) for strip in rest]:
+                        future.result()
+                finally:
+                    pool.shutdown(wait=True, cancel_futures=True)
+        for name, kind, message in log.caught:
+            if (kind, message) not in self.messages[name]:
+                self.messages[name].append((kind, message))
+
+    def _strip(self, y0: int, y1: int, log: _WarningLog) -> None:
+        """Run every member on output rows [y0, y1); store the rows of the exported values."""
+        height = self.frame[0]
+        produced: dict[tuple[str, str], tuple[int, Any]] = {}  # -> (first row, strip value)
+        for step in self.chain:
+            margin, halo = self.margin[step.name], self.halo[step.name]
+            top, bottom = max(0, y0 - margin - halo), min(height, y1 + margin + halo)
+            inputs = self._inputs(step, top, bottom, produced)
+            t0 = time.perf_counter()
+            outputs = _call_on_strip(step, inputs, self.frame, log)
+            self.seconds[step.name].append(time.perf_counter() - t0)
+            for port, value in outputs.items():
+                if value is not None and value.shape[0] != bottom - top:
+                    raise NodeError(step.name, step.spec.id, ValueError(
+                        f"output '{port}': a local node must return the rows it was given "
+                        f"({bottom - top}), got {value.shape[0]}"))
+                produced[(step.name, port)] = (top, value)
+            for port in self.exported[step.name]:
+                self._assemble((step.name, port), outputs[port], y0 - top, y0, y1)
+
+    def _inputs(self, step: Step, top: int, bottom: int,
+                produced: dict[tuple[str, str], tuple[int, Any]]) -> dict[str, Any]:
+        sliced = _sliced_ports(step)
+        inputs = {}
+        for port, source in step.sources.items():
+            if isinstance(source, Ref):
+                source_type = self.owner.output_types[(source.node, source.port)]
+                if source.node in self.internal:
+                    first, value = produced[(source.node, source.port)]
+                    value = None if value is None else value[top - first: bottom - first]
+                else:
+                    value = self.owner.values[(source.node, source.port)]
+            else:
+                source_type, value = source.type, source.value
+            if port in sliced and value is not None and not (isinstance(source, Ref)
+                                                               and source.node in self.internal):
+                value = value[top:bottom]
+            inputs[port] = source_type.convert(value, step.spec.inputs[port].type)
+        return inputs
+
+    def _assemble(self, key: tuple[str, str], value: Any, offset: int, y0: int, y1: int) -> None:
+        if value is None:
+            self.assembled.setdefault(key, None)
+            return
+        with self._lock:  # only the first strip allocates; strips write disjoint rows
+            if key not in self.assembled:
+                self.assembled[key] = np.empty((self.frame[0], *value.shape[1:]), value.dtype)
+        whole = self.assembled[key]
+        if whole is None or whole.shape[1:] != value.shape[1:] or whole.dtype != value.dtype:
+            step = next(s for s in self.chain if s.name == key[0])
+            raise NodeError(step.name, step.spec.id, ValueError(
+                f"output '{key[1]}': its strips differ in columns or type"))
+        whole[y0:y1] = value[offset: offset + y1 - y0]
+
+
+class _WarningLog:
+    """Warnings and notes raised by node calls on any thread, each with the node that raised it
+    (``warnings.catch_warnings`` alone cannot tell which thread's call a warning came from)."""
+
+    def __init__(self) -> None:
+        self.caught: list[tuple[str, str, str]] = []  # (node, "note" | "warning", message)
+        self._current = threading.local()
+        self._guard = warnings.catch_warnings()
+
+    def __enter__(self) -> _WarningLog:
+        self._guard.__enter__()
+        warnings.simplefilter("always")
+        warnings.showwarning = self._show
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._guard.__exit__(*exc)
+
+    def calling(self, node: str | None) -> None:
+        self._current.node = node
+
+    def _show(self, message, category, *args: Any, **kwargs: Any) -> None:
+        node = getattr(self._current, "node", None)
+        if node is not None:
+            kind = "note" if issubclass(category, Note) else "warning"
+            self.caught.append((node, kind, str(message)))
+
+
+def _call_on_strip(step: Step, inputs: dict[str, Any], frame: tuple[int, int],
+                   log: _WarningLog) -> dict[str, Any]:
+    """Call a local step on one strip; errors name the node as :func:`_call`'s do."""
+    _require_inputs(step, inputs)
+    token = _strip_frame.set(frame)
+    log.calling(step.name)
+    try:
+        outputs = call_node(step.spec, inputs, step.params)
+    except InputError as error:
+        raise InputError(f"node '{step.name}' ({step.spec.id}): {error}") from error
+    except Exception as error:
+        raise NodeError(step.name, step.spec.id, error) from error
+    finally:
+        log.calling(None)
+        _strip_frame.reset(token)
+    _check_outputs(step, outputs)
+    return outputs
 
 
 def _release(step: Step, values: dict[tuple[str, str], Any], readers: dict[tuple[str, str], int],
@@ -352,13 +669,24 @@ def _release(step: Step, values: dict[tuple[str, str], Any], readers: dict[tuple
             values.pop(key, None)
 
 
-def _call(step: Step, inputs: dict[str, Any], record: NodeRecord, index: int, total: int,
-          emit: Callable[[Event], None]) -> dict[str, Any]:
+def _require_inputs(step: Step, inputs: dict[str, Any]) -> None:
     for port, in_spec in step.spec.inputs.items():
         inputs.setdefault(port, None)
         if inputs[port] is None and not in_spec.optional:
             raise NodeError(step.name, step.spec.id, ValueError(
                 f"required input '{port}' received no value (an upstream node gave none)"))
+
+
+def _check_outputs(step: Step, outputs: dict[str, Any]) -> None:
+    for port, value in outputs.items():
+        problem = None if value is None else step.spec.outputs[port].problem_with(value)
+        if problem:
+            raise NodeError(step.name, step.spec.id, TypeError(f"output '{port}': {problem}"))
+
+
+def _call(step: Step, inputs: dict[str, Any], record: NodeRecord, index: int, total: int,
+          emit: Callable[[Event], None]) -> dict[str, Any]:
+    _require_inputs(step, inputs)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -373,10 +701,7 @@ def _call(step: Step, inputs: dict[str, Any], record: NodeRecord, index: int, to
                 "note" if issubclass(warning.category, Note) else "warning")
         {"wrote": record.wrote, "note": record.notes, "warning": record.warnings}[kind].append(message)
         emit(Event(kind, step.name, index, total, record, message))
-    for port, value in outputs.items():
-        problem = None if value is None else step.spec.outputs[port].problem_with(value)
-        if problem:
-            raise NodeError(step.name, step.spec.id, TypeError(f"output '{port}': {problem}"))
+    _check_outputs(step, outputs)
     return outputs
 
 

@@ -38,6 +38,7 @@ import os
 import types as _pytypes
 import typing
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +99,50 @@ class Out:
 
     def __repr__(self) -> str:
         return "Out(" + ", ".join(f"{k}={v}" for k, v in self.ports.items()) + ")"
+
+
+@dataclass(frozen=True)
+class Local:
+    """Declares a node *local*: it may run on horizontal strips of its frame.
+
+    A local node's raster inputs (types with ``raster``: images, masks, flows) and outputs all
+    share one frame (H, W), and output row y depends only on input rows y - halo .. y + halo.
+    Called on a strip of input rows, the node returns outputs with the same rows, of which
+    those farther than ``halo`` from a cut edge equal the whole-image run's (at the frame's
+    own top and bottom the strip sees the true edge, so border rules hold there).
+
+    * ``halo``: rows of context on each side, an int or ``halo(params, frame)`` -> int
+      (e.g. from a blur's sigma, or from a width given as a fraction of the frame).
+    * ``whole``: inputs passed whole to every strip: a raster the node samples anywhere (a
+      flow's target, a reference image), or at another resolution. Non-raster inputs (rects,
+      scalars, paths) are always whole.
+
+    A node that uses its frame's size (not only its values) asks :func:`frame_of`, which
+    gives the whole frame's (H, W) in a strip call as in a whole-image one. Only declare what
+    is exactly equivalent: every local node has a strip-versus-whole test.
+    """
+
+    halo: int | Callable[[dict[str, Any], tuple[int, int]], int] = 0
+    whole: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "whole", tuple(self.whole))
+
+    def rows(self, params: dict[str, Any], frame: tuple[int, int]) -> int:
+        """The halo in rows for these parameters and this frame size (H, W)."""
+        halo = self.halo(params, frame) if callable(self.halo) else self.halo
+        return max(0, int(halo))
+
+
+# (H, W) of the whole frame while a local node runs on a strip of it (set by the executor).
+_strip_frame: ContextVar[tuple[int, int] | None] = ContextVar("strip_frame", default=None)
+
+
+def frame_of(raster: Any) -> tuple[int, int]:
+    """(H, W) of the whole frame that ``raster`` (an input of a local node) belongs to: its
+    own size in a whole-image call, the frame's when the executor passes a strip of it."""
+    frame = _strip_frame.get()
+    return frame if frame is not None else tuple(raster.shape[:2])
 
 
 @dataclass(frozen=True)
@@ -172,6 +217,7 @@ class NodeSpec:
     fingerprint: Callable[[dict[str, Any]], str] | None = field(default=None, repr=False, compare=False)
     # Output -> the input a bypassed node passes through (None: the type's bypass value).
     bypass: dict[str, str | None] = field(default_factory=dict)
+    local: Local | None = None  # may run strip by strip (see Local)
     source: str = ""  # where it came from: "builtin", "plugin NAME" or a graph file
     subgraph: Any = field(default=None, repr=False, compare=False)  # the Graph of a subgraph node
 
@@ -198,7 +244,7 @@ def _param_value_type(annotation: Any, where: str) -> tuple[type, bool]:
 
 def make_spec(func: Callable[..., Any], node_id: str, version: int, side_effect: bool = False,
               fingerprint: Callable[[dict[str, Any]], str] | None = None,
-              bypass: dict[str, str | None] | None = None) -> NodeSpec:
+              bypass: dict[str, str | None] | None = None, local: Local | None = None) -> NodeSpec:
     """Read a node function's signature into a :class:`NodeSpec`; TypeError if malformed."""
     where = f"node {node_id!r} ({func.__module__}.{func.__qualname__})"
     hints = _resolved_annotations(func)
@@ -237,9 +283,27 @@ def make_spec(func: Callable[..., Any], node_id: str, version: int, side_effect:
                                  or not inputs[port].type.can_feed(returns.ports[out])):
             raise TypeError(f"{where}: bypass of output {out!r}: {port!r} is not an input "
                             f"that can feed a {returns.ports[out].name}")
+    if local is not None:
+        _check_local(local, inputs, returns.ports, side_effect, where)
     return NodeSpec(id=node_id, version=version, func=func, inputs=inputs, params=params,
                     outputs=dict(returns.ports), doc=inspect.getdoc(func) or "",
-                    side_effect=side_effect, fingerprint=fingerprint, bypass=dict(bypass or {}))
+                    side_effect=side_effect, fingerprint=fingerprint, bypass=dict(bypass or {}),
+                    local=local)
+
+
+def _check_local(local: Local, inputs: dict[str, InputSpec], outputs: dict[str, PortType],
+                 side_effect: bool, where: str) -> None:
+    if not isinstance(local, Local):
+        raise TypeError(f"{where}: local must be a Local(...), got {local!r}")
+    if side_effect:
+        raise TypeError(f"{where}: a node with side effects cannot be local")
+    unknown = [name for name in local.whole if name not in inputs]
+    if unknown:
+        raise TypeError(f"{where}: local whole names no input {unknown}")
+    if not all(ptype.raster for ptype in outputs.values()):
+        raise TypeError(f"{where}: a local node's outputs must all be rasters")
+    if not any(spec.type.raster and name not in local.whole for name, spec in inputs.items()):
+        raise TypeError(f"{where}: a local node needs a raster input that is not whole")
 
 
 def _resolved_annotations(func: Callable[..., Any]) -> dict[str, Any]:
@@ -251,11 +315,11 @@ def _resolved_annotations(func: Callable[..., Any]) -> dict[str, Any]:
 
 def node(node_id: str, version: int = 1, *, side_effect: bool = False,
          fingerprint: Callable[[dict[str, Any]], str] | None = None,
-         bypass: dict[str, str | None] | None = None) -> Callable:
+         bypass: dict[str, str | None] | None = None, local: Local | None = None) -> Callable:
     """Declare a node type. The decorated function stays callable as a plain function."""
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        spec = make_spec(func, node_id, version, side_effect, fingerprint, bypass)
+        spec = make_spec(func, node_id, version, side_effect, fingerprint, bypass, local)
         # Plain calls get the parameters' default values, not the Param objects.
         func.__kwdefaults__ = spec.default_params() or None
         func.__nodegraph_spec__ = spec  # type: ignore[attr-defined]

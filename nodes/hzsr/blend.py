@@ -24,11 +24,13 @@ there itself, and at zoom >= ratio it is the edge of the picture, where no seam 
 """
 from __future__ import annotations
 
+import math
+
 import cv2
 import numba
 import numpy as np
 
-from nodegraph import Image, Mask, Out, Param, Scalar, node
+from nodegraph import Image, Local, Mask, Out, Param, Scalar, frame_of, node
 from nodegraph.nodes.ops.ramps import coverage_ramp
 
 
@@ -98,11 +100,21 @@ def feather_weight(coverage: np.ndarray | None, shape: tuple[int, int], feather_
 
 
 def finish_weight(raw: np.ndarray, coverage: np.ndarray | None, grow: int, smooth_sigma: float,
-                  feather: float) -> np.ndarray:
-    """M_blend from M_blend_raw: smoothed, then feathered (``feather``: fraction of the short side)."""
+                  feather: float, frame: tuple[int, int] | None = None) -> np.ndarray:
+    """M_blend from M_blend_raw: smoothed, then feathered (``feather``: fraction of the short
+    side of ``frame``, the whole image's (H, W) when ``raw`` is a strip of it)."""
     weight = smooth_weight(np.asarray(raw, np.float32), grow, smooth_sigma)
-    weight *= feather_weight(coverage, raw.shape, feather * min(raw.shape))
+    weight *= feather_weight(coverage, raw.shape, feather * min(frame or raw.shape))
     return weight
+
+
+def blend_halo(params: dict, frame: tuple[int, int]) -> int:
+    """Rows of context that make hzsr.blend on a strip exact: the wider of the erosion plus the
+    Gaussian's support (OpenCV's float kernel reaches round(4 sigma) px) and the feather ramp's
+    erosion plus box mean (2 x its radius, ops.ramps.coverage_ramp)."""
+    smoothing = params["grow"] + math.ceil(4 * params["smooth_sigma"]) + 1
+    feather_radius = int(params["feather"] * min(frame)) // 2
+    return max(smoothing, 2 * feather_radius)
 
 
 def blend_weight(shape: tuple[int, int], masks: list[np.ndarray], coverage: np.ndarray | None,
@@ -113,7 +125,7 @@ def blend_weight(shape: tuple[int, int], masks: list[np.ndarray], coverage: np.n
 
 # Bypassed: zeros (no pixel trusted, as when the blend is bypassed); the default rule would
 # pass M_occ on as a weight, the opposite of its meaning.
-@node("hzsr.blend_raw_weight", version=1, bypass={"M_blend_raw": None})
+@node("hzsr.blend_raw_weight", version=1, bypass={"M_blend_raw": None}, local=Local())
 def blend_raw_weight(src: Image, M_occ: Mask = None, M_defocus: Mask = None,
                      M_flow: Mask = None, M_reject: Mask = None) -> Out(M_blend_raw=Mask):
     """M_blend_raw = max(1 - M_occ - M_defocus - M_flow - M_reject, 0), float32 (H, W) of src.
@@ -126,7 +138,9 @@ def blend_raw_weight(src: Image, M_occ: Mask = None, M_defocus: Mask = None,
 
 
 # Bypassed: I_src unchanged and M_blend zeros (nothing of the fusion used).
-@node("hzsr.blend", version=4, bypass={"image": "src", "M_blend": None})
+# Local: M_blend at a pixel reads M_blend_raw and coverage within blend_halo of it.
+@node("hzsr.blend", version=4, bypass={"image": "src", "M_blend": None},
+      local=Local(halo=blend_halo))
 def blend(src: Image, fused: Image, M_blend_raw: Mask = None, coverage: Mask = None,
           overlap: Scalar = None, *,
           grow: int = Param(1, range=(0, 64), unit="px",
@@ -149,5 +163,5 @@ def blend(src: Image, fused: Image, M_blend_raw: Mask = None, coverage: Mask = N
     if overlap is not None and overlap <= 0:
         return {"image": src.copy(), "M_blend": np.zeros(shape, np.float32)}
     raw = np.ones(shape, np.float32) if M_blend_raw is None else M_blend_raw
-    weight = finish_weight(raw, coverage, grow, smooth_sigma, feather)
+    weight = finish_weight(raw, coverage, grow, smooth_sigma, feather, frame_of(src))
     return {"image": alpha_blend(src, fused, weight), "M_blend": weight}
