@@ -131,3 +131,63 @@ def test_feather_ramp_is_linear_along_a_straight_edge():
     w = feather_weight(coverage, (60, 80), 10.0)  # r = 5: the ramp spans 11 px
     np.testing.assert_allclose(w[30, 27:40], np.minimum(np.arange(13, 0, -1) / 11.0, 1.0), atol=1e-6)
     np.testing.assert_array_equal(w[30, 40:], 0.0)
+
+
+# Strip versus whole (both nodes are declared local, nodegraph/execute.py runs them in strips).
+# Tolerance 1e-6 (about 16 float32 ulps at 1): a strip recomputes every pixel with the same
+# operations, but OpenCV may pick other vector paths for a short strip than for the whole
+# image, which may round differently in the last bits.
+STRIP_ROWS = [1, 2, 7, 16, 29, 48]  # 61 and 62 rows: last strips of 1-2 rows, and one strip
+
+
+def _blend_inputs(rows, rng):
+    shape = (rows, 45)
+    raw = 0.5 + 0.5 * rng.random(shape, dtype=np.float32)
+    raw[rows // 3: rows // 3 + 5] = 0.0  # a rejected band: erosion and smoothing reach across
+    raw[-9:-6, 20:30] = 0.0
+    coverage = np.ones(shape, np.float32)
+    coverage[: rows // 4, :10] = 0.0  # T does not cover a corner: the feather ramp
+    return {"src": rng.random(shape + (3,), dtype=np.float32),
+            "fused": rng.random(shape + (3,), dtype=np.float32),
+            "M_blend_raw": raw, "coverage": coverage, "overlap": 1.0}
+
+
+@pytest.mark.parametrize("strip_rows", STRIP_ROWS)
+@pytest.mark.parametrize("rows", [61, 62])
+@pytest.mark.parametrize("params", [{}, dict(grow=3, smooth_sigma=2.5, feather=0.3),
+                                    dict(grow=0, smooth_sigma=0.0, feather=0.0)])
+def test_blend_in_strips_equals_whole(rows, strip_rows, params):
+    from strip_check import assert_strips_match_whole
+
+    inputs = _blend_inputs(rows, np.random.default_rng(rows + strip_rows))
+    records = assert_strips_match_whole(spec_of(blend), inputs, params, strip_rows, atol=1e-6)
+    assert records["node"].status == "ran"
+
+
+@pytest.mark.parametrize("strip_rows", STRIP_ROWS)
+def test_blend_without_optional_inputs_in_strips_equals_whole(strip_rows):
+    from strip_check import assert_strips_match_whole
+
+    inputs = _blend_inputs(61, np.random.default_rng(strip_rows))
+    inputs = {"src": inputs["src"], "fused": inputs["fused"]}
+    assert_strips_match_whole(spec_of(blend), inputs, None, strip_rows, atol=1e-6)
+
+
+@pytest.mark.parametrize("strip_rows", STRIP_ROWS)
+@pytest.mark.parametrize("linked", [("M_occ",), ("M_occ", "M_defocus", "M_flow", "M_reject")])
+def test_raw_weight_in_strips_equals_whole(strip_rows, linked):
+    from strip_check import assert_strips_match_whole
+
+    rng = np.random.default_rng(strip_rows)
+    inputs = {"src": rng.random((61, 45, 3), dtype=np.float32),
+              **{name: rng.random((61, 45), dtype=np.float32) * 0.4 for name in linked}}
+    assert_strips_match_whole(spec_of(blend_raw_weight), inputs, None, strip_rows, atol=1e-6)
+
+
+def test_blend_halo_covers_the_smoothing_and_the_feather():
+    from nodegraph.nodes.hzsr.blend import blend_halo
+
+    # Gaussian of sigma 2.5: OpenCV's float kernel reaches round(4 x 2.5) = 10 px; grow 3
+    assert blend_halo(dict(grow=3, smooth_sigma=2.5, feather=0.0), (100, 200)) >= 13
+    # feather 0.3 of the short side 100: ramp radius 15, erosion + box mean reach 30 rows
+    assert blend_halo(dict(grow=0, smooth_sigma=0.0, feather=0.3), (100, 200)) == 30

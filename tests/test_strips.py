@@ -1,0 +1,264 @@
+"""Streaming execution: chains of local nodes run strip by strip (nodegraph/execute.py), with
+toy raster nodes. Results are compared with the whole-image run (``keep_all`` never streams)
+exactly: the toy nodes do the same float operations in the same order on every pixel, so a
+strip can differ from the whole run only through a wrong halo or a misplaced row."""
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+from nodegraph import Gray, Local, Out, Param, Scalar, frame_of, node
+from nodegraph.errors import NodeError
+from nodegraph.execute import Cache, local_chains, plan, run_plan
+from nodegraph.graph import parse_graph
+from nodegraph.registry import Registry
+
+SEEN_ROWS: list[int] = []  # rows of every call of strips.spy
+
+
+@node("strips.source")
+def source(*, height: int = Param(37, range=(1, 1000)), width: int = Param(23, range=(1, 1000)),
+           seed: int = Param(0, range=(0, 1000))) -> Out(image=Gray):
+    """Random float32 (height, width) in [0, 1) (not local)."""
+    return np.random.default_rng(seed).random((height, width), dtype=np.float32)
+
+
+def _box_halo(params, frame):
+    return params["radius"]
+
+
+@node("strips.box", local=Local(halo=_box_halo))
+def box(image: Gray, *, radius: int = Param(1, range=(0, 50))) -> Out(image=Gray):
+    """Vertical box mean over 2 radius + 1 rows, edge rows replicated."""
+    padded = np.pad(image, ((radius, radius), (0, 0)), mode="edge")
+    total = np.zeros_like(image)
+    for k in range(2 * radius + 1):
+        total += padded[k:k + image.shape[0]]
+    return total / np.float32(2 * radius + 1)
+
+
+@node("strips.add", local=Local())
+def add(a: Gray, b: Gray = None) -> Out(total=Gray):
+    """a + b (b optional)."""
+    return a if b is None else a + b
+
+
+@node("strips.scale_by_mean", local=Local(whole=("ref",)))
+def scale_by_mean(image: Gray, ref: Gray, gain: Scalar = None) -> Out(image=Gray):
+    """image x mean(ref) x gain: ``ref`` is read whole."""
+    return image * np.float32(ref.mean() * (gain or 1.0))
+
+
+@node("strips.plus_height", local=Local())
+def plus_height(image: Gray) -> Out(image=Gray):
+    """image + the whole frame's height (frame_of)."""
+    return image + np.float32(frame_of(image)[0])
+
+
+@node("strips.centre")
+def centre(image: Gray) -> Out(image=Gray):
+    """image - its mean (not local: reads every pixel)."""
+    return image - image.mean()
+
+
+@node("strips.spy", local=Local())
+def spy(image: Gray) -> Out(image=Gray):
+    """A copy; records how many rows each call saw."""
+    SEEN_ROWS.append(image.shape[0])
+    return image.copy()
+
+
+@node("strips.check", local=Local())
+def check(image: Gray, *, limit: float = Param(2.0, range=(-100.0, 100.0))) -> Out(image=Gray):
+    """Fails on a value above ``limit``; warns once per call on a value above limit / 2."""
+    if (image > limit).any():
+        raise ValueError(f"a value above {limit}")
+    if (image > limit / 2).any():
+        warnings.warn(f"values above {limit / 2}", stacklevel=1)
+    return image
+
+
+@node("strips.shrink", local=Local())
+def shrink(image: Gray) -> Out(image=Gray):
+    """Wrongly drops a row: the executor must refuse it."""
+    return image[1:]
+
+
+def registry() -> Registry:
+    toys = Registry()
+    toys.add_module(sys.modules[__name__], "test")
+    return toys
+
+
+CHAIN = """\
+nodes:
+  src: {type: strips.source}
+  blur: {type: strips.box, in: {image: src.image}, params: {radius: 2}}
+  blur2: {type: strips.box, in: {image: blur.image}, params: {radius: 3}}
+  sum: {type: strips.add, in: {a: blur2.image, b: blur.image}}
+  scaled: {type: strips.scale_by_mean, in: {image: sum.total, ref: src.image}}
+  tall: {type: strips.plus_height, in: {image: scaled.image}}
+outputs:
+  out: tall.image
+"""
+
+
+def run(text, **options):
+    return run_plan(plan(parse_graph(text), registry()), **options)
+
+
+def chain_names(text):
+    return [[step.name for step in chain] for chain in local_chains(plan(parse_graph(text), registry()).steps)]
+
+
+def test_chains_are_consecutive_linked_local_steps():
+    assert chain_names(CHAIN) == [["blur", "blur2", "sum", "scaled", "tall"]]
+    broken = """\
+nodes:
+  src: {type: strips.source}
+  a: {type: strips.box, in: {image: src.image}}
+  b: {type: strips.box, in: {image: a.image}}
+  other: {type: strips.box, in: {image: src.image}}
+  mid: {type: strips.centre, in: {image: b.image}}
+  c: {type: strips.box, in: {image: mid.image}}
+  d: {type: strips.add, in: {a: c.image, b: a.image}}
+  skipped: {type: strips.box, in: {image: d.total}, bypass: true}
+  e: {type: strips.box, in: {image: skipped.image}}
+outputs: {out: e.image}
+"""
+    # a non-local node (mid) and a bypassed one (skipped) end a chain; unlinked neighbours
+    # (other) form their own chain
+    assert chain_names(broken) == [["a", "b"], ["other"], ["c", "d"], ["e"]]
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+@pytest.mark.parametrize("strip_rows", [1, 2, 5, 12, 36, 37, 100])
+def test_a_chain_in_strips_equals_the_whole_run(strip_rows, workers):
+    whole = run(CHAIN, keep_all=True)
+    strips = run(CHAIN, strip_rows=strip_rows, workers=workers)
+    assert whole.outputs["out"].shape == (37, 23)
+    np.testing.assert_array_equal(strips.outputs["out"], whole.outputs["out"])
+    assert strips.records["blur"].strips == -(-37 // strip_rows)
+    assert all(strips.records[name].status == "ran" for name in ("blur", "sum", "tall"))
+
+
+def test_values_inside_a_chain_exist_only_as_strips():
+    text = """\
+nodes:
+  src: {type: strips.source, params: {height: 50}}
+  blur: {type: strips.box, in: {image: src.image}, params: {radius: 2}}
+  look: {type: strips.spy, in: {image: blur.image}}
+  blur2: {type: strips.box, in: {image: look.image}, params: {radius: 3}}
+  outside: {type: strips.centre, in: {image: look.image}}
+outputs: {out: blur2.image, centred: outside.image}
+"""
+    SEEN_ROWS.clear()
+    result = run(text, strip_rows=8)
+    # look's rows: the strip plus blur2's halo (3) on each side
+    assert len(SEEN_ROWS) == 7 and max(SEEN_ROWS) == 8 + 2 * 3
+    # look's image is read by a non-local node: assembled whole for it (and the chain's
+    # output too); blur's image, read only inside the chain, reached look in strips only
+    whole = run(text, keep_all=True)
+    for name in ("out", "centred"):
+        np.testing.assert_array_equal(result.outputs[name], whole.outputs[name])
+
+
+def test_a_cache_reuses_a_chain_only_when_every_member_is_unchanged():
+    graph = parse_graph(CHAIN)
+    cache = Cache()
+    first = run_plan(plan(graph, registry()), cache=cache, strip_rows=10)
+    second = run_plan(plan(graph, registry()), cache=cache, strip_rows=10)
+    assert {r.status for r in second.records.values()} == {"cached"}
+    np.testing.assert_array_equal(second.outputs["out"], first.outputs["out"])
+
+    graph.nodes["blur2"].params["radius"] = 1
+    third = run_plan(plan(graph, registry()), cache=cache, strip_rows=10)
+    assert {n: r.status for n, r in third.records.items()} == {
+        "src": "cached", "blur": "ran", "blur2": "ran", "sum": "ran", "scaled": "ran", "tall": "ran"}
+    np.testing.assert_array_equal(third.outputs["out"],
+                                  run_plan(plan(graph, registry()), keep_all=True).outputs["out"])
+    # a whole run (the editor's keep_all) finds the chain's members' values incomplete in
+    # the cache (only exported ones are stored) and runs them; later strip runs reuse them
+    fourth = run_plan(plan(graph, registry()), cache=cache, keep_all=True)
+    assert fourth.records["blur"].status == "ran" and fourth.records["tall"].status == "cached"
+    fifth = run_plan(plan(graph, registry()), cache=cache, strip_rows=10)
+    assert {r.status for r in fifth.records.values()} == {"cached"}
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_an_error_in_a_strip_names_the_node_in_one_line(workers):
+    text = """\
+nodes:
+  src: {type: strips.source, params: {height: 40}}
+  offset: {type: strips.plus_height, in: {image: src.image}}
+  bad: {type: strips.check, in: {image: offset.image}, params: {limit: 40.5}}
+outputs: {out: bad.image}
+"""
+    with pytest.raises(NodeError) as caught:
+        run(text, strip_rows=3, workers=workers)
+    assert str(caught.value) == "node 'bad' (strips.check) failed: ValueError: a value above 40.5"
+    assert caught.value.node == "bad"
+
+
+def test_warnings_of_strips_are_reported_once_by_the_node_that_raised_them():
+    text = """\
+nodes:
+  src: {type: strips.source, params: {height: 40}}
+  warn: {type: strips.check, in: {image: src.image}, params: {limit: 1.5}}
+  quiet: {type: strips.box, in: {image: warn.image}}
+outputs: {out: quiet.image}
+"""
+    events = []
+    result = run(text, strip_rows=4, workers=3, events=lambda e: events.append((e.kind, e.node)))
+    assert result.records["warn"].warnings == ["values above 0.75"]
+    assert result.records["quiet"].warnings == []
+    assert events.count(("warning", "warn")) == 1
+
+
+def test_a_local_node_must_return_the_rows_it_was_given():
+    text = """\
+nodes:
+  src: {type: strips.source}
+  bad: {type: strips.shrink, in: {image: src.image}}
+outputs: {out: bad.image}
+"""
+    with pytest.raises(NodeError, match=r"node 'bad' \(strips.shrink\).*must return the rows it was given"):
+        run(text, strip_rows=10)
+
+
+def test_inputs_of_different_sizes_run_whole_and_fail_as_the_node_does():
+    text = """\
+nodes:
+  tall: {type: strips.source, params: {height: 30}}
+  short: {type: strips.source, params: {height: 20}}
+  sum: {type: strips.add, in: {a: tall.image, b: short.image}}
+outputs: {out: sum.total}
+"""
+    with pytest.raises(NodeError, match=r"node 'sum' \(strips.add\) failed: ValueError: operands"):
+        run(text, strip_rows=4)
+
+
+def test_profile_records_time_summed_over_strips():
+    result = run(CHAIN, strip_rows=4, workers=2)
+    record = result.records["blur2"]
+    assert record.strips == 10 and record.seconds > 0 and record.peak_rss_mb > 0
+
+
+def test_local_declarations_are_checked():
+    def declare(local, returns=Out(image=Gray), side_effect=False):
+        def f(image: Gray, ref: Gray = None) -> returns:
+            return image
+        f.__annotations__["return"] = returns
+        node("bad.local", local=local, side_effect=side_effect)(f)
+
+    with pytest.raises(TypeError, match="local whole names no input"):
+        declare(Local(whole=("nothing",)))
+    with pytest.raises(TypeError, match="outputs must all be rasters"):
+        declare(Local(), returns=Out(n=Scalar))
+    with pytest.raises(TypeError, match="a raster input that is not whole"):
+        declare(Local(whole=("image", "ref")))
+    with pytest.raises(TypeError, match="side effects"):
+        declare(Local(), side_effect=True)
+    declare(Local(halo=lambda params, frame: frame[0] // 10, whole=("ref",)))
+    assert Local(halo=lambda params, frame: frame[0] // 10).rows({}, (95, 5)) == 9
