@@ -481,19 +481,24 @@ def _sliced_ports(step: Step) -> list[str]:
 
 def local_chains(steps: list[Step]) -> list[list[Step]]:
     """The chains of a plan, in run order: runs of local, non-bypassed steps that follow each
-    other in the run order, each run split into the groups of steps linked to each other.
+    other in the run order, each run split into the groups of steps linked to each other. A
+    step that reads a value of the run as a whole input starts a new run.
 
     Consecutive steps only: every input from outside a chain is then ready before it starts,
     and no outside step needs one of its values while it runs.
     """
     runs: list[list[Step]] = [[]]
     for step in steps:
-        if step.spec.local is not None and not step.bypass:
-            runs[-1].append(step)
-        elif runs[-1]:
+        if step.spec.local is None or step.bypass:
             runs.append([])
+            continue
+        in_run = {s.name for s in runs[-1]}
+        if any(isinstance(source, Ref) and source.node in in_run and port not in _sliced_ports(step)
+               for port, source in step.sources.items()):
+            runs.append([])  # it reads a value of the run whole: that value must be assembled
+        runs[-1].append(step)
     chains = []
-    for run in runs:
+    for run in filter(None, runs):
         links = nx.Graph()
         links.add_nodes_from(step.name for step in run)
         links.add_edges_from((source.node, step.name) for step in run for source in step.sources.values()

@@ -130,6 +130,17 @@ outputs: {out: e.image}
     # a non-local node (mid) and a bypassed one (skipped) end a chain; unlinked neighbours
     # (other) form their own chain
     assert chain_names(broken) == [["a", "b"], ["other"], ["c", "d"], ["e"]]
+    whole_read = """\
+nodes:
+  src: {type: strips.source}
+  a: {type: strips.box, in: {image: src.image}}
+  b: {type: strips.scale_by_mean, in: {image: src.image, ref: a.image}}
+outputs: {out: b.image}
+"""
+    # b reads a's image whole: a's chain ends before b, which assembles it
+    assert chain_names(whole_read) == [["a"], ["b"]]
+    np.testing.assert_array_equal(run(whole_read, strip_rows=3).outputs["out"],
+                                  run(whole_read, keep_all=True).outputs["out"])
 
 
 @pytest.mark.parametrize("workers", [1, 3])
