@@ -47,7 +47,7 @@ import numpy as np
 
 from .errors import InputError, NodeError
 from .graph import AUTO, INPUTS, Graph, Ref
-from .node import NodeSpec, Note, Wrote, _strip_frame, bypassed_outputs, call_node
+from .node import NodeSpec, Note, Wrote, _strip, bypassed_outputs, call_node
 from .registry import Registry
 from .subgraph import resolve_spec
 from .types import PORT_TYPES, PortType
@@ -289,11 +289,14 @@ def _check_paths(steps: list[Step], also_writes: dict[str, str]) -> None:
 
 
 def step_inputs(step: Step, values: dict[tuple[str, str], Any],
-                output_types: dict[tuple[str, str], PortType]) -> dict[str, Any]:
-    """The values a step reads, each converted to its input port's type where the link converts
-    (``PortType.convert``: a CompactImage read by an Image port becomes float32 for this call)."""
+                output_types: dict[tuple[str, str], PortType], skip: Any = ()) -> dict[str, Any]:
+    """The values a step reads (but the ports in ``skip``), each converted to its input port's
+    type where the link converts (``PortType.convert``: a CompactImage read by an Image port
+    becomes float32 for this call)."""
     inputs = {}
     for port, source in step.sources.items():
+        if port in skip:
+            continue
         target = step.spec.inputs[port].type
         if isinstance(source, Ref):
             inputs[port] = output_types[(source.node, source.port)].convert(
@@ -455,11 +458,11 @@ class _Run:
         run in strips: sizes that disagree, or a required input without a value."""
         sizes = set()
         for step in chain:
+            values = self.stored_inputs(step)
             for port, source in step.sources.items():
                 if isinstance(source, Ref) and source.node in names:
                     continue
-                value = self.values.get((source.node, source.port)) if isinstance(source, Ref) \
-                    else source.value
+                value = values[port]
                 if value is None:
                     if not step.spec.inputs[port].optional:
                         return None
@@ -470,7 +473,18 @@ class _Run:
             if any(port not in step.sources and not spec.optional
                    for port, spec in step.spec.inputs.items()):
                 return None
+            if step.spec.local.frame is not None:  # its inputs are all from outside the chain
+                frame = step.spec.local.frame(self.stored_inputs(step), step.params)
+                if frame is None:
+                    return None
+                sizes.add(tuple(frame))
         return sizes.pop() if len(sizes) == 1 else None
+
+    def stored_inputs(self, step: Step) -> dict[str, Any]:
+        """A step's input values as stored (not converted), None for unlinked ones."""
+        return {port: (self.values.get((source.node, source.port)) if isinstance(source, Ref)
+                       else source.value) if (source := step.sources.get(port)) is not None else None
+                for port in step.spec.inputs}
 
 
 def _sliced_ports(step: Step) -> list[str]:
@@ -527,6 +541,8 @@ class _Strips:
             self.margin[step.name] = max((self.margin[r.name] + self.halo[r.name] for r in readers),
                                          default=0)
         self.internal = names
+        self.whole = {step.name: step_inputs(step, run.values, run.output_types, skip=_sliced_ports(step))
+                      for step in chain}
         self.assembled: dict[tuple[str, str], Any] = {}
         self.seconds: dict[str, list[float]] = {step.name: [] for step in chain}
         self.messages: dict[str, list[tuple[str, str]]] = {step.name: [] for step in chain}
@@ -565,7 +581,7 @@ class _Strips:
             top, bottom = max(0, y0 - margin - halo), min(height, y1 + margin + halo)
             inputs = self._inputs(step, top, bottom, produced)
             t0 = time.perf_counter()
-            outputs = _call_on_strip(step, inputs, self.frame, log)
+            outputs = _call_on_strip(step, inputs, (self.frame, (top, bottom)), log)
             self.seconds[step.name].append(time.perf_counter() - t0)
             for port, value in outputs.items():
                 if value is not None and value.shape[0] != bottom - top:
@@ -578,23 +594,23 @@ class _Strips:
 
     def _inputs(self, step: Step, top: int, bottom: int,
                 produced: dict[tuple[str, str], tuple[int, Any]]) -> dict[str, Any]:
-        sliced = _sliced_ports(step)
+        """A member's inputs for rows [top, bottom): strips of the sliced ones (converted strip
+        by strip), the others whole (converted once, in ``__init__``)."""
         inputs = {}
-        for port, source in step.sources.items():
-            if isinstance(source, Ref):
-                source_type = self.owner.output_types[(source.node, source.port)]
-                if source.node in self.internal:
-                    first, value = produced[(source.node, source.port)]
-                    value = None if value is None else value[top - first: bottom - first]
-                else:
-                    value = self.owner.values[(source.node, source.port)]
+        for port in _sliced_ports(step):
+            source = step.sources.get(port)
+            if source is None:
+                continue
+            if isinstance(source, Ref) and source.node in self.internal:
+                first, value = produced[(source.node, source.port)]
+                value = None if value is None else value[top - first: bottom - first]
             else:
-                source_type, value = source.type, source.value
-            if port in sliced and value is not None and not (isinstance(source, Ref)
-                                                               and source.node in self.internal):
-                value = value[top:bottom]
+                value = self.owner.stored_inputs(step)[port]
+                value = None if value is None else value[top:bottom]
+            source_type = (self.owner.output_types[(source.node, source.port)]
+                           if isinstance(source, Ref) else source.type)
             inputs[port] = source_type.convert(value, step.spec.inputs[port].type)
-        return inputs
+        return {**self.whole[step.name], **inputs}
 
     def _assemble(self, key: tuple[str, str], value: Any, offset: int, y0: int, y1: int) -> None:
         if value is None:
@@ -639,11 +655,12 @@ class _WarningLog:
             self.caught.append((node, kind, str(message)))
 
 
-def _call_on_strip(step: Step, inputs: dict[str, Any], frame: tuple[int, int],
-                   log: _WarningLog) -> dict[str, Any]:
-    """Call a local step on one strip; errors name the node as :func:`_call`'s do."""
+def _call_on_strip(step: Step, inputs: dict[str, Any],
+                   strip: tuple[tuple[int, int], tuple[int, int]], log: _WarningLog) -> dict[str, Any]:
+    """Call a local step on one strip (``strip``: the frame's (H, W), the rows [top, bottom)
+    the call covers); errors name the node as :func:`_call`'s do."""
     _require_inputs(step, inputs)
-    token = _strip_frame.set(frame)
+    token = _strip.set(strip)
     log.calling(step.name)
     try:
         outputs = call_node(step.spec, inputs, step.params)
@@ -653,7 +670,7 @@ def _call_on_strip(step: Step, inputs: dict[str, Any], frame: tuple[int, int],
         raise NodeError(step.name, step.spec.id, error) from error
     finally:
         log.calling(None)
-        _strip_frame.reset(token)
+        _strip.reset(token)
     _check_outputs(step, outputs)
     return outputs
 

@@ -117,6 +117,10 @@ class Local:
       flow's target, a reference image), or at another resolution. Non-raster inputs (rects,
       scalars, paths) are always whole.
 
+    * ``frame``: for a node whose raster inputs are all whole (it resamples them onto a grid
+      of its own), ``frame(inputs, params)`` gives its output's (H, W), or None to run it whole
+      this time; each call then computes the rows :func:`output_rows` names.
+
     A node that uses its frame's size (not only its values) asks :func:`frame_of`, which
     gives the whole frame's (H, W) in a strip call as in a whole-image one. Only declare what
     is exactly equivalent: every local node has a strip-versus-whole test.
@@ -124,6 +128,7 @@ class Local:
 
     halo: int | Callable[[dict[str, Any], tuple[int, int]], int] = 0
     whole: tuple[str, ...] = ()
+    frame: Callable[[dict[str, Any], dict[str, Any]], tuple[int, int] | None] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "whole", tuple(self.whole))
@@ -134,15 +139,23 @@ class Local:
         return max(0, int(halo))
 
 
-# (H, W) of the whole frame while a local node runs on a strip of it (set by the executor).
-_strip_frame: ContextVar[tuple[int, int] | None] = ContextVar("strip_frame", default=None)
+# While a local node runs on a strip (set by the executor): the whole frame's (H, W) and the
+# rows [top, bottom) of it that the call covers.
+_strip: ContextVar[tuple[tuple[int, int], tuple[int, int]] | None] = ContextVar("strip", default=None)
 
 
 def frame_of(raster: Any) -> tuple[int, int]:
     """(H, W) of the whole frame that ``raster`` (an input of a local node) belongs to: its
     own size in a whole-image call, the frame's when the executor passes a strip of it."""
-    frame = _strip_frame.get()
-    return frame if frame is not None else tuple(raster.shape[:2])
+    strip = _strip.get()
+    return strip[0] if strip is not None else tuple(raster.shape[:2])
+
+
+def output_rows() -> tuple[int, int] | None:
+    """The rows [top, bottom) of its frame that a local node computes in this call (its
+    strip, halo included), or None in a whole-image call."""
+    strip = _strip.get()
+    return None if strip is None else strip[1]
 
 
 @dataclass(frozen=True)
@@ -302,8 +315,10 @@ def _check_local(local: Local, inputs: dict[str, InputSpec], outputs: dict[str, 
         raise TypeError(f"{where}: local whole names no input {unknown}")
     if not all(ptype.raster for ptype in outputs.values()):
         raise TypeError(f"{where}: a local node's outputs must all be rasters")
-    if not any(spec.type.raster and name not in local.whole for name, spec in inputs.items()):
-        raise TypeError(f"{where}: a local node needs a raster input that is not whole")
+    if local.frame is None and not any(spec.type.raster and name not in local.whole
+                                       for name, spec in inputs.items()):
+        raise TypeError(f"{where}: a local node needs a raster input that is not whole, "
+                        "or a frame")
 
 
 def _resolved_annotations(func: Callable[..., Any]) -> dict[str, Any]:

@@ -151,3 +151,66 @@ def test_inputs_are_left_untouched(zoom):
     assert out is not blended and out.max() <= 1.0
     for before, after in zip(kept, (blended, wide, src)):
         np.testing.assert_array_equal(after, before)
+
+
+# Strip versus whole (hzsr.uncrop is local: it computes output rows from W and the working
+# grid read whole). Tolerance 1e-5: a strip warps with its matrix shifted by its first row,
+# which OpenCV rounds to 1/1024 px in fixed point; the shifted product may round on the other
+# side at about one pixel in 10^10, moving that sample by 1/32 px. Random smooth-free inputs
+# would show any misplaced row or ramp at full scale.
+UNCROP_STRIP_ROWS = [1, 2, 7, 16, 45, 60]  # 61 output rows: strips ending in 1-2 rows, one strip
+
+
+def _uncrop_inputs(rng, zoom, footprint=None, working_wh=(70, 61)):
+    wide = rng.random((61, 70, 3), dtype=np.float32)
+    crop = central_rect(70, 61, RATIO)
+    src = rng.random((working_wh[1], working_wh[0], 3), dtype=np.float32)
+    return {"wide": wide, "src": src, "blended": rng.random(src.shape, dtype=np.float32),
+            "crop": crop, "ratio": RATIO, "zoom": zoom, "footprint": footprint}
+
+
+def _turned_footprint(crop, working_wh, degrees):
+    """A footprint (T pixel edges -> W's) of T placed over ``crop``, turned about its centre."""
+    x0, y0, x1, y1 = crop
+    scale = np.diag([(x1 - x0) / working_wh[0], (y1 - y0) / working_wh[1], 1.0])
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    a = np.radians(degrees)
+    turn = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1.0]])
+    centre = np.array([[1, 0, cx], [0, 1, cy], [0, 0, 1.0]])
+    return centre @ turn @ np.linalg.inv(centre) @ np.array([[1, 0, x0], [0, 1, y0], [0, 0, 1.0]]) @ scale
+
+
+@pytest.mark.parametrize("strip_rows", UNCROP_STRIP_ROWS)
+@pytest.mark.parametrize("zoom", [RATIO, 1.8, 3.0])  # at, below (a seam ramp) and above the ratio
+@pytest.mark.parametrize("turned", [False, True])
+def test_uncrop_in_strips_equals_whole(strip_rows, zoom, turned):
+    from strip_check import assert_strips_match_whole
+
+    rng = np.random.default_rng(strip_rows)
+    inputs = _uncrop_inputs(rng, zoom)
+    if turned:
+        inputs["footprint"] = _turned_footprint(inputs["crop"], (70, 61), 3.0)
+    assert_strips_match_whole(uncrop.__nodegraph_spec__, inputs, dict(feather=0.2), strip_rows,
+                              atol=1e-5)
+
+
+@pytest.mark.parametrize("strip_rows", [3, 40])
+def test_uncrop_at_tele_density_in_strips_equals_whole(strip_rows):
+    from strip_check import assert_strips_match_whole
+
+    inputs = _uncrop_inputs(np.random.default_rng(0), 1.8, working_wh=(140, 122))
+    assert_strips_match_whole(uncrop.__nodegraph_spec__, inputs, dict(pixel_size="tele"),
+                              strip_rows, atol=1e-5)
+
+
+def test_uncrop_that_shrinks_the_working_grid_runs_whole():
+    from strip_check import one_node_plan
+
+    from nodegraph.execute import run_plan
+
+    # zoom 1.2 of ratio 2: 0.6 output px per working px, under SHRINK_BELOW: each strip would
+    # shrink the whole working grid again, so the node declines strips (frame None)
+    inputs = _uncrop_inputs(np.random.default_rng(1), 1.2)
+    result = run_plan(one_node_plan(uncrop.__nodegraph_spec__, inputs), strip_rows=5)
+    assert result.records["node"].strips == 0
+    np.testing.assert_array_equal(result.outputs["image"], uncrop(**inputs))

@@ -16,7 +16,7 @@ import math
 import cv2
 import numpy as np
 
-from nodegraph import Any, Image, Out, Param, Rect, Scalar, node
+from nodegraph import Any, Image, Local, Out, Param, Rect, Scalar, node, output_rows
 from nodegraph.errors import InputError
 from nodegraph.nodes.ops.geometry import (
     central_rect,
@@ -58,7 +58,13 @@ def _warp(image: np.ndarray, matrix: np.ndarray, out_wh, interpolation: int,
                                borderValue=0)
 
 
-def resample_working(image: np.ndarray, to_working: np.ndarray, out_wh) -> np.ndarray:
+def _from_row(top: int) -> np.ndarray:
+    """3x3 matrix from the pixels of a strip starting at output row ``top`` to output pixels."""
+    return np.array([[1.0, 0.0, 0.0], [0.0, 1.0, float(top)], [0.0, 0.0, 1.0]])
+
+
+def resample_working(image: np.ndarray, to_working: np.ndarray, out_wh,
+                     rows: tuple[int, int] | None = None) -> np.ndarray:
     """Resample the working-grid ``image`` onto the output grid (edges replicated beyond it).
 
     When the output is much coarser than the working grid (zoom < ratio, or T denser than
@@ -66,10 +72,14 @@ def resample_working(image: np.ndarray, to_working: np.ndarray, out_wh) -> np.nd
     detail is averaged, not aliased; then (or else) bicubic. Near density 1 (a registered
     T turned or scaled by a few %) an area shrink would blur every pixel into its
     neighbour for almost no decimation: measured 2 dB lost at density 0.985.
+    ``rows`` (top, bottom): only those output rows (default all of ``out_wh``'s).
     """
+    top, bottom = rows or (0, int(out_wh[1]))
     if image.shape[1::-1] == tuple(out_wh) and np.allclose(to_working, np.eye(3), atol=1e-6):
-        return image  # the working grid is the output grid
-    density = 1.0 / np.sqrt(abs(np.linalg.det(to_working[:2, :2])))  # output px per working px
+        return image[top:bottom]  # the working grid is the output grid
+    strip_wh = (out_wh[0], bottom - top)
+    density = working_density(to_working)
+    to_working = to_working @ _from_row(top)
     if density < SHRINK_BELOW:
         h, w = image.shape[:2]
         small_wh = (max(1, round(w * density)), max(1, round(h * density)))
@@ -77,8 +87,13 @@ def resample_working(image: np.ndarray, to_working: np.ndarray, out_wh) -> np.nd
         # Working px -> shrunk px, pixel centres aligned as cv2.resize does.
         sx, sy = small_wh[0] / w, small_wh[1] / h
         rescale = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
-        return _warp(small, rescale @ to_working, out_wh, cv2.INTER_CUBIC, cv2.BORDER_REPLICATE)
-    return _warp(image, to_working, out_wh, cv2.INTER_CUBIC, cv2.BORDER_REPLICATE)
+        return _warp(small, rescale @ to_working, strip_wh, cv2.INTER_CUBIC, cv2.BORDER_REPLICATE)
+    return _warp(image, to_working, strip_wh, cv2.INTER_CUBIC, cv2.BORDER_REPLICATE)
+
+
+def working_density(to_working: np.ndarray) -> float:
+    """Output px per working px of an output -> working grid matrix."""
+    return 1.0 / np.sqrt(abs(np.linalg.det(to_working[:2, :2])))
 
 
 def output_size(wide_wh, view, crop, working_wh, pixel_size: str) -> tuple[int, int]:
@@ -93,28 +108,36 @@ def output_size(wide_wh, view, crop, working_wh, pixel_size: str) -> tuple[int, 
             max(1, round((view[3] - view[1]) * density)))
 
 
-def uncrop_image(wide: np.ndarray, src: np.ndarray, blended: np.ndarray, crop, zoom: float,
-                 feather: float = 0.03, pixel_size: str = "wide", footprint=None) -> np.ndarray:
-    """W's central 1/zoom view at W's (or T's) pixel size, (blended - src) added where T covers it."""
+def uncrop_geometry(wide_shape, working_shape, crop, zoom: float, pixel_size: str, footprint=None):
+    """(view, output (width, height), output -> working grid 3x3 matrix) of an uncrop."""
     if not zoom or zoom < 1.0:
         raise InputError(f"zoom must be >= 1, got {zoom!r}")
+    view = central_rect(wide_shape[1], wide_shape[0], zoom)
+    working_wh = (working_shape[1], working_shape[0])
+    wh = output_size((wide_shape[1], wide_shape[0]), view, crop, working_wh, pixel_size)
+    return view, wh, output_to_working_matrix(view, wh, crop, working_wh, footprint)
+
+
+def uncrop_image(wide: np.ndarray, src: np.ndarray, blended: np.ndarray, crop, zoom: float,
+                 feather: float = 0.03, pixel_size: str = "wide", footprint=None,
+                 rows: tuple[int, int] | None = None) -> np.ndarray:
+    """W's central 1/zoom view at W's (or T's) pixel size, (blended - src) added where T covers
+    it; ``rows`` (top, bottom): only those rows of it (a strip), default all."""
     if src.shape != blended.shape:
         raise InputError(f"src {src.shape} and blended {blended.shape} must have the same size")
-    view = central_rect(wide.shape[1], wide.shape[0], zoom)
-    wh = output_size((wide.shape[1], wide.shape[0]), view, crop, (src.shape[1], src.shape[0]),
-                     pixel_size)
-    base = resample_region(wide, view, wh)
+    view, wh, to_working = uncrop_geometry(wide.shape, src.shape, crop, zoom, pixel_size, footprint)
+    rows = rows or (0, wh[1])
+    base = resample_region(wide, view, wh, rows=rows)
     working_wh = (src.shape[1], src.shape[0])
-    to_working = output_to_working_matrix(view, wh, crop, working_wh, footprint)
     # The blended image itself is resampled, not its difference to I_src added to the base:
     # W's aliased band, bicubically upsampled onto two different grids, does not cancel
     # (measured: 1.2 dB lost on a 1.2-degree turned T). T's detail is resampled once either way.
-    fused = resample_working(blended.astype(np.float32, copy=False), to_working, wh)
-    ramp = seam_ramp(to_working, working_wh, wh, feather * min(wh))
+    fused = resample_working(blended.astype(np.float32, copy=False), to_working, wh, rows)
+    ramp = seam_ramp(to_working, working_wh, wh, feather * min(wh), rows)
     # In place where the array is this function's own (at zoom = ratio the resampling hands
-    # back the input itself, which stays untouched): one full-size result instead of three
-    # temporaries; the same operations, so the same values.
-    own = fused if fused is not blended else None
+    # back the input itself, or rows of it, which stay untouched): one full-size result
+    # instead of three temporaries; the same operations, so the same values.
+    own = None if np.may_share_memory(fused, blended) else fused
     if ramp is None:  # T's grid covers the whole output
         return np.clip(fused, 0.0, 1.0, out=own)
     detail = np.subtract(fused, base, out=own)  # base + ramp (fused - base)
@@ -123,8 +146,10 @@ def uncrop_image(wide: np.ndarray, src: np.ndarray, blended: np.ndarray, crop, z
     return np.clip(detail, 0.0, 1.0, out=detail)
 
 
-def seam_ramp(to_working: np.ndarray, working_wh, out_wh, width_px: float) -> np.ndarray | None:
-    """0 -> 1 ramp over ``width_px`` output px inside the edge of the working grid's footprint.
+def seam_ramp(to_working: np.ndarray, working_wh, out_wh, width_px: float,
+              rows: tuple[int, int] | None = None) -> np.ndarray | None:
+    """0 -> 1 ramp over ``width_px`` output px inside the edge of the working grid's footprint
+    (``rows`` (top, bottom): only those output rows).
 
     None when the working grid covers the whole output (zoom >= ratio): there is no seam.
     Below the ratio T's region sits inside W's view, and its detail must fade out before its
@@ -138,17 +163,32 @@ def seam_ramp(to_working: np.ndarray, working_wh, out_wh, width_px: float) -> np
               & (corners[:, 1] >= -0.5) & (corners[:, 1] <= working_wh[1] - 0.5))
     if inside.all() or width_px <= 0:
         return None
-    inside = _warp(np.ones((working_wh[1], working_wh[0]), np.uint8), to_working, (out_w, out_h),
-                   cv2.INTER_NEAREST)
-    return coverage_ramp(inside, width_px)
+    # coverage_ramp reads 2 x its radius around each pixel: the strip's rows plus that many
+    top, bottom = rows or (0, out_h)
+    reach = 2 * (int(width_px) // 2)
+    first, last = max(0, top - reach), min(out_h, bottom + reach)
+    inside = _warp(np.ones((working_wh[1], working_wh[0]), np.uint8), to_working @ _from_row(first),
+                   (out_w, last - first), cv2.INTER_NEAREST)
+    return coverage_ramp(inside, width_px)[top - first: bottom - first]
 
 
 # A zoom below 1 would show more than W holds; the range lets validation refuse it up front.
 ZOOM = Scalar.within(1.0, math.inf)
 
 
-# Bypassed, the node gives the blended crop on T's grid itself (not W).
-@node("hzsr.uncrop", version=2, bypass={"image": "blended"})
+def _output_frame(inputs: dict, params: dict) -> tuple[int, int] | None:
+    """(H, W) of the output for the executor's strips; None (run whole) when the working grid
+    is shrunk first: every strip would shrink all of it again."""
+    zoom = inputs["zoom"] if inputs["zoom"] is not None else inputs["ratio"]
+    _, wh, to_working = uncrop_geometry(inputs["wide"].shape, inputs["src"].shape, inputs["crop"],
+                                        float(zoom), params["pixel_size"], inputs["footprint"])
+    return None if working_density(to_working) < SHRINK_BELOW else (wh[1], wh[0])
+
+
+# Bypassed, the node gives the blended crop on T's grid itself (not W). Local: each output
+# pixel is resampled from W and the working grid, which are read whole.
+@node("hzsr.uncrop", version=2, bypass={"image": "blended"},
+      local=Local(whole=("wide", "src", "blended"), frame=_output_frame))
 def uncrop(wide: Image, src: Image, blended: Image, crop: Rect, ratio: Scalar,
            footprint: Any = None, zoom: ZOOM = None, *,
            feather: float = Param(0.03, range=(0.0, 0.5), unit="fraction of the short side",
@@ -171,4 +211,4 @@ def uncrop(wide: Image, src: Image, blended: Image, crop: Rect, ratio: Scalar,
     (INTER_AREA when shrinking much, else bicubic); works below, at and above the ratio.
     """
     return uncrop_image(wide, src, blended, crop, float(zoom if zoom is not None else ratio),
-                        feather, pixel_size, footprint)
+                        feather, pixel_size, footprint, output_rows())

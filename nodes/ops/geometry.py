@@ -24,16 +24,21 @@ def rect_to_grid_matrix(rect, out_wh) -> np.ndarray:
 
 
 def resample_region(image: np.ndarray, rect, out_wh, interpolation: int = cv2.INTER_CUBIC,
-                    border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
+                    border: int = cv2.BORDER_REPLICATE, rows: tuple[int, int] | None = None
+                    ) -> np.ndarray:
     """Resample the (possibly fractional) region ``rect`` of ``image`` to ``out_wh`` = (width, height).
 
     ``image`` is float32 (H, W) or (H, W, C) in [0, 1]; ``rect`` (x0, y0, x1, y1) in pixel-edge
-    coordinates of ``image``; the result is float32 (height, width[, C]).
+    coordinates of ``image``; the result is float32 (height, width[, C]), or only its rows
+    [top, bottom) with ``rows``.
 
     Bicubic by default, pixel centres aligned; the result is clipped to [0, 1] because bicubic
     overshoots at edges.
     """
-    out = cv2.warpAffine(image, rect_to_grid_matrix(rect, out_wh), (int(out_wh[0]), int(out_wh[1])),
+    top, bottom = rows or (0, int(out_wh[1]))
+    matrix = rect_to_grid_matrix(rect, out_wh)
+    matrix[:, 2] += matrix[:, 1] * top  # the strip's first row is output row ``top``
+    out = cv2.warpAffine(image, matrix, (int(out_wh[0]), bottom - top),
                          flags=interpolation | cv2.WARP_INVERSE_MAP, borderMode=border)
     if out.dtype == np.float32:  # in place: no second full-size copy
         return np.clip(out, 0.0, 1.0, out=out)
