@@ -154,10 +154,10 @@ def test_inputs_are_left_untouched(zoom):
 
 
 # Strip versus whole (hzsr.uncrop is local: it computes output rows from W and the working
-# grid read whole). Tolerance 1e-5: a strip warps with its matrix shifted by its first row,
-# which OpenCV rounds to 1/1024 px in fixed point; the shifted product may round on the other
-# side at about one pixel in 10^10, moving that sample by 1/32 px. Random smooth-free inputs
-# would show any misplaced row or ramp at full scale.
+# grid read whole). Tolerance 1e-5: a strip warps with its matrix's offset moved by its first
+# row, and OpenCV computes sample positions in float32 (m0 x + m1 y + m2), so positions differ
+# in the last bits (~1e-5 px at these sizes; at 12 MP the node's outputs differ by at most
+# 3.5e-5). Random inputs show any misplaced row or cut ramp at full scale (errors ~0.1-1).
 UNCROP_STRIP_ROWS = [1, 2, 7, 16, 45, 60]  # 61 output rows: strips ending in 1-2 rows, one strip
 
 
