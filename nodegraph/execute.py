@@ -419,7 +419,6 @@ class _Run:
             keys[step.name] = recipe_key(step, keys)
         hits = ([] if self.cache is None else
                 [self.cache.get(step.name, keys[step.name], exported[step.name]) for step in chain])
-        frame = self._frame(chain, names)
         if hits and all(hit is not None for hit in hits):
             self.keys.update(keys)
             for step, hit in zip(chain, hits):
@@ -428,6 +427,7 @@ class _Run:
                 self.values.update({(step.name, port): hit[port] for port in exported[step.name]})
                 self._done(step)
             return
+        frame = self._frame(chain, names)
         if frame is None:
             for step in chain:
                 self.step(self.index[step.name], step)
@@ -474,7 +474,10 @@ class _Run:
                    for port, spec in step.spec.inputs.items()):
                 return None
             if step.spec.local.frame is not None:  # its inputs are all from outside the chain
-                frame = step.spec.local.frame(self.stored_inputs(step), step.params)
+                try:
+                    frame = step.spec.local.frame(values, step.params)
+                except Exception:  # bad inputs: the whole run reports them as usual
+                    return None
                 if frame is None:
                     return None
                 sizes.add(tuple(frame))

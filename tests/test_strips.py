@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from nodegraph import Gray, Local, Out, Param, Scalar, frame_of, node
+from nodegraph import Gray, Local, Out, Param, Scalar, frame_of, node, output_rows
 from nodegraph.errors import NodeError
 from nodegraph.execute import Cache, local_chains, plan, run_plan
 from nodegraph.graph import parse_graph
@@ -83,6 +83,22 @@ def check(image: Gray, *, limit: float = Param(2.0, range=(-100.0, 100.0))) -> O
 def shrink(image: Gray) -> Out(image=Gray):
     """Wrongly drops a row: the executor must refuse it."""
     return image[1:]
+
+
+def _ramp_frame(inputs, params):
+    if params["height"] > 90:
+        raise ValueError("too tall")  # the whole run must report it as the node's failure
+    return (params["height"], inputs["ref"].shape[1])
+
+
+@node("strips.ramp", local=Local(whole=("ref",), frame=_ramp_frame))
+def ramp(ref: Gray, *, height: int = Param(30, range=(1, 100))) -> Out(image=Gray):
+    """A grid of its own: row index + mean of ``ref``, ``height`` rows of ref's width."""
+    if height > 90:
+        raise ValueError("too tall")
+    top, bottom = output_rows() or (0, height)
+    rows = np.arange(top, bottom, dtype=np.float32)[:, None]
+    return np.broadcast_to(rows + np.float32(ref.mean()), (bottom - top, ref.shape[1])).copy()
 
 
 def registry() -> Registry:
@@ -273,3 +289,31 @@ def test_local_declarations_are_checked():
         declare(Local(), side_effect=True)
     declare(Local(halo=lambda params, frame: frame[0] // 10, whole=("ref",)))
     assert Local(halo=lambda params, frame: frame[0] // 10).rows({}, (95, 5)) == 9
+
+
+def test_a_node_with_its_own_grid_computes_the_rows_it_is_given():
+    text = """\
+nodes:
+  src: {type: strips.source}
+  grid: {type: strips.ramp, in: {ref: src.image}, params: {height: 50}}
+  blur: {type: strips.box, in: {image: grid.image}, params: {radius: 2}}
+outputs: {out: blur.image}
+"""
+    assert chain_names(text) == [["grid", "blur"]]
+    whole = run(text, keep_all=True)
+    assert whole.outputs["out"].shape == (50, 23)
+    for strip_rows in (1, 7, 50):
+        result = run(text, strip_rows=strip_rows, workers=2)
+        assert result.records["grid"].strips == -(-50 // strip_rows)
+        np.testing.assert_array_equal(result.outputs["out"], whole.outputs["out"])
+
+
+def test_a_frame_that_fails_runs_the_node_whole_and_fails_as_it_does():
+    text = """\
+nodes:
+  src: {type: strips.source}
+  grid: {type: strips.ramp, in: {ref: src.image}, params: {height: 95}}
+outputs: {out: grid.image}
+"""
+    with pytest.raises(NodeError, match=r"^node 'grid' \(strips.ramp\) failed: ValueError: too tall$"):
+        run(text, strip_rows=4)
