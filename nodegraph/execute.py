@@ -689,11 +689,7 @@ def _call_on_strip(step: Step, inputs: dict[str, Any],
     token = _strip.set(strip)
     log.calling(step.name)
     try:
-        outputs = call_node(step.spec, inputs, step.params)
-    except InputError as error:
-        raise InputError(f"node '{step.name}' ({step.spec.id}): {error}") from error
-    except Exception as error:
-        raise NodeError(step.name, step.spec.id, error) from error
+        outputs = _call_naming_node(step, inputs)
     finally:
         log.calling(None)
         _strip.reset(token)
@@ -732,17 +728,22 @@ def _check_outputs(step: Step, outputs: dict[str, Any]) -> None:
             raise NodeError(step.name, step.spec.id, TypeError(f"output '{port}': {problem}"))
 
 
+def _call_naming_node(step: Step, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The step's outputs; any error it raises becomes one that names the node."""
+    try:
+        return call_node(step.spec, inputs, step.params)
+    except InputError as error:
+        raise InputError(f"node '{step.name}' ({step.spec.id}): {error}") from error
+    except Exception as error:
+        raise NodeError(step.name, step.spec.id, error) from error
+
+
 def _call(step: Step, inputs: dict[str, Any], record: NodeRecord, index: int, total: int,
           emit: Callable[[Event], None]) -> dict[str, Any]:
     _require_inputs(step, inputs)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        try:
-            outputs = call_node(step.spec, inputs, step.params)
-        except InputError as error:
-            raise InputError(f"node '{step.name}' ({step.spec.id}): {error}") from error
-        except Exception as error:
-            raise NodeError(step.name, step.spec.id, error) from error
+        outputs = _call_naming_node(step, inputs)
     for warning in caught:
         message = str(warning.message)
         kind = ("wrote" if issubclass(warning.category, Wrote) else
