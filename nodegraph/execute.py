@@ -18,9 +18,11 @@ optional ``events`` callback (progress bars, the editor).
 (:func:`local_chains`). A chain runs strip by strip: for output rows [y0, y1) each member gets
 its inputs' rows widened by its own halo and by the halos of the members that read it (the
 overlap is recomputed, never exchanged), so a value passed inside the chain only ever exists
-as strips. Only the chain's *exported* values, read by a node outside it or a graph output,
-are assembled at full size. Strips after the first run in a thread pool, one worker per
-available core (the kernels inside release the GIL). Per node, the seconds recorded are the
+as strips (a node with a grid of its own, ``Local(frame=...)``, computes the rows it is asked
+for from inputs read whole). Only the chain's *exported* values, read by a node outside it
+or a graph output, are assembled at full size; inputs read whole are converted once per
+chain. Strips after the first run in a thread pool, one worker per available core (the
+kernels inside release the GIL). Per node, the seconds recorded are the
 sum over its strips, the peak memory that of the whole chain. A run that keeps every value
 (``keep_all``: ``--debug-dir``, the editor) runs local nodes whole, as the values it shows
 are full images anyway; a chain whose frames disagree (inputs of different sizes) or that
