@@ -87,7 +87,7 @@ def test_train_zoom_smoke_run_writes_a_usable_model(tmp_path):
             shutil.copy(CITY100 / f"{pair}{side}.png", data / f"{pair}{side}.png")
     out = tmp_path / "z.onnx"
     assert cli.main(["train", "zoom", "--data", str(data), "--out", str(out), "--minutes", "0.02",
-                     "--batch", "2", "--no-eval"]) == 0
+                     "--batch", "2", "--eval", "none"]) == 0
     assert out.exists() and (tmp_path / "z_work" / "checkpoint.pt").exists()
     assert zoom_to_learn(smooth_srgb(), model=str(out)).shape == (120, 168, 3)
     assert cli.main(["train", "zoom", "--data", str(tmp_path / "nothing"), "--out", str(out)]) == 2
