@@ -50,6 +50,12 @@ def pair_ids(data_dir: str | Path) -> list[str]:
     return sorted(p.name[:-5] for p in Path(data_dir).glob("*L.png"))
 
 
+def training_ids(data_dir: str | Path, with_validation: bool = False) -> list[str]:
+    """The pairs trained on: all but HELD_OUT, and but VALIDATION unless ``with_validation``."""
+    left_out = HELD_OUT if with_validation else HELD_OUT + VALIDATION
+    return [i for i in pair_ids(data_dir) if i not in left_out]
+
+
 def load_pair(data_dir: str | Path, pair: str) -> tuple[np.ndarray, np.ndarray]:
     """(W, H): float32 sRGB; W = L area-downscaled by SCALE, H cropped to exactly SCALE x W."""
     def read(suffix: str) -> np.ndarray:
@@ -173,10 +179,10 @@ def train(cfg: ZoomConfig, work: Path, resume: Path | None = None, log=print):
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    left_out = HELD_OUT if cfg.with_validation else HELD_OUT + VALIDATION
-    ids = [i for i in pair_ids(cfg.data) if i not in left_out]
+    ids = training_ids(cfg.data, cfg.with_validation)
     pairs = [load_pair(cfg.data, i) for i in ids]
-    log(f"training pairs: {len(pairs)} ({ids[0]}..{ids[-1]}, left out {', '.join(left_out)})")
+    log(f"training pairs: {len(pairs)} ({ids[0]}..{ids[-1]}, left out "
+        f"{', '.join(i for i in pair_ids(cfg.data) if i not in ids)})")
     model = build_model(cfg.channels, cfg.depth)
     steps_before = 0
     if resume is not None:
@@ -291,8 +297,8 @@ def run(args) -> int:
         print("--patch must be even and >= 16", file=sys.stderr)
         return 2
     from nodegraph.nodes.hzsr.zoom_to_learn import CONTEXT
-    max_depth = CONTEXT - 3  # the receptive-field radius, depth + 1 (convolutions) + 2 (bicubic),
-    if not 1 <= args.depth <= max_depth or args.channels < 1:  # must fit in the tiles' context
+    max_depth = CONTEXT - 1  # the residual's receptive-field radius, depth + 1 convolutions (more
+    if not 1 <= args.depth <= max_depth or args.channels < 1:  # than bicubic's 2), fits in the tiles' context
         print(f"--depth must be 1..{max_depth} and --channels >= 1", file=sys.stderr)
         return 2
     out = Path(args.out)
