@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from .cli import load_for_run
+from .cores import available_cores
 from .errors import GraphError, InputError, NodeError
 from .execute import plan, recipe_key, run_plan
 from .files import write_atomic
@@ -352,18 +353,14 @@ def run_item(task: _Task) -> ItemRecord:
 
 # ---------------------------------------------------------------- the cluster
 
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def local_cluster(workers: int | None = None) -> Any:
     """The ``LocalCluster`` that ``nodegraph batch`` starts: ``workers`` processes (default: the
     cores) of one thread each, whose kernels' own threads share the cores between them."""
     import dask
     from dask.distributed import LocalCluster
 
-    count = workers or _cores()
-    threads = str(max(1, _cores() // count))
+    count = workers or available_cores()
+    threads = str(max(1, available_cores() // count))
     # Set before each worker process starts (its imports read them): compiled kernels, OpenCV
     # and onnxruntime sessions (nodes/ops/onnx_sessions.py) use the worker's share of the cores.
     # In the nanny's spawn settings (kept for restarts) and, while the workers start, in this

@@ -47,6 +47,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from .cores import available_cores
 from .errors import InputError, NodeError
 from .graph import AUTO, INPUTS, Graph, Ref
 from .node import NodeSpec, Note, Wrote, _strip, bypassed_outputs, call_node
@@ -343,14 +344,6 @@ def run_plan(the_plan: Plan, *, cache: Cache | None = None, keep_all: bool = Fal
     result_outputs = {name: (run.values[(s.node, s.port)] if isinstance(s, Ref) else s.value)
                       for name, s in the_plan.outputs.items()}
     return RunResult(result_outputs, run.records, run.values, time.perf_counter() - started)
-
-
-def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity, e.g. under ``taskset``)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 class _Run:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 
+from nodegraph.cores import available_cores
 from nodegraph.errors import InputError
 from nodegraph.files import file_digest
 
@@ -69,8 +70,8 @@ def _cores_share() -> int:
     share = os.environ.get("OMP_NUM_THREADS", "")
     if share.isdigit() and int(share) > 0:
         return int(share)
-    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
-    return allowed if 0 < allowed < (os.cpu_count() or 0) else 0
+    allowed = available_cores()
+    return allowed if allowed < (os.cpu_count() or 0) else 0
 
 
 def model_fingerprint(model_path: str | None) -> str:
