@@ -72,6 +72,23 @@ def test_node_tiles_without_seams_and_keeps_the_colour_space():
     assert np.abs(linear_to_srgb(linear_out) - whole).max() < 2e-3
 
 
+def test_self_ensemble_is_the_mean_of_the_eight_turned_passes_and_so_turn_equivariant():
+    rng = np.random.default_rng(4)
+    srgb = np.clip(smooth_srgb(3, 36, 50) + 0.05 * rng.standard_normal((36, 50, 3)), 0, 1).astype(np.float32)
+    def one_pass(image):
+        return zoom_to_learn(np.ascontiguousarray(image), self_ensemble=False)
+
+    reference = np.mean([np.rot90(one_pass(np.rot90(srgb, k)), -k) for k in range(4)]
+                        + [np.rot90(one_pass(np.rot90(srgb[:, ::-1], k)), -k)[:, ::-1] for k in range(4)],
+                        axis=0)
+    ensembled = zoom_to_learn(srgb)
+    assert np.abs(ensembled - reference).max() < 1e-5
+    # one pass is not equivariant (the network's filters are not symmetric); the ensemble is
+    turned = zoom_to_learn(np.ascontiguousarray(np.rot90(srgb)))
+    assert np.abs(np.rot90(turned, -1) - ensembled).max() < 1e-5
+    assert np.abs(np.rot90(one_pass(np.rot90(srgb)), -1) - one_pass(srgb)).max() > 1e-3
+
+
 def test_node_reports_a_missing_model_as_an_input_error(tmp_path):
     from nodegraph.errors import InputError
     with pytest.raises(InputError, match="cannot read ONNX model"):

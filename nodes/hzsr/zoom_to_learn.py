@@ -10,6 +10,10 @@ takes a linear RGB image (what ``image.read_raw`` gives) and returns the sRGB-en
 Tiling: the image is cut into cores of ``tile`` input pixels, each run with ``CONTEXT`` pixels
 of context on every side (more than the network's receptive-field radius: 6 3x3 convolutions
 plus the bicubic kernel), so tiles meet without seams.
+
+Self-ensemble (Lim et al., EDSR, 2017: "geometric self-ensemble"): the network is run on the
+eight rotations and mirror images of the input and the outputs, turned back, are averaged. It
+costs 8x the time and gained +0.057 dB Y-PSNR on the City100 validation pairs (model card).
 """
 from __future__ import annotations
 
@@ -26,8 +30,22 @@ SCALE = 3
 CONTEXT = 12  # input pixels of context around each tile: > receptive-field radius (6 + 2)
 
 
-def zoom_linear(linear: np.ndarray, session, tile: int = 256) -> np.ndarray:
-    """sRGB-encoded (3H, 3W, 3) float32 SR of a linear (H, W, 3) image, tiled as in the module doc."""
+def zoom_linear(linear: np.ndarray, session, tile: int = 256, self_ensemble: bool = True) -> np.ndarray:
+    """sRGB-encoded (3H, 3W, 3) float32 SR of a linear (H, W, 3) image, tiled and (by default)
+    self-ensembled as in the module doc."""
+    if not self_ensemble:
+        return _zoom_tiled(linear, session, tile)
+    total = np.zeros((SCALE * linear.shape[0], SCALE * linear.shape[1], 3), np.float32)
+    for turns in range(4):
+        for mirrored in (False, True):
+            view = np.rot90(linear, turns)
+            view = view[:, ::-1] if mirrored else view
+            result = _zoom_tiled(np.ascontiguousarray(view), session, tile)
+            total += np.rot90(result[:, ::-1] if mirrored else result, -turns)
+    return total / 8
+
+
+def _zoom_tiled(linear: np.ndarray, session, tile: int) -> np.ndarray:
     h, w = linear.shape[:2]
     out = np.empty((SCALE * h, SCALE * w, 3), np.float32)
     padded = np.pad(linear, ((CONTEXT, CONTEXT), (CONTEXT, CONTEXT), (0, 0)), mode="reflect")
@@ -48,13 +66,15 @@ def _model_fingerprint(params: dict) -> str:
     return model_fingerprint(params.get("model") or str(BUNDLED_MODEL))
 
 
-@node("hzsr.zoom_to_learn", version=1, fingerprint=_model_fingerprint)
+@node("hzsr.zoom_to_learn", version=2, fingerprint=_model_fingerprint)
 def zoom_to_learn(image: Image, *,
                   space: str = Param("srgb", choices=("srgb", "linear"),
                                      doc="colour encoding of the input, kept for the output: srgb "
                                          "(a JPEG/PNG) or linear (image.read_raw)"),
                   model: str | None = Param(None, doc="ONNX model file; default: the bundled model"),
                   tile: int = Param(256, range=(32, 4096), unit="px", doc="input tile size"),
+                  self_ensemble: bool = Param(True, doc="average the outputs for the input's 8 "
+                                                        "rotations and mirror images: +0.06 dB, 8x the time"),
                   threads: int = Param(0, range=(0, 64), doc="onnxruntime intra-op threads (0 = all cores)"),
                   ) -> Out(image=Image):
     """Learned 3x super-resolution of one image: (H, W, 3) -> (3H, 3W, 3), float32 in [0, 1].
@@ -64,6 +84,6 @@ def zoom_to_learn(image: Image, *,
     sRGB^-1(E_sr) when ``space`` is linear.
     """
     linear = image if space == "linear" else srgb_to_linear(image)
-    encoded = zoom_linear(linear, onnx_session(model or str(BUNDLED_MODEL), threads), tile)
+    encoded = zoom_linear(linear, onnx_session(model or str(BUNDLED_MODEL), threads), tile, self_ensemble)
     return encoded if space == "srgb" else srgb_to_linear(encoded)
 

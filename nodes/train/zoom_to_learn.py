@@ -232,8 +232,9 @@ def export_onnx(model, path: Path) -> None:
 def evaluate(model_path: str | Path, data_dir: str | Path = DEFAULT_DATA,
              ids: tuple[str, ...] = HELD_OUT, seed: int = 1) -> dict:
     """Y-PSNR (8-bit Y, 8 px border) per pair of: bicubic 3x of the clean sRGB W (``bicubic``),
-    bicubic 3x of the same raw-derived input the model gets, rendered (``bicubic_of_raw``), and
-    the exported model (``zoom_to_learn``); ``gain_db`` is the model's mean over ``bicubic``."""
+    bicubic 3x of the same raw-derived input the model gets, rendered (``bicubic_of_raw``), the
+    exported model as the node runs it, self-ensembled (``zoom_to_learn``), and in one pass
+    (``single_pass``); ``gain_db`` is ``zoom_to_learn``'s mean over ``bicubic``."""
     from nodegraph.nodes.hzsr.zoom_to_learn import zoom_linear
     from nodegraph.nodes.ops.metrics import inner, luma8, psnr, quantize8
     from nodegraph.nodes.ops.onnx_sessions import onnx_session
@@ -249,7 +250,8 @@ def evaluate(model_path: str | Path, data_dir: str | Path = DEFAULT_DATA,
         linear = unprocess_to_linear(wide, Camera.fixed(), rng)
         results = {"bicubic": cv2.resize(wide, size, interpolation=cv2.INTER_CUBIC),
                    "bicubic_of_raw": cv2.resize(linear_to_srgb(linear), size, interpolation=cv2.INTER_CUBIC),
-                   "zoom_to_learn": zoom_linear(linear, session)}
+                   "zoom_to_learn": zoom_linear(linear, session),
+                   "single_pass": zoom_linear(linear, session, self_ensemble=False)}
         rows[pair] = {k: psnr(luma8(quantize8(v)), y_gt, region) for k, v in results.items()}
     mean = {k: float(np.mean([r[k] for r in rows.values()])) for k in next(iter(rows.values()))}
     return {"pairs": rows, "mean": mean, "gain_db": mean["zoom_to_learn"] - mean["bicubic"]}
