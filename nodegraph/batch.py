@@ -361,28 +361,19 @@ def local_cluster(workers: int | None = None) -> Any:
 
     count = workers or available_cores()
     threads = str(max(1, available_cores() // count))
-    # Set before each worker process starts (its imports read them): compiled kernels, OpenCV
-    # and onnxruntime sessions (nodes/ops/onnx_sessions.py) use the worker's share of the cores.
-    # In the nanny's spawn settings (kept for restarts) and, while the workers start, in this
-    # process's environment, which the nanny lets win over its settings.
+    # Set in each worker process before it imports a kernel: compiled kernels, OpenCV and
+    # onnxruntime sessions (nodes/ops/onnx_sessions.py) use the worker's share of the cores.
+    # Passed to the nannies (``env``: set in the worker process only, and over any value this
+    # process has), not as ``distributed.nanny.pre-spawn-environ``, which each nanny writes
+    # into *this* process's environment at every worker (re)start: Numba here would then see
+    # another NUMBA_NUM_THREADS than its threads were launched with and refuse to compile.
     environ = {"NUMBA_NUM_THREADS": threads, "OMP_NUM_THREADS": threads, "OPENCV_FOR_THREADS_NUM": threads}
-    previous = {name: os.environ.get(name) for name in environ}
-    os.environ.update(environ)
-    try:
-        # Worker deaths are retried by this module (so --retries counts them), not by the
-        # scheduler; a worker holds only the item it runs, so its death takes no queued item.
-        with dask.config.set({"distributed.scheduler.allowed-failures": 0,
-                              "distributed.scheduler.worker-saturation": 1.0,
-                              **{f"distributed.nanny.pre-spawn-environ.{name}": value
-                                 for name, value in environ.items()}}):
-            return LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
-                                silence_logs=logging.CRITICAL, dashboard_address=":0")
-    finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    # Worker deaths are retried by this module (so --retries counts them), not by the
+    # scheduler; a worker holds only the item it runs, so its death takes no queued item.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                          "distributed.scheduler.worker-saturation": 1.0}):
+        return LocalCluster(n_workers=count, threads_per_worker=1, processes=True, env=environ,
+                            silence_logs=logging.CRITICAL, dashboard_address=":0")
 
 
 def _connect(workers: int | None, scheduler: str | None) -> tuple[Any, Any]:

@@ -47,7 +47,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from .cores import available_cores
+from .cores import thread_share
 from .errors import InputError, NodeError
 from .graph import AUTO, INPUTS, Graph, Ref
 from .node import NodeSpec, Note, Wrote, _strip, bypassed_outputs, call_node
@@ -326,12 +326,13 @@ def run_plan(the_plan: Plan, *, cache: Cache | None = None, keep_all: bool = Fal
     Before any step runs, missing input files, and outputs (the graph's, and the files in
     ``also_writes``: path -> who writes it) that would overwrite an input, raise InputError.
     Chains of local nodes run in strips of ``strip_rows`` rows (default: about a megapixel,
-    at least twice the chain's halo) on ``workers`` threads (default: the available cores).
+    at least twice the chain's halo) on ``workers`` threads (default: this process's share of
+    the cores, ``nodegraph.cores.thread_share``: a batch worker's share, else every core it may use).
     """
     steps = the_plan.steps
     _check_paths(steps, also_writes or {})
     run = _Run(the_plan, cache, keep_all, events or (lambda event: None), strip_rows,
-               workers or available_cores())
+               workers or thread_share())
     chains = {} if keep_all else {chain[0].name: chain for chain in local_chains(steps)}
     chained = {step.name for chain in chains.values() for step in chain}
     started = time.perf_counter()

@@ -262,3 +262,18 @@ def test_invalid_pipeline_raises_before_items_run(tmp_path, write_yaml):
         run_batch(str(write_yaml("nodes:\n  a: {type: toy.nope}\n")), [Item("a")], tmp_path / "o",
                   registry_factory=toy_nodes.registry)
     assert not (tmp_path / "o").exists()
+
+
+def test_workers_get_their_share_of_the_cores_and_leave_this_process_environment_alone(dask_scheduler):
+    from dask.distributed import Client
+
+    from nodegraph.cores import available_cores
+
+    names = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENCV_FOR_THREADS_NUM")
+    before = {name: os.environ.get(name) for name in names}
+    share = str(max(1, available_cores() // 2))
+    with Client(dask_scheduler) as client:
+        client.restart()  # the nannies spawn their workers again, as after a worker death
+        seen = client.run(lambda: {name: os.environ.get(name) for name in names})
+    assert len(seen) == 2 and all(env == dict.fromkeys(names, share) for env in seen.values()), seen
+    assert {name: os.environ.get(name) for name in names} == before

@@ -20,3 +20,12 @@ def test_threads_follow_the_share_then_the_allowed_cores(monkeypatch, omp, allow
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(allowed)), raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: machine)
     assert onnx_sessions._cores_share() == expected
+
+
+@pytest.mark.parametrize("omp,allowed,expected", [("3", 16, 3), ("", 2, 2), ("0", 4, 4), ("x", 4, 4)])
+def test_thread_share_is_the_environment_share_else_the_allowed_cores(monkeypatch, omp, allowed, expected):
+    from nodegraph.cores import thread_share
+
+    monkeypatch.setenv("OMP_NUM_THREADS", omp)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(allowed)), raising=False)
+    assert thread_share() == expected

@@ -317,3 +317,17 @@ outputs: {out: grid.image}
 """
     with pytest.raises(NodeError, match=r"^node 'grid' \(strips.ramp\) failed: ValueError: too tall$"):
         run(text, strip_rows=4)
+
+
+@pytest.mark.parametrize("share,pools", [("1", set()), ("3", {3})])
+def test_strips_run_on_the_processes_share_of_the_cores(monkeypatch, share, pools):
+    """A batch worker (OMP_NUM_THREADS = its share) runs its strips on that many threads (one:
+    in its own thread, no pool), not on every core of the machine, which other workers use too."""
+    from nodegraph import execute
+
+    monkeypatch.setenv("OMP_NUM_THREADS", share)
+    used = []
+    monkeypatch.setattr(execute, "_strip_pool", lambda workers: used.append(workers) or
+                        execute.ThreadPoolExecutor(workers))
+    run(CHAIN, strip_rows=5)
+    assert set(used) == pools

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 
-from nodegraph.cores import available_cores
+from nodegraph.cores import available_cores, environment_share
 from nodegraph.errors import InputError
 from nodegraph.files import file_digest
 
@@ -67,9 +67,9 @@ def onnx_session(model_path: str, threads: int = 0):
 def _cores_share() -> int:
     """OMP_NUM_THREADS when set, else the cores this process is allowed when fewer than the
     machine has, else 0 (onnxruntime's default)."""
-    share = os.environ.get("OMP_NUM_THREADS", "")
-    if share.isdigit() and int(share) > 0:
-        return int(share)
+    share = environment_share()
+    if share:
+        return share
     allowed = available_cores()
     return allowed if allowed < (os.cpu_count() or 0) else 0
 
