@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from nodegraph.graph import Graph, dump_graph, load_graph
+from nodegraph.graph import Graph, NodeInstance, Ref, dump_graph, load_graph
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = REPO / "pipelines" / "hzsr.yaml"
@@ -42,6 +42,13 @@ def set_fusion(node_type: str) -> Callable[[Graph], None]:
     return change
 
 
+def keep_wide_band(graph: Graph) -> None:
+    graph.nodes["keep_wide_band"] = NodeInstance(
+        "keep_wide_band", "hzsr.keep_wide_band",
+        links={"src": Ref("align", "src"), "fused": Ref("fusion", "fused"), "crop": Ref("align", "crop")})
+    graph.nodes["blend"].links["fused"] = Ref("keep_wide_band", "fused")
+
+
 def drop_all_masks(graph: Graph) -> None:
     for node, port in MASKS:
         drop_mask(node, port)(graph)
@@ -62,6 +69,8 @@ VARIANTS: dict[str, tuple[str, Callable[[Graph], None]]] = {
     "fusion_classical": ("the classical detail-transfer fusion",
                          set_fusion("hzsr.fusion_classical")),
     "fusion_unet": ("the learned UNet fusion", set_fusion("hzsr.fusion_unet")),
+    "keep_wide_band": ("the fusion's residual kept only above W's band (hzsr.keep_wide_band)",
+                       keep_wide_band),
 }
 
 

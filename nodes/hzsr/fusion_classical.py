@@ -17,11 +17,11 @@ Chroma (U, V) comes from I_src via ops.luminance.replace_luminance.
 """
 from __future__ import annotations
 
-import cv2
 import numba
 import numpy as np
 
 from nodegraph import Image, Mask, Out, Param, node
+from nodegraph.nodes.ops.filters import lowpass
 from nodegraph.nodes.ops.luminance import luminance, replace_luminance
 
 SIGMA_CANDIDATES = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0)
@@ -33,10 +33,6 @@ def _detail_transfer_kernel(y_src, y_ref, low_ref, m_occ, gain, out):
     for i in numba.prange(out.shape[0]):
         for j in range(out.shape[1]):
             out[i, j] = y_src[i, j] + (1.0 - m_occ[i, j]) * gain * (y_ref[i, j] - low_ref[i, j])
-
-
-def lowpass(y: np.ndarray, sigma: float) -> np.ndarray:
-    return cv2.GaussianBlur(y, (0, 0), sigma, borderType=cv2.BORDER_REFLECT) if sigma > 0 else y
 
 
 def estimate_optical_sigma(y_src: np.ndarray, y_ref: np.ndarray, m_occ: np.ndarray) -> float:
