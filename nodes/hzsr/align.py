@@ -39,7 +39,7 @@ from nodegraph.nodes.ops.geometry import (
     rect_to_edge_matrix,
     resample_region,
 )
-from nodegraph.nodes.ops.luminance import to_uint8_gray
+from nodegraph.nodes.ops.luminance import luminance, to_uint8_gray
 from nodegraph.nodes.ops.matching import (
     MIN_CORRELATION,
     fit_transform,
@@ -86,8 +86,9 @@ def crop_translate(wide: np.ndarray, tele: np.ndarray, ratio: float, feature_lon
     """(footprint or None, why not) of the cheap path: central crop + FAST translation, verified."""
     th, tw = tele.shape[:2]
     centred = centred_footprint((wide.shape[1], wide.shape[0]), (tw, th), ratio)
-    src = resample_region(wide, bounding_rect(footprint_corners(centred, (tw, th))), (tw, th))
-    gray_src, scale = to_uint8_gray(src, feature_long_side)
+    # luminance before resampling (both are linear): one plane to resample instead of three
+    y_src = resample_region(luminance(wide), bounding_rect(footprint_corners(centred, (tw, th))), (tw, th))
+    gray_src, scale = to_uint8_gray(y_src, feature_long_side)
     gray_ref, _ = to_uint8_gray(tele, feature_long_side)
     p_src, p_ref = match_keypoints(gray_src, gray_ref, detector="fast",
                                    fast_threshold=fast_threshold)
@@ -158,7 +159,7 @@ def place_tele(wide: np.ndarray, tele: np.ndarray, footprint: np.ndarray) -> dic
     else:
         src = cv2.warpPerspective(wide, to_wide, (tw, th), flags=flags,
                                   borderMode=cv2.BORDER_REPLICATE)
-    src = np.clip(src, 0.0, 1.0).astype(np.float32, copy=False)
+    src = np.clip(src, 0.0, 1.0, out=src)  # in place: bicubic overshoots, no second 12 MP copy
     wh = wide.shape[1::-1]
     if np.all((corners >= 0) & (corners <= wh)):
         coverage = np.ones((th, tw), np.float32)

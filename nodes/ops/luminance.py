@@ -20,14 +20,15 @@ def replace_luminance(rgb: np.ndarray, y_new: np.ndarray) -> np.ndarray:
     In YUV with BT.601 weights, changing Y alone at fixed U, V adds the same offset to
     R, G and B, so this is ``rgb + (y_new - Y)`` per channel, clipped to [0, 1].
     """
-    delta = (y_new - luminance(rgb))[..., None]
-    return np.clip(rgb + delta, 0.0, 1.0).astype(np.float32, copy=False)
+    out = (rgb + (y_new - luminance(rgb))[..., None]).astype(np.float32, copy=False)
+    return np.clip(out, 0.0, 1.0, out=out)  # in place: one image-sized array, not two
 
 
 def gray8(image: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """uint8 luminance (h, w) of an RGB ``image`` (H, W, 3) in [0, 1], area-resized to ``shape``
-    (h, w) when given (OpenCV's FAST and flow methods work on 8-bit single-channel images)."""
-    y = luminance(image)
+    """uint8 luminance (h, w) of an RGB ``image`` (H, W, 3) in [0, 1] (or of a luminance plane
+    (H, W) as it is), area-resized to ``shape`` (h, w) when given (OpenCV's FAST and flow
+    methods work on 8-bit single-channel images)."""
+    y = image if image.ndim == 2 else luminance(image)
     if shape is not None and y.shape != tuple(shape):
         y = cv2.resize(y, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
     return np.clip(np.rint(y * 255.0), 0, 255).astype(np.uint8)
