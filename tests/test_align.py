@@ -121,3 +121,20 @@ def test_ratio_below_one_is_an_input_error():
     wide, tele = _pair(0, 0)
     with pytest.raises(InputError, match="ratio"):
         _align(wide, tele, 0.5)
+
+
+def test_robust_translation_votes_like_a_plain_loop():
+    rng = np.random.default_rng(5)
+    displacements = np.vstack([rng.normal([3.2, -1.1], 0.6, (400, 2)),
+                               rng.uniform(-40, 40, (250, 2))]).astype(np.float32)
+    tolerance = 1.5
+    # every 1st..Nth displacement a hypothesis (max_candidates 200: every 4th), most votes wins
+    candidates = displacements[::len(displacements) // 200]
+    votes = [sum(np.hypot(*(d - c)) <= tolerance for d in displacements) for c in candidates]
+    best = candidates[int(np.argmax(votes))]
+    inliers = np.hypot(*(displacements - best).T) <= tolerance
+    centre = displacements[inliers].mean(axis=0)
+    inliers = np.hypot(*(displacements - centre).T) <= tolerance
+    shift, found = robust_translation(displacements, tolerance, max_candidates=200)
+    np.testing.assert_array_equal(found, inliers)
+    np.testing.assert_allclose(shift, displacements[inliers].mean(axis=0), rtol=1e-6)

@@ -66,8 +66,11 @@ def robust_translation(displacements: np.ndarray, tolerance: float = 2.0,
         return np.zeros(2), np.zeros(0, bool)
     step = max(1, len(displacements) // max_candidates)
     candidates = displacements[::step]
-    distances = np.linalg.norm(candidates[:, None, :] - displacements[None, :, :], axis=2)
-    best = candidates[np.argmax((distances <= tolerance).sum(axis=1))]
+    # squared distances per axis: no (candidates, N, 2) array and no square roots
+    dx = candidates[:, 0, None] - displacements[None, :, 0]
+    dy = candidates[:, 1, None] - displacements[None, :, 1]
+    votes = np.count_nonzero(dx * dx + dy * dy <= tolerance * tolerance, axis=1)
+    best = candidates[np.argmax(votes)]
     inliers = np.linalg.norm(displacements - best, axis=1) <= tolerance
     # A second vote around the inlier mean removes the bias of the integer-valued hypothesis.
     centre = displacements[inliers].mean(axis=0)
