@@ -20,8 +20,8 @@ def replace_luminance(rgb: np.ndarray, y_new: np.ndarray) -> np.ndarray:
     In YUV with BT.601 weights, changing Y alone at fixed U, V adds the same offset to
     R, G and B, so this is ``rgb + (y_new - Y)`` per channel, clipped to [0, 1].
     """
-    out = (rgb + (y_new - luminance(rgb))[..., None]).astype(np.float32, copy=False)
-    return np.clip(out, 0.0, 1.0, out=out)  # in place: one image-sized array, not two
+    delta = (y_new - luminance(rgb))[..., None]
+    return np.clip(rgb + delta, 0.0, 1.0).astype(np.float32, copy=False)
 
 
 def gray8(image: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndarray:
