@@ -9,7 +9,7 @@ type          value                                       may also feed
 ============  ==========================================  ===============================
 CompactImage  uint8/uint16 array (H, W, 3), RGB as         Image (converted), Any
               decoded (full scale = 1), or float32
-Image         float32 array (H, W, 3), RGB in [0, 1]      Any
+Image         float32 array (H, W, 3), RGB in [0, 1]      CompactImage (as is), Any
 Gray          float32 array (H, W)                        Any
 Mask          float32 array (H, W), values in [0, 1]      Gray, Any
 Flow          float32 array (H, W, 2), (dx, dy) in px     Any
@@ -312,8 +312,8 @@ CompactImage = PortType("CompactImage", "RGB image (H, W, 3) as decoded: uint8 o
                         preview=lambda value: _picture("rgb_to_bgr8")(compact_to_float(value)),
                         converts={"Image": compact_to_float}, raster=True)
 Image = PortType("Image", "float32 RGB image (H, W, 3) in [0, 1]", (86, 156, 214),
-                 _array_check(3, 3), _no_parse("Image"), preview=_picture("rgb_to_bgr8"),
-                 raster=True)
+                 _array_check(3, 3), _no_parse("Image"), feeds=frozenset({"CompactImage"}),
+                 preview=_picture("rgb_to_bgr8"), raster=True)
 Gray = PortType("Gray", "float32 single-channel image (H, W)", (160, 160, 160),
                 _array_check(2, None), _no_parse("Gray"), preview=_picture("gray_to_bgr8"),
                 raster=True)

@@ -41,15 +41,20 @@ def test_ports_match_fusion_classical():
     assert [str(t) for t in spec.outputs.values()] == [str(t) for t in classical.outputs.values()]
 
 
-@pytest.mark.parametrize("length,tile,overlap", [(700, 128, 256), (1000, 300, 64), (64, 2048, 256), (65, 32, 0)])
+@pytest.mark.parametrize("length,tile,overlap", [(700, 128, 256), (1000, 300, 64), (64, 2048, 256), (65, 32, 0),
+                                                 (3000, 1024, 192), (4000, 1000, 192), (130, 100, 192)])
 def test_spans_cover_and_snap_to_grid(length, tile, overlap):
     padded = -(-length // fu.MULTIPLE) * fu.MULTIPLE
     spans = fu._spans(length, padded, tile, overlap)
     assert spans[0][0] == 0 and spans[-1][1] == length
+    on_grid = max(fu.MULTIPLE, -(-tile // fu.MULTIPLE) * fu.MULTIPLE)  # the tile, rounded up to the grid
     for (c0, c1, w0, w1), nxt in zip(spans, spans[1:] + [None]):
-        assert c1 - c0 <= tile and (nxt is None or nxt[0] == c1)           # a partition
+        assert c0 % fu.MULTIPLE == 0 and 0 < c1 - c0 <= on_grid                # cores on the grid
+        assert nxt is None or nxt[0] == c1                                       # a partition
         assert w0 % fu.MULTIPLE == 0 and w1 % fu.MULTIPLE == 0 and 0 <= w0 and w1 <= padded
         assert w0 <= max(0, c0 - overlap) and w1 >= min(padded, c1 + overlap)  # context kept
+        if overlap % fu.MULTIPLE == 0:  # no snapping needed: no window pixel beyond the context
+            assert w0 == max(0, c0 - overlap) and w1 == min(padded, -(-(c1 + overlap) // fu.MULTIPLE) * fu.MULTIPLE)
 
 
 @needs_model

@@ -9,6 +9,7 @@ import skimage.data
 from nodegraph.errors import InputError
 from nodegraph.nodes.hzsr.uncrop import uncrop
 from nodegraph.nodes.ops.geometry import central_rect, resample_region
+from nodegraph.types import compact_to_float
 
 RATIO = 2.0
 
@@ -40,8 +41,36 @@ def test_unchanged_blend_gives_bicubic_view_of_wide(zoom):
         np.testing.assert_array_equal(out, expected)
     # elsewhere W's crop is interpolated a second time inside T's region: close, not equal
     assert np.abs(out - expected).mean() < 0.01
-    if zoom < RATIO:  # outside T's region: W's bicubic view exactly
-        np.testing.assert_array_equal(out[:20], expected[:20])
+    if zoom < RATIO:  # outside T's region: W's bicubic view (warped from the part of W it
+        # reads, so OpenCV's float32 sample positions move by whole pixels: their last bits differ)
+        np.testing.assert_allclose(out[:20], expected[:20], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("zoom", [1.0, 1.5, 2.0, 3.0])
+def test_eight_bit_wide_gives_the_same_output_as_its_float_conversion(zoom):
+    """W as decoded (uint8, a CompactImage) is converted only where the view reads it."""
+    wide, src, crop = _setup()
+    wide8 = np.rint(wide * 255).astype(np.uint8)
+    blended = np.clip(src + 0.1, 0, 1)
+    got = uncrop(wide8, src, blended, crop, RATIO, zoom=zoom)
+    expected = uncrop(compact_to_float(wide8), src, blended, crop, RATIO, zoom=zoom)
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("rows", [(0, 256), (0, 1), (100, 131), (255, 256)])
+@pytest.mark.parametrize("rect", [(64.0, 64.0, 192.0, 192.0), (0.0, 0.0, 256.0, 256.0), (3.3, 250.1, 9.7, 255.9)])
+def test_resample_region_of_the_pixels_read_equals_the_whole(rows, rect):
+    """resample_region with ``to_float`` converts only the part of the image the rows read:
+    against a plain conversion of the whole image, on random 8-bit samples (edges included).
+    Tolerance: OpenCV computes sample positions in float32, which moving the origin by whole
+    pixels changes in the last bit (half an ulp: 8e-6 px at 256 px); bicubic weights turn that
+    into at most ~2.5x as much on samples in [0, 1] whose neighbours differ by up to 1 (noise).
+    A wrong part (a missing pixel, a moved origin) errs by ~0.1-1."""
+    image = np.random.default_rng(5).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    whole = resample_region(compact_to_float(image), rect, (200, 256), rows=rows)
+    part = resample_region(image, rect, (200, 256), rows=rows, to_float=compact_to_float)
+    assert part.shape == whole.shape == (rows[1] - rows[0], 200, 3)
+    np.testing.assert_allclose(part, whole, atol=3e-5, rtol=0)
 
 
 def test_zoom_defaults_to_ratio():
@@ -161,8 +190,10 @@ def test_inputs_are_left_untouched(zoom):
 UNCROP_STRIP_ROWS = [1, 2, 7, 16, 45, 60]  # 61 output rows: strips ending in 1-2 rows, one strip
 
 
-def _uncrop_inputs(rng, zoom, footprint=None, working_wh=(70, 61)):
+def _uncrop_inputs(rng, zoom, footprint=None, working_wh=(70, 61), eight_bit=False):
     wide = rng.random((61, 70, 3), dtype=np.float32)
+    if eight_bit:  # as image.read gives it (a CompactImage)
+        wide = np.rint(wide * 255).astype(np.uint8)
     crop = central_rect(70, 61, RATIO)
     src = rng.random((working_wh[1], working_wh[0], 3), dtype=np.float32)
     return {"wide": wide, "src": src, "blended": rng.random(src.shape, dtype=np.float32),
@@ -183,11 +214,12 @@ def _turned_footprint(crop, working_wh, degrees):
 @pytest.mark.parametrize("strip_rows", UNCROP_STRIP_ROWS)
 @pytest.mark.parametrize("zoom", [RATIO, 1.8, 3.0])  # at, below (a seam ramp) and above the ratio
 @pytest.mark.parametrize("turned", [False, True])
-def test_uncrop_in_strips_equals_whole(strip_rows, zoom, turned):
+@pytest.mark.parametrize("eight_bit", [False, True])
+def test_uncrop_in_strips_equals_whole(strip_rows, zoom, turned, eight_bit):
     from strip_check import assert_strips_match_whole
 
     rng = np.random.default_rng(strip_rows)
-    inputs = _uncrop_inputs(rng, zoom)
+    inputs = _uncrop_inputs(rng, zoom, eight_bit=eight_bit)
     if turned:
         inputs["footprint"] = _turned_footprint(inputs["crop"], (70, 61), 3.0)
     assert_strips_match_whole(uncrop.__nodegraph_spec__, inputs, dict(feather=0.2), strip_rows,

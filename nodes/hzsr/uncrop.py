@@ -16,7 +16,7 @@ import math
 import cv2
 import numpy as np
 
-from nodegraph import Any, Image, Local, Out, Param, Rect, Scalar, node, output_rows
+from nodegraph import Any, CompactImage, Image, Local, Out, Param, Rect, Scalar, node, output_rows
 from nodegraph.errors import InputError
 from nodegraph.nodes.ops.geometry import (
     central_rect,
@@ -24,6 +24,7 @@ from nodegraph.nodes.ops.geometry import (
     resample_region,
 )
 from nodegraph.nodes.ops.ramps import coverage_ramp
+from nodegraph.types import compact_to_float
 
 SHRINK_BELOW = 0.75  # output px per working px under which detail is area-averaged first
 
@@ -127,7 +128,7 @@ def uncrop_image(wide: np.ndarray, src: np.ndarray, blended: np.ndarray, crop, z
         raise InputError(f"src {src.shape} and blended {blended.shape} must have the same size")
     view, wh, to_working = uncrop_geometry(wide.shape, src.shape, crop, zoom, pixel_size, footprint)
     rows = rows or (0, wh[1])
-    base = resample_region(wide, view, wh, rows=rows)
+    base = resample_region(wide, view, wh, rows=rows, to_float=compact_to_float)
     working_wh = (src.shape[1], src.shape[0])
     # The blended image itself is resampled, not its difference to I_src added to the base:
     # W's aliased band, bicubically upsampled onto two different grids, does not cancel
@@ -189,7 +190,7 @@ def _output_frame(inputs: dict, params: dict) -> tuple[int, int] | None:
 # pixel is resampled from W and the working grid, which are read whole.
 @node("hzsr.uncrop", version=2, bypass={"image": "blended"},
       local=Local(whole=("wide", "src", "blended"), frame=_output_frame))
-def uncrop(wide: Image, src: Image, blended: Image, crop: Rect, ratio: Scalar,
+def uncrop(wide: CompactImage, src: Image, blended: Image, crop: Rect, ratio: Scalar,
            footprint: Any = None, zoom: ZOOM = None, *,
            feather: float = Param(0.03, range=(0.0, 0.5), unit="fraction of the short side",
                                   doc="width of the ramp that fades T's detail out before the "

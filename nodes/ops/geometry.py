@@ -1,6 +1,8 @@
 """Rectangles and resampling between pixel grids (pixel-edge rectangles, centres aligned)."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 
@@ -24,13 +26,14 @@ def rect_to_grid_matrix(rect, out_wh) -> np.ndarray:
 
 
 def resample_region(image: np.ndarray, rect, out_wh, interpolation: int = cv2.INTER_CUBIC,
-                    border: int = cv2.BORDER_REPLICATE, rows: tuple[int, int] | None = None
-                    ) -> np.ndarray:
+                    border: int = cv2.BORDER_REPLICATE, rows: tuple[int, int] | None = None,
+                    to_float: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """Resample the (possibly fractional) region ``rect`` of ``image`` to ``out_wh`` = (width, height).
 
     ``image`` is float32 (H, W) or (H, W, C) in [0, 1]; ``rect`` (x0, y0, x1, y1) in pixel-edge
     coordinates of ``image``; the result is float32 (height, width[, C]), or only its rows
-    [top, bottom) with ``rows``.
+    [top, bottom) with ``rows``. With ``to_float`` (e.g. ``compact_to_float``), ``image`` may
+    be stored otherwise (8-bit samples): only the pixels the result reads are converted.
 
     Bicubic by default, pixel centres aligned; the result is clipped to [0, 1] because bicubic
     overshoots at edges.
@@ -38,11 +41,34 @@ def resample_region(image: np.ndarray, rect, out_wh, interpolation: int = cv2.IN
     top, bottom = rows or (0, int(out_wh[1]))
     matrix = rect_to_grid_matrix(rect, out_wh)
     matrix[:, 2] += matrix[:, 1] * top  # the strip's first row is output row ``top``
+    if to_float is not None:
+        image, matrix = _pixels_read(image, matrix, (int(out_wh[0]), bottom - top))
+        image = to_float(image)
     out = cv2.warpAffine(image, matrix, (int(out_wh[0]), bottom - top),
                          flags=interpolation | cv2.WARP_INVERSE_MAP, borderMode=border)
     if out.dtype == np.float32:  # in place: no second full-size copy
         return np.clip(out, 0.0, 1.0, out=out)
     return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+# pixels beyond a sample position that OpenCV's interpolation kernels read (Lanczos: 4)
+KERNEL_REACH = 4
+
+
+def _pixels_read(image: np.ndarray, matrix: np.ndarray, out_wh) -> tuple[np.ndarray, np.ndarray]:
+    """The part of ``image`` that an axis-aligned ``matrix`` (2x3, output -> image pixels, as
+    :func:`rect_to_grid_matrix` gives) samples for an ``out_wh`` output, with the matrix
+    moved onto it. The part's border is the image's, or lies beyond every kernel's reach, so
+    the warp of the part equals that of the whole (its origin moves by whole pixels)."""
+    h, w = image.shape[:2]
+    ends = [matrix[:, 2], matrix[:, 2] + np.array([matrix[0, 0] * (out_wh[0] - 1), matrix[1, 1] * (out_wh[1] - 1)])]
+    low = np.floor(np.minimum(*ends)).astype(int) - KERNEL_REACH
+    high = np.ceil(np.maximum(*ends)).astype(int) + KERNEL_REACH + 1
+    x0, y0 = min(max(0, low[0]), w - 1), min(max(0, low[1]), h - 1)
+    x1, y1 = max(min(w, high[0]), x0 + 1), max(min(h, high[1]), y0 + 1)
+    moved = matrix.copy()
+    moved[:, 2] -= (x0, y0)
+    return image[y0:y1, x0:x1], moved
 
 
 def centred_rect(width: int, height: int, fov_ratio: float, aspect: float

@@ -14,14 +14,19 @@ def luminance(rgb: np.ndarray) -> np.ndarray:
     return y.reshape(rgb.shape[:2])
 
 
-def replace_luminance(rgb: np.ndarray, y_new: np.ndarray) -> np.ndarray:
+def replace_luminance(rgb: np.ndarray, y_new: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``rgb`` with its luminance replaced by ``y_new`` and its chroma (U, V) kept.
 
     In YUV with BT.601 weights, changing Y alone at fixed U, V adds the same offset to
-    R, G and B, so this is ``rgb + (y_new - Y)`` per channel, clipped to [0, 1].
+    R, G and B, so this is ``rgb + (y_new - Y)`` per channel, clipped to [0, 1]. Written into
+    ``out`` (float32, rgb's shape, e.g. a view of a larger image) when given: no temporary
+    of rgb's size.
     """
     delta = (y_new - luminance(rgb))[..., None]
-    return np.clip(rgb + delta, 0.0, 1.0).astype(np.float32, copy=False)
+    if out is None:
+        return np.clip(rgb + delta, 0.0, 1.0).astype(np.float32, copy=False)
+    np.add(rgb, delta, out=out)
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def gray8(image: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndarray:
