@@ -74,6 +74,28 @@ def test_tiled_equals_untiled_without_seams():
 
 
 @needs_model
+def test_windows_built_in_place_equal_a_plain_padded_pass():
+    """The in-place window input (planes written into one array, edge-padded up to the grid)
+    against the plain computation: the whole image stacked, np.pad'ed and run once, cropped;
+    and fuse_image (luminance per window, I_fusion written into its output) against
+    replace_luminance of that on the whole image. Sizes off the grid, so padding is used."""
+    from nodegraph.nodes.ops.luminance import luminance, replace_luminance
+
+    session = onnx_session(BUNDLED, 2)
+    rng = np.random.default_rng(8)
+    src = rng.random((150, 211, 3), dtype=np.float32)
+    ref = np.clip(src + 0.05 * rng.standard_normal(src.shape), 0, 1).astype(np.float32)
+    m_occ = (rng.random((150, 211)) > 0.8).astype(np.float32)
+    planes = np.stack([luminance(src), luminance(ref), m_occ])
+    padded = np.pad(planes, ((0, 0), (0, 192 - 150), (0, 256 - 211)), mode="edge")[None]
+    plain = session.run(None, fu.network_feed(session)(padded))[0][0, 0, :150, :211]
+    for tile in (0, 64, 128):
+        np.testing.assert_allclose(fu.fuse_luminance(*planes, session, tile=tile), plain, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(fu.fuse_image(src, ref, m_occ, session, tile, fu.RECEPTIVE_PX),
+                                   replace_luminance(src, plain), atol=1e-5, rtol=0)
+
+
+@needs_model
 def test_receptive_field_is_within_its_bound_of_the_grid_cell():
     """An impulse at a pixel changes the output only within RECEPTIVE_PX of the pixel's 64 px
     grid cell, and does reach that far (so RECEPTIVE_PX is the bound, not a loose guess)."""

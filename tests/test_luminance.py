@@ -21,3 +21,17 @@ def test_replace_luminance_keeps_chroma():
     yuv_in, yuv_out = (cv2.cvtColor(a, cv2.COLOR_RGB2YUV) for a in (rgb, out))
     np.testing.assert_allclose(yuv_out[..., 0], target, atol=1e-5)
     np.testing.assert_allclose(yuv_out[..., 1:], yuv_in[..., 1:], atol=1e-5)
+
+
+def test_replace_luminance_into_a_view_equals_the_returned_image():
+    """``out=`` (the fusion writes each tile's core into its output image): the same values as
+    the plain call, clipping included, written only into the view."""
+    rng = np.random.default_rng(1)
+    rgb = rng.random((20, 30, 3), dtype=np.float32)
+    target = rng.uniform(-0.3, 1.3, (20, 30)).astype(np.float32)  # some sums leave [0, 1]
+    expected = replace_luminance(rgb, target)
+    canvas = np.full((26, 40, 3), 7.0, np.float32)
+    got = replace_luminance(rgb, target, out=canvas[3:23, 5:35])
+    np.testing.assert_array_equal(canvas[3:23, 5:35], expected)
+    assert np.shares_memory(got, canvas) and (canvas[:3] == 7).all() and (canvas[:, :5] == 7).all()
+    assert expected.min() == 0.0 and expected.max() == 1.0
