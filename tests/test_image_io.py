@@ -292,7 +292,11 @@ def test_compact_images_convert_only_into_image_ports():
     from nodegraph.types import Gray, Mask
     pixels = np.full((2, 3, 3), 51, np.uint8)
     assert CompactImage.can_feed(Image) and not CompactImage.can_feed(Mask)
-    assert not Image.can_feed(CompactImage) and not CompactImage.can_feed(Gray)
+    assert not CompactImage.can_feed(Gray)
+    # a port that reads compact images (hzsr.uncrop's W) takes a float32 image as it is
+    image = np.full((2, 3, 3), 0.2, np.float32)
+    assert Image.can_feed(CompactImage) and Image.convert(image, CompactImage) is image
+    assert CompactImage.problem_with(image) is None
     np.testing.assert_allclose(CompactImage.convert(pixels, Image), 0.2, atol=1e-7)
     assert compact_to_float(pixels).dtype == np.float32
     assert CompactImage.convert(None, Image) is None
