@@ -177,7 +177,7 @@ def in_process(pipeline: str, settings: list[str], blend_param: str, runs: int) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="processes per configuration")
-    parser.add_argument("--inproc-runs", type=int, default=1,
+    parser.add_argument("--inproc-runs", type=int, default=3,
                         help="repetitions of the in-process measurements (re-run, overhead)")
     parser.add_argument("--pipeline", default=str(REPO / "pipelines" / "hzsr.yaml"))
     parser.add_argument("--size", default="4000x3000")
