@@ -349,20 +349,27 @@ def spec_of(func: Callable[..., Any]) -> NodeSpec | None:
 
 
 def call_node(spec: NodeSpec, inputs: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """Call a node function and return its outputs as a dict keyed by output name."""
+    """Call a node function and return its outputs as a dict keyed by output name, each held
+    as its port type stores it (``PortType.store``: a CompactMask output as 8 bits)."""
     result = spec.func(**inputs, **params)
     names = list(spec.outputs)
     if isinstance(result, dict):
         missing = [n for n in names if n not in result]
         if missing:
             raise TypeError(f"node {spec.id!r} returned no value for output(s) {missing}")
-        return {n: result[n] for n in names}
-    if len(names) == 1:
-        return {names[0]: result}
-    if isinstance(result, tuple) and len(result) == len(names):
-        return dict(zip(names, result))
-    raise TypeError(f"node {spec.id!r} must return a dict or a {len(names)}-tuple "
-                    f"for outputs {names}")
+        outputs = {n: result[n] for n in names}
+    elif len(names) == 1:
+        outputs = {names[0]: result}
+    elif isinstance(result, tuple) and len(result) == len(names):
+        outputs = dict(zip(names, result))
+    else:
+        raise TypeError(f"node {spec.id!r} must return a dict or a {len(names)}-tuple "
+                        f"for outputs {names}")
+    for name, value in outputs.items():
+        store = spec.outputs[name].store
+        if store is not None and value is not None:
+            outputs[name] = store(value)
+    return outputs
 
 
 def bypass_sources(spec: NodeSpec, has_value: Callable[[str], bool]) -> dict[str, str | None]:

@@ -11,7 +11,9 @@ CompactImage  uint8/uint16 array (H, W, 3), RGB as         Image (converted), An
               decoded (full scale = 1), or float32
 Image         float32 array (H, W, 3), RGB in [0, 1]      CompactImage (as is), Any
 Gray          float32 array (H, W)                        Any
-Mask          float32 array (H, W), values in [0, 1]      Gray, Any
+CompactMask   uint8 array (H, W), 255 = 1 (a float32      Mask (converted), Gray
+              one is quantized when a node outputs it)    (converted), Any
+Mask          float32 array (H, W), values in [0, 1]      Gray, CompactMask (quantized), Any
 Flow          float32 array (H, W, 2), (dx, dy) in px     Any
 Rect          tuple (x0, y0, x1, y1) of floats, in px     Any
 Shift         tuple (dx, dy) of floats, in px             Any
@@ -22,9 +24,12 @@ Text          str                                         Any
 Any           anything                                    Any
 ============  ==========================================  ===============================
 
-A *converting* link (CompactImage -> Image) is made by the executor when the reading node
-runs (``PortType.convert``): an 8-bit image is held at a quarter of the float32 size for as
-long as it lives, and each reader gets the float32 value it declares, for the time of its call.
+A *converting* link (CompactImage -> Image, CompactMask -> Mask) is made by the executor when
+the reading node runs (``PortType.convert``): an 8-bit image or mask is held at a quarter of
+the float32 size for as long as it lives, and each reader gets the float32 value it declares,
+for the time of its call. A node whose output port is a CompactMask computes its mask in
+float32 as any other; ``call_node`` stores it as 8 bits (``PortType.store``: rint(255 m), an
+error of at most 1/510).
 
 A port type also owns what differs between kinds of value, so that no other module compares
 type names: how a ``--set`` string is parsed (``parse``), how a YAML default becomes a value
@@ -115,6 +120,8 @@ class PortType:
     # target type name -> function turning a value of this type into one of the target's
     converts: dict[str, Callable[[_AnyValue], _AnyValue]] = field(default_factory=dict, repr=False,
                                                                   compare=False)
+    # how a node's output of this type is held once produced (None: as returned)
+    store: Callable[[_AnyValue], _AnyValue] | None = field(default=None, repr=False, compare=False)
 
     def __repr__(self) -> str:
         return self.name
@@ -236,6 +243,34 @@ def compact_to_float(value: np.ndarray) -> np.ndarray:
     return scaled
 
 
+def _check_compact_mask(value: _AnyValue) -> str | None:
+    if not isinstance(value, np.ndarray):
+        return f"expected a numpy array, got {type(value).__name__}"
+    if value.dtype not in (np.uint8, np.float32):
+        return f"expected dtype uint8 or float32, got {value.dtype}"
+    if value.ndim != 2:
+        return f"expected shape (H, W), got {value.shape}"
+    return None
+
+
+def quantize_mask(value: _AnyValue) -> _AnyValue:
+    """A float32 (H, W) mask as uint8 rint(255 m) (product in double precision), saturated to
+    0..255; anything else as it is (for the output check to name)."""
+    if isinstance(value, np.ndarray) and value.dtype == np.float32 and value.ndim == 2:
+        import cv2  # loaded with the first mask stored, not with the types
+        return cv2.multiply(value, 255.0, dtype=cv2.CV_8U)  # one SIMD pass, 3x np.rint's speed
+    return value
+
+
+def compact_mask_to_float(value: np.ndarray) -> np.ndarray:
+    """A CompactMask as a Mask: uint8 scaled by 1/255; a float mask as float32, unscaled."""
+    if value.dtype != np.uint8:
+        return value.astype(np.float32, copy=False)
+    scaled = value.astype(np.float32)
+    scaled /= 255.0
+    return scaled
+
+
 def _tuple_check(length: int) -> Callable[[_AnyValue], str | None]:
     def check(value: _AnyValue) -> str | None:
         if not isinstance(value, (tuple, list)) or len(value) != length:
@@ -299,9 +334,9 @@ def _picture(kind: str) -> Callable[[_AnyValue], np.ndarray]:
     return draw
 
 
-def _zeros(*channels: int) -> Callable[[tuple[int, int]], np.ndarray]:
+def _zeros(*channels: int, dtype: type = np.float32) -> Callable[[tuple[int, int]], np.ndarray]:
     def fill(frame: tuple[int, int]) -> np.ndarray:
-        return np.zeros((*frame, *channels), np.float32)
+        return np.zeros((*frame, *channels), dtype)
 
     return fill
 
@@ -317,8 +352,14 @@ Image = PortType("Image", "float32 RGB image (H, W, 3) in [0, 1]", (86, 156, 214
 Gray = PortType("Gray", "float32 single-channel image (H, W)", (160, 160, 160),
                 _array_check(2, None), _no_parse("Gray"), preview=_picture("gray_to_bgr8"),
                 raster=True)
+CompactMask = PortType("CompactMask", "weight map (H, W) in [0, 1] held as uint8 (255 = 1), "
+                       "or float32", (230, 200, 110), _check_compact_mask, _no_parse("CompactMask"),
+                       preview=lambda value: _picture("heat_map")(compact_mask_to_float(value)),
+                       raster=True, bypass_fill=_zeros(dtype=np.uint8),
+                       converts={"Mask": compact_mask_to_float, "Gray": compact_mask_to_float},
+                       store=quantize_mask)
 Mask = PortType("Mask", "float32 weight map (H, W) in [0, 1]", (230, 180, 60),
-                _array_check(2, None), _no_parse("Mask"), frozenset({"Gray"}),
+                _array_check(2, None), _no_parse("Mask"), frozenset({"Gray", "CompactMask"}),
                 preview=_picture("heat_map"), raster=True, bypass_fill=_zeros())
 Flow = PortType("Flow", "float32 displacement field (H, W, 2): (dx, dy) in pixels", (200, 90, 200),
                 _array_check(3, 2), _no_parse("Flow"), preview=_picture("flow_to_color"),
@@ -337,7 +378,8 @@ Text = PortType("Text", "a string", (200, 200, 140), _check_text, str)
 Any = PortType("Any", "any value", (255, 255, 255), lambda value: None, str)
 
 PORT_TYPES: dict[str, PortType] = {
-    t.name: t for t in (CompactImage, Image, Gray, Mask, Flow, Rect, Shift, Scalar, Path, OutPath, Text, Any)
+    t.name: t for t in (CompactImage, Image, Gray, CompactMask, Mask, Flow, Rect, Shift, Scalar, Path,
+                        OutPath, Text, Any)
 }
 
 

@@ -30,7 +30,7 @@ def _planes(h, w, seed=0):
 def test_ports_match_fusion_classical():
     spec = spec_of(fu.fusion_unet)
     assert [(k, str(v.type)) for k, v in spec.inputs.items()] == \
-        [("src", "Image"), ("ref_warped", "Image"), ("M_occ", "Mask"), ("M_blend_raw", "Mask")]
+        [("src", "Image"), ("ref_warped", "Image"), ("M_occ", "CompactMask"), ("M_blend_raw", "CompactMask")]
     assert {k: str(v) for k, v in spec.outputs.items()} == {"fused": "Image"}
     if importlib.util.find_spec("nodegraph.nodes.hzsr.fusion_classical") is None:
         pytest.skip("fusion_classical not written yet")
@@ -235,6 +235,21 @@ def test_an_unloadable_model_file_is_an_input_error(tmp_path):
     bogus.write_text("root:x:0:0:root:/root:/bin/bash\n")
     with pytest.raises(InputError, match="cannot load ONNX model"):
         onnx_session(str(bogus))
+
+
+def test_8_bit_masks_are_read_window_by_window_as_their_float_values():
+    from nodegraph.types import compact_mask_to_float, quantize_mask
+
+    session = onnx_session(BUNDLED, 2)
+    rng = np.random.default_rng(9)
+    src = rng.random((150, 211, 3), dtype=np.float32)
+    ref = np.clip(src + 0.05 * rng.standard_normal(src.shape), 0, 1).astype(np.float32)
+    m_occ = quantize_mask(rng.random((150, 211), dtype=np.float32))
+    raw = quantize_mask((rng.random((150, 211)) > 0.5).astype(np.float32))
+    stored = fu.fuse_image(src, ref, m_occ, session, 64, fu.RECEPTIVE_PX, raw)
+    as_float = fu.fuse_image(src, ref, compact_mask_to_float(m_occ), session, 64, fu.RECEPTIVE_PX,
+                             compact_mask_to_float(raw))
+    np.testing.assert_array_equal(stored, as_float)
 
 
 @needs_model

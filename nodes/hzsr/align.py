@@ -28,7 +28,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from nodegraph import Any, Image, Mask, Out, Param, Rect, Scalar, Shift, node, note
+from nodegraph import Any, CompactMask, Image, Out, Param, Rect, Scalar, Shift, node, note
 from nodegraph.errors import InputError
 from nodegraph.nodes.ops.colour import match_colour
 from nodegraph.nodes.ops.geometry import (
@@ -226,7 +226,7 @@ def align(wide: Image, tele: Image, ratio: Scalar = None, *,
                                       doc="FAST corner contrast threshold"),
           tolerance_px: float = Param(2.0, range=(0.25, 20.0), unit="px",
                                       doc="inlier distance of the translation vote, at feature scale"),
-          ) -> Out(src=Image, ref=Image, coverage=Mask, crop=Rect, shift=Shift, overlap=Scalar,
+          ) -> Out(src=Image, ref=Image, coverage=CompactMask, crop=Rect, shift=Shift, overlap=Scalar,
                    ratio=Scalar, footprint=Any):
     """Register T in W and put both on the working grid: I_src (W) and I_ref (T, colour-matched).
 

@@ -30,7 +30,7 @@ import cv2
 import numba
 import numpy as np
 
-from nodegraph import Image, Local, Mask, Out, Param, Scalar, frame_of, node
+from nodegraph import CompactMask, Image, Local, Mask, Out, Param, Scalar, frame_of, node
 from nodegraph.nodes.ops.ramps import coverage_ramp
 
 
@@ -127,7 +127,7 @@ def blend_weight(shape: tuple[int, int], masks: list[np.ndarray], coverage: np.n
 # pass M_occ on as a weight, the opposite of its meaning.
 @node("hzsr.blend_raw_weight", version=1, bypass={"M_blend_raw": None}, local=Local())
 def blend_raw_weight(src: Image, M_occ: Mask = None, M_defocus: Mask = None,
-                     M_flow: Mask = None, M_reject: Mask = None) -> Out(M_blend_raw=Mask):
+                     M_flow: Mask = None, M_reject: Mask = None) -> Out(M_blend_raw=CompactMask):
     """M_blend_raw = max(1 - M_occ - M_defocus - M_flow - M_reject, 0), float32 (H, W) of src.
 
     Unlinked masks are left out of the sum (none linked: 1 everywhere). hzsr.blend smooths and

@@ -30,7 +30,7 @@ import cv2
 import numba
 import numpy as np
 
-from nodegraph import Flow, Mask, Out, Param, Rect, Shift, node
+from nodegraph import CompactMask, Flow, Out, Param, Rect, Shift, node
 from nodegraph.nodes.ops.flow_fields import flow_unit
 
 KMEANS_SEED = 0
@@ -123,7 +123,7 @@ def defocus(flow_fwd: Flow, focus_roi: Rect = None, shift: Shift = None, *,
             k: int = Param(3, range=(1, 16), doc="number of k-means clusters in the focus ROI"),
             max_samples: int = Param(20000, range=(100, 1000000),
                                      doc="flow vectors k-means sees at most (ROI subsampled)")
-            ) -> Out(M_defocus=Mask):
+            ) -> Out(M_defocus=CompactMask):
     """Defocus mask M_defocus = sigmoid((||F_fwd(x) - F_fwd(x_f)||^2 - gamma) / sigma_f) (HZSR §3.3).
 
     F_fwd(x_f) is the centre of the largest k-means cluster of F_fwd inside the focus ROI

@@ -40,7 +40,7 @@ import math
 import numba
 import numpy as np
 
-from nodegraph import Flow, Gray, Image, Mask, Out, Param, node
+from nodegraph import CompactMask, Flow, Gray, Image, Out, Param, node
 from nodegraph.nodes.ops.flow_fields import (
     fb_residual_at,
     fb_residual_reference,
@@ -203,7 +203,7 @@ def flow_uncertainty(flow_fwd: Flow, flow_bwd: Flow, src: Image, ref_warped: Ima
                                                 "estimated S"),
                      g0: float = Param(0.0025, range=(1e-4, 1.0), unit="intensity/px",
                                        doc="gradient floor of the structure tensor (estimated S)")
-                     ) -> Out(M_flow=Mask):
+                     ) -> Out(M_flow=CompactMask):
     """Flow uncertainty M_flow = min(S, s_max) / s_max (HZSR §3.3).
 
     S = flow_std when it is linked (the backend's sqrt(exp(logVar_x) + exp(logVar_y))).

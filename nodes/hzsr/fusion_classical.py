@@ -20,9 +20,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from nodegraph import Image, Mask, Out, Param, node
+from nodegraph import CompactMask, Image, Out, Param, node
 from nodegraph.nodes.ops.filters import lowpass
 from nodegraph.nodes.ops.luminance import luminance, replace_luminance
+from nodegraph.types import compact_mask_to_float
 
 SIGMA_CANDIDATES = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0)
 ESTIMATION_SIDE = 768  # px of the central region used to estimate W's blur
@@ -69,7 +70,7 @@ def detail_transfer_reference(y_src, y_ref, m_occ, sigma, gain):
 
 
 @node("hzsr.fusion_classical", version=3)
-def fusion_classical(src: Image, ref_warped: Image, M_occ: Mask, M_blend_raw: Mask = None, *,
+def fusion_classical(src: Image, ref_warped: Image, M_occ: CompactMask, M_blend_raw: CompactMask = None, *,
                      sigma: float | None = Param(None, range=(0.0, 20.0), unit="px (working grid)",
                                                  doc="Gaussian G modelling W's optics on the "
                                                      "working grid; empty = estimated from the "
@@ -84,5 +85,6 @@ def fusion_classical(src: Image, ref_warped: Image, M_occ: Mask, M_blend_raw: Ma
     chroma from I_src (HZSR §3.2). ``M_blend_raw`` is accepted so that both fusion nodes share
     their ports; this fusion is cheap enough to run everywhere, so it does not read it.
     """
-    y_fusion = classical_fusion_luminance(luminance(src), luminance(ref_warped), M_occ, sigma, gain)
+    y_fusion = classical_fusion_luminance(luminance(src), luminance(ref_warped),
+                                          compact_mask_to_float(M_occ), sigma, gain)
     return replace_luminance(src, y_fusion)

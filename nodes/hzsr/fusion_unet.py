@@ -34,10 +34,11 @@ import os
 import cv2
 import numpy as np
 
-from nodegraph import Image, Mask, Out, Param, node
+from nodegraph import CompactMask, Image, Out, Param, node
 from nodegraph.errors import InputError
 from nodegraph.nodes.ops.luminance import luminance, replace_luminance
 from nodegraph.nodes.ops.onnx_sessions import model_fingerprint, onnx_session, run_releasing
+from nodegraph.types import compact_mask_to_float
 
 MULTIPLE = 64            # input sides must be multiples of this (stem 4 x 2^4 downsamplings)
 RECEPTIVE_PX = 192       # context beyond a pixel's 64 px cell that its output depends on (module doc)
@@ -165,6 +166,7 @@ def fuse_luminance(y_src: np.ndarray, y_ref: np.ndarray, m_occ: np.ndarray, sess
 def fuse_image(src: np.ndarray, ref_warped: np.ndarray, m_occ: np.ndarray, session,
                tile: int, overlap: int, m_blend_raw: np.ndarray | None = None) -> np.ndarray:
     """I_fusion (H, W, 3): Y_fusion of the tiles with I_src's chroma; luminance is computed per
+    window, and the masks (float32, or 8-bit as a CompactMask holds them) are converted per
     window, so no full-size plane is made. Where ``m_blend_raw`` is 0 on a core and within
     BLEND_SUPPORT_PX of it, the network is not run and I_src is kept (M_blend is 0 there, so
     the blend takes I_src whatever the fusion gives)."""
@@ -173,7 +175,7 @@ def fuse_image(src: np.ndarray, ref_warped: np.ndarray, m_occ: np.ndarray, sessi
     def fill_window(rows, cols, planes):
         planes[0] = luminance(src[rows, cols])
         planes[1] = luminance(ref_warped[rows, cols])
-        planes[2] = m_occ[rows, cols]
+        planes[2] = compact_mask_to_float(m_occ[rows, cols])
 
     def emit(rows, cols, y):
         if y is None:
@@ -199,7 +201,7 @@ def _model_fingerprint(params: dict) -> str:
 
 
 @node("hzsr.fusion_unet", version=2, fingerprint=_model_fingerprint)
-def fusion_unet(src: Image, ref_warped: Image, M_occ: Mask, M_blend_raw: Mask = None, *,
+def fusion_unet(src: Image, ref_warped: Image, M_occ: CompactMask, M_blend_raw: CompactMask = None, *,
                 model: str = Param(BUNDLED_MODEL,
                                    doc="ONNX fusion model; a relative path is looked up next to "
                                        "this module first (the bundled model), then in the "
@@ -223,7 +225,8 @@ def fusion_unet(src: Image, ref_warped: Image, M_occ: Mask, M_blend_raw: Mask = 
     keep a clean upsampling of W where M_occ marks it unreliable. With ``M_blend_raw`` linked
     (hzsr.blend_raw_weight, computed before the fusion), a tile core where it is 0 on the core
     and within 256 px around it (sky, occluded, outside T) is not run and keeps I_src: M_blend
-    is 0 there for every blend setting, so the blend would discard it anyway.
+    is 0 there for every blend setting, so the blend would discard it anyway. Both masks are
+    read as stored (a CompactMask: 8 bits) and converted window by window.
     """
     session = onnx_session(resolve_model(model), threads, arena=True)
     return fuse_image(src, ref_warped, M_occ, session, tile, overlap, M_blend_raw)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from nodegraph import Flow, Mask, Out, Param, node
+from nodegraph import CompactMask, Flow, Out, Param, node
 from nodegraph.nodes.ops.flow_fields import (
     fb_residual_at,
     fb_residual_reference,
@@ -63,7 +63,7 @@ def occlusion(flow_fwd: Flow, flow_bwd: Flow, *,
                                    "or more is fully occluded"),
               out_of_frame_occluded: bool = Param(True, doc="M_occ = 1 where x + F_fwd(x) falls "
                                                             "outside the reference frame")
-              ) -> Out(M_occ=Mask):
+              ) -> Out(M_occ=CompactMask):
     """Occlusion mask M_occ = min(s * ||W(W(x; F_fwd); F_bwd) - x||_2, 1) (HZSR §3.1).
 
     Forward-backward consistency: where F_bwd does not bring x' = x + F_fwd(x) back to x,

@@ -20,7 +20,7 @@ import cv2
 import numba
 import numpy as np
 
-from nodegraph import Image, Mask, Out, Param, Rect, node
+from nodegraph import CompactMask, Image, Out, Param, Rect, node
 from nodegraph.nodes.ops.luminance import luminance
 
 
@@ -105,7 +105,7 @@ def reject(src: Image, ref_warped: Image, crop: Rect, *,
                                doc="eps0: contrast floor added to sigma_src^2; 0.05 ~ (0.22)^2 "
                                    "keeps low-contrast patches, where a T/W mismatch is "
                                    "invisible, from being rejected (measured, docs/tuning.md)")
-           ) -> Out(M_reject=Mask):
+           ) -> Out(M_reject=CompactMask):
     """Alignment rejection M_reject = 1 - exp(-||P_delta||^2 / (sigma_src^2 + eps0)) (HZSR §3.3).
 
     Computed on Y_src and Ỹ_ref resized (INTER_AREA) to W's optical resolution, factor
