@@ -151,7 +151,7 @@ def blend(src: Image, fused: Image, M_blend_raw: Mask = None, coverage: Mask = N
           feather: float = Param(0.03, range=(0.0, 0.5), unit="fraction of the short side",
                                  doc="width of the 0 -> 1 ramp at the edge of T's coverage "
                                      "(0 = hard edge)"),
-          ) -> Out(image=Image, M_blend=Mask):
+          ) -> Out(image=Image, M_blend=CompactMask):
     """Adaptive blending: M_blend = M_blend_raw (hzsr.blend_raw_weight: max(1 - M_occ - M_defocus
     - M_flow - M_reject, 0)) smoothed, feathered at the edge of T's coverage;
     image = M_blend * I_fusion + (1 - M_blend) * I_src.
