@@ -263,12 +263,9 @@ def quantize_mask(value: _AnyValue) -> _AnyValue:
 
 
 def compact_mask_to_float(value: np.ndarray) -> np.ndarray:
-    """A CompactMask as a Mask: uint8 scaled by 1/255; a float mask as float32, unscaled."""
-    if value.dtype != np.uint8:
-        return value.astype(np.float32, copy=False)
-    scaled = value.astype(np.float32)
-    scaled /= 255.0
-    return scaled
+    """A CompactMask as a Mask: uint8 scaled by 1/255 (as a CompactImage's samples); a float
+    mask as float32, unscaled."""
+    return compact_to_float(value) if value.dtype == np.uint8 else value.astype(np.float32, copy=False)
 
 
 def _tuple_check(length: int) -> Callable[[_AnyValue], str | None]:
