@@ -100,6 +100,13 @@ class RigParams:
     highlight_shift: tuple[float, float] = (3.0, 25.0)  # view-dependent displacement, T px
     highlight_seen_p: float = 0.8                      # per view; at least one view sees each spot
     flow_downscale: tuple[float, float] = (1.0, 3.0)   # scene size / flow work size
+    # T's own ISP sharpening (negative: softening) of its mid band, which neither W nor the
+    # target share: two phones' cameras never render the band both resolve alike
+    t_sharpen: tuple[float, float] = (0.0, 0.0)        # unsharp-mask amount
+    t_sharpen_sigma: tuple[float, float] = (0.7, 2.5)  # its radius, T px
+    # the target rendered with W's ISP sharpening (W's amount, at W's radius on the T grid):
+    # the fused region then matches the rendering of the W-only frame around it
+    target_w_rendering: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -120,10 +127,19 @@ class RigParams:
                                  "comma-separated values")
             try:
                 changes[name] = (tuple(type(d)(t) for d, t in zip(default, texts))
-                                 if isinstance(default, tuple) else type(default)(text))
+                                 if isinstance(default, tuple) else _typed_like(default, text))
             except ValueError as err:
                 raise ValueError(f"rig setting {setting!r}: {err}") from None
         return replace(self, **changes)
+
+
+def _typed_like(default: object, text: str) -> object:
+    """``text`` as a value of ``default``'s type; booleans are true/false (or 1/0)."""
+    if isinstance(default, bool):
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise ValueError(f"expected true or false, got {text!r}")
+        return text.lower() in ("true", "1")
+    return type(default)(text)
 
 
 def photo_paths() -> list[str]:
@@ -185,8 +201,15 @@ def _blur(img: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(img, (0, 0), sigma) if sigma > 0.05 else img
 
 
-def simulate_w(target: np.ndarray, rng: np.random.Generator, p: RigParams, zoom: float) -> np.ndarray:
-    """I_src: ``target`` through the W camera model, resampled back to the T grid (bicubic)."""
+def unsharp(img: np.ndarray, amount: float, sigma: float) -> np.ndarray:
+    """img + amount (img - G_sigma(img)), clipped to [0, 1]: an ISP's sharpening."""
+    return np.clip(img + amount * (img - _blur(img, sigma)), 0, 1).astype(np.float32)
+
+
+def simulate_w(target: np.ndarray, rng: np.random.Generator, p: RigParams, zoom: float
+               ) -> tuple[np.ndarray, float]:
+    """(I_src, W's sharpening amount): ``target`` through the W camera model, resampled back
+    to the T grid (bicubic)."""
     h, w = target.shape[:2]
     lo_w, lo_h = max(8, round(w / zoom)), max(8, round(h / zoom))
     img = _blur(target, rng.uniform(*p.w_lens_sigma) * zoom)
@@ -198,10 +221,11 @@ def simulate_w(target: np.ndarray, rng: np.random.Generator, p: RigParams, zoom:
         img = cv2.bilateralFilter(img, 5, float(rng.uniform(0.03, 0.1)), float(rng.uniform(1.0, 2.0)))
     amount = rng.uniform(*p.w_sharpen)
     if amount > 0.05:
-        img = np.clip(img + amount * (img - _blur(img, 1.0)), 0, 1)
+        img = unsharp(img, amount, 1.0)
     if rng.random() < p.w_jpeg_p:
         img = _jpeg(img, rng.integers(p.jpeg_quality[0], p.jpeg_quality[1] + 1))
-    return np.clip(cv2.resize(img, (w, h), interpolation=cv2.INTER_CUBIC), 0, 1).astype(np.float32)
+    return (np.clip(cv2.resize(img, (w, h), interpolation=cv2.INTER_CUBIC), 0, 1).astype(np.float32),
+            amount if amount > 0.05 else 0.0)
 
 
 def _blob_mask(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -355,6 +379,8 @@ def simulate_scene(photo: np.ndarray, others: list[np.ndarray], rng: np.random.G
 
     # T's narrow depth of field: layers away from the focus depth are blurred in ref only.
     ref = _blur(ref, rng.uniform(*p.t_lens_sigma))
+    if p.t_sharpen != (0.0, 0.0):
+        ref = unsharp(ref, rng.uniform(*p.t_sharpen), rng.uniform(*p.t_sharpen_sigma))
     far = np.zeros((H, W), np.float32)
     if rng.random() < p.defocus_p:
         x0, y0, x1, y1 = focus_roi_on_grid((h, w), None, None)
@@ -424,7 +450,9 @@ def make_sample(photo: np.ndarray, others: list[np.ndarray], rng: np.random.Gene
     target, ref, defocused, info = simulate_scene(photo, others, rng, p, size, w_capture)
     zoom = rng.uniform(*p.zoom)
     if w_capture is None:
-        src = simulate_w(target, rng, p, zoom)
+        src, w_sharpen = simulate_w(target, rng, p, zoom)
+        if p.target_w_rendering and w_sharpen > 0:
+            target = unsharp(target, w_sharpen, zoom)
     elif w_density is None:
         src = resample_w_capture(info.pop("companion"), zoom)
     else:
