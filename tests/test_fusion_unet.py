@@ -157,6 +157,92 @@ def test_split_model_equals_the_exported_one(tmp_path):
                                fu.fuse_luminance(y_src, y_ref, m_occ, whole, tile=0), atol=1e-5, rtol=0)
 
 
+def _random_network(torch, seed=0):
+    """A small fusion network with random weights, the detail gains, head and linear path too
+    (they start at zero)."""
+    from nodegraph.nodes.train.model import FusionUNet
+
+    torch.manual_seed(seed)
+    network = FusionUNet(widths=(8, 8, 8, 8, 8))
+    with torch.no_grad():
+        for conv in (network.head, network.linear, network.gains):
+            conv.weight.normal_(0, 0.05)
+            conv.bias.normal_(0, 0.05)
+    return network
+
+
+@pytest.mark.parametrize("split_first", [True, False])
+def test_space_to_depth_layout_equals_the_exported_model(tmp_path, split_first):
+    """space_to_depth_layout (what nodegraph train fusion writes, after split_bands) on a freshly
+    exported network with random weights: the output equals the exported model's to float
+    rounding on random inputs, tiled or not, with the bands outside the graph or inside it;
+    no Transpose is left, and the initializers keep torch's layout (load_onnx_weights)."""
+    torch = pytest.importorskip("torch")
+    onnx = pytest.importorskip("onnx")
+    from nodegraph.nodes.train.export import export_onnx, load_onnx_weights, runtime_layout, space_to_depth_layout
+    from nodegraph.nodes.train.model import FusionUNet
+
+    network = _random_network(torch, seed=1)
+    export_onnx(network, tmp_path / "whole.onnx")
+    if split_first:
+        runtime_layout(tmp_path / "whole.onnx", tmp_path / "fast.onnx")
+    else:
+        space_to_depth_layout(tmp_path / "whole.onnx", tmp_path / "fast.onnx")
+    ops = [node.op_type for node in onnx.load(str(tmp_path / "fast.onnx")).graph.node
+           if not node.name.startswith("/bands/")]  # the in-graph blurs transpose their taps
+    assert ops.count("SpaceToDepth") == 2 and ops.count("DepthToSpace") == 1 and "Transpose" not in ops
+    whole, fast = (onnx_session(str(tmp_path / f"{name}.onnx"), 1) for name in ("whole", "fast"))
+    assert len(fast.get_inputs()) == (2 if split_first else 1)
+    rng = np.random.default_rng(2)
+    for shape in ((1, 3, 64, 64), (2, 3, 128, 192)):
+        x = rng.random(shape, dtype=np.float32)
+        expected = whole.run(None, fu.network_feed(whole)(x))[0]
+        got = fast.run(None, fu.network_feed(fast)(x))[0]
+        assert np.abs(expected).max() > 0.5   # the output is of order 1, the tolerance a few float steps
+        np.testing.assert_allclose(got, expected, atol=2e-6, rtol=0)
+    y_src, y_ref, m_occ = _planes(150, 200, seed=3)
+    np.testing.assert_allclose(fu.fuse_luminance(y_src, y_ref, m_occ, fast, tile=64),
+                               fu.fuse_luminance(y_src, y_ref, m_occ, whole, tile=0), atol=2e-6, rtol=0)
+    reloaded = FusionUNet(widths=(8, 8, 8, 8, 8))
+    load_onnx_weights(reloaded, tmp_path / "fast.onnx")
+    for name, value in network.state_dict().items():
+        assert torch.equal(reloaded.state_dict()[name], value), name
+
+
+def test_space_to_depth_channel_order_is_onnx_s():
+    """channel_order against ONNX's SpaceToDepth and torch's pixel_unshuffle (DepthToSpace CRD)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from nodegraph.nodes.train.export import channel_order
+
+    graph = helper.make_graph([helper.make_node("SpaceToDepth", ["x"], ["y"], blocksize=2)], "s2d",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = np.random.default_rng(4).random((1, 3, 4, 6), dtype=np.float32)
+    depth = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    unshuffled = torch.nn.functional.pixel_unshuffle(torch.from_numpy(x), 2).numpy()
+    np.testing.assert_array_equal(depth, unshuffled[:, channel_order(3, 2)])
+    assert not np.array_equal(depth, unshuffled)
+
+
+def test_runtime_layout_refuses_a_converted_model(tmp_path):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from nodegraph.nodes.train.export import export_onnx, runtime_layout, space_to_depth_layout
+
+    export_onnx(_random_network(torch), tmp_path / "m.onnx")
+    runtime_layout(tmp_path / "m.onnx", tmp_path / "m.onnx")
+    with pytest.raises(ValueError, match="already in hzsr.fusion_unet's layout"):
+        runtime_layout(tmp_path / "m.onnx", tmp_path / "again.onnx")
+    with pytest.raises(ValueError, match="no pixel_unshuffle"):
+        space_to_depth_layout(tmp_path / "m.onnx", tmp_path / "again.onnx")
+    assert not (tmp_path / "again.onnx").exists()
+
+
 @needs_model
 def test_node_keeps_chroma_and_reuses_session():
     rng = np.random.default_rng(1)

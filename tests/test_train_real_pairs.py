@@ -192,6 +192,8 @@ def _parser():
 
 def test_fine_tuning_on_user_pairs_smoke(pairs_dir, tmp_path, capsys):
     """``nodegraph train fusion --pairs DIR`` fine-tunes the bundled model; the node runs it."""
+    import onnx
+
     from nodegraph.nodes.hzsr.fusion_unet import BANDS_INPUT, BUNDLED_MODEL, fusion_unet, resolve_model
     from nodegraph.nodes.ops.onnx_sessions import onnx_session
     out = tmp_path / "m.onnx"
@@ -212,8 +214,11 @@ def test_fine_tuning_on_user_pairs_smoke(pairs_dir, tmp_path, capsys):
     src = rng.random((70, 90, 3)).astype(np.float32)
     fused = fusion_unet(src, src, np.zeros((70, 90), np.float32), model=str(out), tile=0, threads=1)
     assert fused.shape == src.shape and np.isfinite(fused).all()
-    # written in the split layout the node runs fastest (detail bands computed by OpenCV)
+    # written in the layout the node runs fastest: detail bands computed by OpenCV, the pixel
+    # unshuffle as SpaceToDepth (whose weights load_onnx_weights read above)
     assert [i.name for i in onnx_session(str(out), 1).get_inputs()] == ["x", BANDS_INPUT]
+    ops = {node.op_type for node in onnx.load(str(out)).graph.node}
+    assert "SpaceToDepth" in ops and "Transpose" not in ops
 
 
 @pytest.mark.parametrize("extra, message", [

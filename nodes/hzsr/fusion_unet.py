@@ -21,10 +21,12 @@ The bundled model, like every model ``nodegraph train fusion`` writes, has its f
 detail-band blurs moved out of the graph (``split_bands`` in ``nodes/train/export.py``):
 :func:`network_feed` computes them per window with OpenCV (:func:`detail_bands`), ~0.6x the
 time per window of running them inside onnxruntime; a one-input model (an older export) runs
-as it is. Each call makes its own onnxruntime session with an arena, shrunk after every
-window and freed with the session when the call ends (~10-30 ms to make; at 12 MP ~70-90 MB
-less peak memory than a kept session without an arena: :mod:`nodegraph.nodes.ops.onnx_sessions`);
-the model file's content is part of the cache key.
+as it is. Its pixel (un)shuffles are ONNX SpaceToDepth / DepthToSpace
+(``space_to_depth_layout``), which changes nothing here. Each call makes its own onnxruntime
+session with an arena, shrunk after every window and freed with the session when the call
+ends (~10-30 ms to make; at 12 MP ~70-90 MB less peak memory than a kept session without an
+arena: :mod:`nodegraph.nodes.ops.onnx_sessions`); the model file's content is part of the
+cache key.
 """
 from __future__ import annotations
 
@@ -81,7 +83,7 @@ def detail_bands(y_ref: np.ndarray, taps: np.ndarray, out: np.ndarray | None = N
     """(k, H, W) band-pass layers [Ỹ_ref - G_1, G_1 - G_2, ..., G_(k-1) - G_k] of an (H, W) plane,
     G_i = the separable Gaussian of ``taps[i]`` (k rows of odd length, zero-padded to a common
     one) with replicated edges: the network's ``DetailBands`` (nodes/train/model.py) computed
-    by OpenCV instead of inside the ONNX graph (tools/split_fusion_bands.py says why). Written
+    by OpenCV instead of inside the ONNX graph (tools/fusion_layout.py says why). Written
     into ``out`` (k, H, W) float32 when given; two levels are alive at a time, not k + 1."""
     taps = np.asarray(taps, np.float32)
     out = np.empty((len(taps), *y_ref.shape), np.float32) if out is None else out

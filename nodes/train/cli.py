@@ -229,7 +229,7 @@ def _run_fusion(args) -> int:
     except ImportError:
         print("nodegraph train needs PyTorch: pip install 'nodegraph[train]'", file=sys.stderr)
         return 2
-    from .export import export_onnx, split_bands
+    from .export import export_onnx, runtime_layout
     from .model import DETAIL_SIGMAS, count_parameters, gflops
     from .simulate import RigParams
     from .train import TrainConfig, train
@@ -265,7 +265,7 @@ def _run_fusion(args) -> int:
         model, summary = train(main, work, cfg, resume=args.resume, progress=progress,
                                extra_data=extra)
         summary["onnx_max_abs_diff_vs_torch"] = export_onnx(model, out)
-        split_bands(out, out)  # the layout hzsr.fusion_unet runs fastest
+        runtime_layout(out, out)  # the layout hzsr.fusion_unet runs fastest
     except ValueError as err:   # a --init or --resume file that does not fit the model
         raise InputError(str(err)) from None
     except (OSError, RuntimeError, AssertionError) as err:
