@@ -305,7 +305,8 @@ def test_replacing_the_model_file_at_the_same_path_reruns_the_node(tmp_path):
     assert run_graph(graph, registry, cache=cache).records["fusion"].status == "cached"
     # Same path, new content: the last convolution's bias shifted, so the output must change.
     proto = onnx.load(str(model))
-    bias = next(t for t in reversed(proto.graph.initializer) if len(t.dims) == 1)
+    bias = next(t for t in reversed(proto.graph.initializer)
+                if len(t.dims) == 1 and t.data_type == onnx.TensorProto.FLOAT)
     values = onnx.numpy_helper.to_array(bias) + np.float32(0.05)
     bias.CopyFrom(onnx.numpy_helper.from_array(values.astype(np.float32), bias.name))
     onnx.save(proto, str(model))
