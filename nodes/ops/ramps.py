@@ -19,6 +19,18 @@ def coverage_ramp(covered: np.ndarray, width_px: float) -> np.ndarray:
     if radius <= 0 or covered.all():
         return covered.astype(np.float32)
     size = 2 * radius + 1
+    # The erosion and the box mean each reach ``radius`` px, so the ramp is exactly 1 beyond
+    # 2 radius px of every uncovered pixel: only the box around those is filtered (a region
+    # covering most of a frame leaves a thin band to compute). Beyond the box's inner sides
+    # everything is covered, so the filters' borders there (1 for the erosion, replicated
+    # for the mean) see what they would see in the whole image.
+    reach = 2 * radius + 2
+    uncovered_rows = np.flatnonzero(covered.min(axis=1) == 0)
+    uncovered_cols = np.flatnonzero(covered.min(axis=0) == 0)
+    box = (slice(max(0, uncovered_rows[0] - reach), uncovered_rows[-1] + reach + 1),
+           slice(max(0, uncovered_cols[0] - reach), uncovered_cols[-1] + reach + 1))
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
-    eroded = cv2.erode(covered, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=1)
-    return cv2.blur(eroded.astype(np.float32), (size, size), borderType=cv2.BORDER_REPLICATE)
+    eroded = cv2.erode(covered[box], kernel, borderType=cv2.BORDER_CONSTANT, borderValue=1)
+    ramp = np.ones(covered.shape, np.float32)
+    ramp[box] = cv2.blur(eroded.astype(np.float32), (size, size), borderType=cv2.BORDER_REPLICATE)
+    return ramp
