@@ -246,3 +246,29 @@ def test_uncrop_that_shrinks_the_working_grid_runs_whole():
     result = run_plan(one_node_plan(uncrop.__nodegraph_spec__, inputs), strip_rows=5)
     assert result.records["node"].strips == 0
     np.testing.assert_array_equal(result.outputs["image"], uncrop(**inputs))
+
+
+@pytest.mark.parametrize("shift", [(-9.0, 0.0), (7.0, -5.0), (0.0, 0.0)])
+@pytest.mark.parametrize("zoom", [RATIO, 1.8])
+def test_base_and_t_resampled_only_where_the_ramp_needs_them_equal_the_plain_mix(shift, zoom):
+    """uncrop_image resamples W's base only over the columns where the seam ramp is below 1 and
+    T's grid only where it is above 0: the result equals the plain whole-width
+    clip(base + ramp (fused - base)), with T's footprint shifted so that its edge crosses the
+    output on one side or two (or, at the ratio unshifted, not at all). Tolerance: the parts
+    are warped with their origin moved by whole columns (see the strip tests above)."""
+    from nodegraph.nodes.hzsr.uncrop import resample_working, seam_ramp, uncrop_geometry, uncrop_image
+
+    inputs = _uncrop_inputs(np.random.default_rng(1), zoom, eight_bit=True)
+    x0, y0, x1, y1 = inputs["crop"]
+    scale = np.diag([(x1 - x0) / 70, (y1 - y0) / 61, 1.0])
+    inputs["footprint"] = np.array([[1, 0, x0 + shift[0] / 4], [0, 1, y0 + shift[1] / 4], [0, 0, 1.0]]) @ scale
+    args = (inputs["wide"], inputs["src"], inputs["blended"], inputs["crop"], zoom)
+    view, wh, to_working = uncrop_geometry(inputs["wide"].shape, inputs["src"].shape, inputs["crop"],
+                                           zoom, "wide", inputs["footprint"])
+    base = resample_region(compact_to_float(inputs["wide"]), view, wh)
+    fused = resample_working(inputs["blended"], to_working, wh)
+    ramp = seam_ramp(to_working, (70, 61), wh, 0.2 * min(wh))
+    expected = np.clip(fused if ramp is None else base + ramp[..., None] * (fused - base), 0, 1)
+    assert ramp is None or (ramp == 1).any() and (ramp < 1).any()
+    got = uncrop_image(*args, feather=0.2, footprint=inputs["footprint"])
+    np.testing.assert_allclose(got, expected, atol=3e-5, rtol=0)

@@ -47,25 +47,28 @@ def output_to_working_matrix(view, view_wh, crop, working_wh, footprint=None) ->
 
 
 def _warp(image: np.ndarray, matrix: np.ndarray, out_wh, interpolation: int,
-          border: int = cv2.BORDER_CONSTANT) -> np.ndarray:
+          border: int = cv2.BORDER_CONSTANT, out: np.ndarray | None = None) -> np.ndarray:
     """``image`` sampled at ``matrix`` (3x3, output -> image pixel centres); outside it 0
-    (or the edge replicated)."""
+    (or the edge replicated). Written into ``out`` when given (a view of a larger array
+    whose rows are strided is fine: OpenCV writes through it)."""
     out_wh = (int(out_wh[0]), int(out_wh[1]))
     flags = interpolation | cv2.WARP_INVERSE_MAP
     if np.allclose(matrix[2], [0.0, 0.0, 1.0], atol=1e-12):
-        return cv2.warpAffine(image, matrix[:2], out_wh, flags=flags, borderMode=border,
+        return cv2.warpAffine(image, matrix[:2], out_wh, dst=out, flags=flags, borderMode=border,
                               borderValue=0)
-    return cv2.warpPerspective(image, matrix, out_wh, flags=flags, borderMode=border,
+    return cv2.warpPerspective(image, matrix, out_wh, dst=out, flags=flags, borderMode=border,
                                borderValue=0)
 
 
-def _from_row(top: int) -> np.ndarray:
-    """3x3 matrix from the pixels of a strip starting at output row ``top`` to output pixels."""
-    return np.array([[1.0, 0.0, 0.0], [0.0, 1.0, float(top)], [0.0, 0.0, 1.0]])
+def _from_origin(left: int, top: int) -> np.ndarray:
+    """3x3 matrix from the pixels of a part of the output starting at (``left``, ``top``) to
+    output pixels."""
+    return np.array([[1.0, 0.0, float(left)], [0.0, 1.0, float(top)], [0.0, 0.0, 1.0]])
 
 
 def resample_working(image: np.ndarray, to_working: np.ndarray, out_wh,
-                     rows: tuple[int, int] | None = None) -> np.ndarray:
+                     rows: tuple[int, int] | None = None,
+                     cols: tuple[int, int] | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """Resample the working-grid ``image`` onto the output grid (edges replicated beyond it).
 
     When the output is much coarser than the working grid (zoom < ratio, or T denser than
@@ -73,14 +76,21 @@ def resample_working(image: np.ndarray, to_working: np.ndarray, out_wh,
     detail is averaged, not aliased; then (or else) bicubic. Near density 1 (a registered
     T turned or scaled by a few %) an area shrink would blur every pixel into its
     neighbour for almost no decimation: measured 2 dB lost at density 0.985.
-    ``rows`` (top, bottom): only those output rows (default all of ``out_wh``'s).
+    ``rows`` (top, bottom), ``cols`` (left, right): only those output rows and columns
+    (default all of ``out_wh``'s). Written into ``out`` when given, else a new array (or,
+    when the working grid is the output grid, a view of ``image``).
     """
     top, bottom = rows or (0, int(out_wh[1]))
+    left, right = cols or (0, int(out_wh[0]))
     if image.shape[1::-1] == tuple(out_wh) and np.allclose(to_working, np.eye(3), atol=1e-6):
-        return image[top:bottom]  # the working grid is the output grid
-    strip_wh = (out_wh[0], bottom - top)
+        part = image[top:bottom, left:right]  # the working grid is the output grid
+        if out is None:
+            return part
+        out[...] = part
+        return out
+    strip_wh = (right - left, bottom - top)
     density = working_density(to_working)
-    to_working = to_working @ _from_row(top)
+    to_working = to_working @ _from_origin(left, top)
     if density < SHRINK_BELOW:
         h, w = image.shape[:2]
         small_wh = (max(1, round(w * density)), max(1, round(h * density)))
@@ -88,8 +98,8 @@ def resample_working(image: np.ndarray, to_working: np.ndarray, out_wh,
         # Working px -> shrunk px, pixel centres aligned as cv2.resize does.
         sx, sy = small_wh[0] / w, small_wh[1] / h
         rescale = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0, 0, 1.0]])
-        return _warp(small, rescale @ to_working, strip_wh, cv2.INTER_CUBIC, cv2.BORDER_REPLICATE)
-    return _warp(image, to_working, strip_wh, cv2.INTER_CUBIC, cv2.BORDER_REPLICATE)
+        return _warp(small, rescale @ to_working, strip_wh, cv2.INTER_CUBIC, cv2.BORDER_REPLICATE, out)
+    return _warp(image, to_working, strip_wh, cv2.INTER_CUBIC, cv2.BORDER_REPLICATE, out)
 
 
 def working_density(to_working: np.ndarray) -> float:
@@ -128,23 +138,47 @@ def uncrop_image(wide: np.ndarray, src: np.ndarray, blended: np.ndarray, crop, z
         raise InputError(f"src {src.shape} and blended {blended.shape} must have the same size")
     view, wh, to_working = uncrop_geometry(wide.shape, src.shape, crop, zoom, pixel_size, footprint)
     rows = rows or (0, wh[1])
-    base = resample_region(wide, view, wh, rows=rows, to_float=compact_to_float)
     working_wh = (src.shape[1], src.shape[0])
+    blended = blended.astype(np.float32, copy=False)
+    ramp = seam_ramp(to_working, working_wh, wh, feather * min(wh), rows)
     # The blended image itself is resampled, not its difference to I_src added to the base:
     # W's aliased band, bicubically upsampled onto two different grids, does not cancel
     # (measured: 1.2 dB lost on a 1.2-degree turned T). T's detail is resampled once either way.
-    fused = resample_working(blended.astype(np.float32, copy=False), to_working, wh, rows)
-    ramp = seam_ramp(to_working, working_wh, wh, feather * min(wh), rows)
-    # In place where the array is this function's own (at zoom = ratio the resampling hands
-    # back the input itself, or rows of it, which stay untouched): one full-size result
-    # instead of three temporaries; the same operations, so the same values.
-    own = None if np.may_share_memory(fused, blended) else fused
     if ramp is None:  # T's grid covers the whole output
-        return np.clip(fused, 0.0, 1.0, out=own)
-    detail = np.subtract(fused, base, out=own)  # base + ramp (fused - base)
-    detail *= ramp[..., None]
-    detail += base
-    return np.clip(detail, 0.0, 1.0, out=detail)
+        fused = resample_working(blended, to_working, wh, rows)
+        # in place where the array is this function's own (at zoom = ratio the resampling
+        # hands back the input itself, or rows of it, which stay untouched)
+        return np.clip(fused, 0.0, 1.0, out=None if np.may_share_memory(fused, blended) else fused)
+    # I_final = base + ramp (fused - base): W's base only in the columns where the ramp is
+    # below 1 (near the edge of T's field of view), T's grid only where it is above 0; each is
+    # resampled over those columns alone (at 12 MP with T covering all but a thin band, the
+    # base of a few % of the pixels), T's grid straight into the output, and the two mixed
+    # where both are.
+    out = np.empty((rows[1] - rows[0], wh[0], 3), np.float32)
+    base_cols, fused_cols = _column_span(ramp < 1.0), _column_span(ramp > 0.0)
+    b0, b1 = base_cols or (0, 0)
+    f0, f1 = fused_cols or (0, 0)
+    if fused_cols is not None:
+        resample_working(blended, to_working, wh, rows, fused_cols, out=out[:, f0:f1])
+    if base_cols is not None:
+        base = resample_region(wide, view, wh, rows=rows, cols=base_cols, to_float=compact_to_float)
+        for c0, c1 in ((b0, min(b1, f0)), (max(b0, f1), b1)):  # the ramp is 0 there: W only
+            if c0 < c1:
+                out[:, c0:c1] = base[:, c0 - b0:c1 - b0]
+        c0, c1 = max(f0, b0), min(f1, b1)
+        if c0 < c1:  # base + ramp (fused - base), in place over the resampled T
+            detail = out[:, c0:c1]
+            part = base[:, c0 - b0:c1 - b0]
+            detail -= part
+            detail *= ramp[:, c0:c1, None]
+            detail += part
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def _column_span(mask: np.ndarray) -> tuple[int, int] | None:
+    """(first, last + 1) of the columns where the (h, w) ``mask`` is true anywhere; None if nowhere."""
+    cols = np.flatnonzero(mask.any(axis=0))
+    return (int(cols[0]), int(cols[-1]) + 1) if len(cols) else None
 
 
 def seam_ramp(to_working: np.ndarray, working_wh, out_wh, width_px: float,
@@ -168,7 +202,7 @@ def seam_ramp(to_working: np.ndarray, working_wh, out_wh, width_px: float,
     top, bottom = rows or (0, out_h)
     reach = 2 * (int(width_px) // 2)
     first, last = max(0, top - reach), min(out_h, bottom + reach)
-    inside = _warp(np.ones((working_wh[1], working_wh[0]), np.uint8), to_working @ _from_row(first),
+    inside = _warp(np.ones((working_wh[1], working_wh[0]), np.uint8), to_working @ _from_origin(0, first),
                    (out_w, last - first), cv2.INTER_NEAREST)
     return coverage_ramp(inside, width_px)[top - first: bottom - first]
 

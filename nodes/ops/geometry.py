@@ -27,24 +27,28 @@ def rect_to_grid_matrix(rect, out_wh) -> np.ndarray:
 
 def resample_region(image: np.ndarray, rect, out_wh, interpolation: int = cv2.INTER_CUBIC,
                     border: int = cv2.BORDER_REPLICATE, rows: tuple[int, int] | None = None,
-                    to_float: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+                    to_float: Callable[[np.ndarray], np.ndarray] | None = None,
+                    cols: tuple[int, int] | None = None) -> np.ndarray:
     """Resample the (possibly fractional) region ``rect`` of ``image`` to ``out_wh`` = (width, height).
 
     ``image`` is float32 (H, W) or (H, W, C) in [0, 1]; ``rect`` (x0, y0, x1, y1) in pixel-edge
     coordinates of ``image``; the result is float32 (height, width[, C]), or only its rows
-    [top, bottom) with ``rows``. With ``to_float`` (e.g. ``compact_to_float``), ``image`` may
-    be stored otherwise (8-bit samples): only the pixels the result reads are converted.
+    [top, bottom) with ``rows`` (and columns [left, right) with ``cols``). With ``to_float``
+    (e.g. ``compact_to_float``), ``image`` may be stored otherwise (8-bit samples): only the
+    pixels the result reads are converted.
 
     Bicubic by default, pixel centres aligned; the result is clipped to [0, 1] because bicubic
     overshoots at edges.
     """
     top, bottom = rows or (0, int(out_wh[1]))
+    left, right = cols or (0, int(out_wh[0]))
     matrix = rect_to_grid_matrix(rect, out_wh)
-    matrix[:, 2] += matrix[:, 1] * top  # the strip's first row is output row ``top``
+    # the part's first pixel is output pixel (left, top)
+    matrix[:, 2] += matrix[:, 0] * left + matrix[:, 1] * top
     if to_float is not None:
-        image, matrix = _pixels_read(image, matrix, (int(out_wh[0]), bottom - top))
+        image, matrix = _pixels_read(image, matrix, (right - left, bottom - top))
         image = to_float(image)
-    out = cv2.warpAffine(image, matrix, (int(out_wh[0]), bottom - top),
+    out = cv2.warpAffine(image, matrix, (right - left, bottom - top),
                          flags=interpolation | cv2.WARP_INVERSE_MAP, borderMode=border)
     if out.dtype == np.float32:  # in place: no second full-size copy
         return np.clip(out, 0.0, 1.0, out=out)
