@@ -35,3 +35,15 @@ def test_replace_luminance_into_a_view_equals_the_returned_image():
     np.testing.assert_array_equal(canvas[3:23, 5:35], expected)
     assert np.shares_memory(got, canvas) and (canvas[:3] == 7).all() and (canvas[:, :5] == 7).all()
     assert expected.min() == 0.0 and expected.max() == 1.0
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 3), (37, 61)])
+def test_replace_luminance_equals_the_plain_broadcast_sum(shape):
+    """OpenCV's add of the delta's three-channel copy (from a strided view, as the fusion's tile
+    cores are) gives exactly the plain NumPy rgb + (y - Y) per channel, clipped."""
+    rng = np.random.default_rng(shape[0])
+    whole = rng.random((shape[0] + 4, shape[1] + 6, 3), dtype=np.float32)
+    rgb = whole[2:-2, 3:-3]
+    target = rng.uniform(-0.3, 1.3, shape).astype(np.float32)
+    expected = np.clip(rgb + (target - luminance(rgb))[..., None], 0.0, 1.0)
+    np.testing.assert_array_equal(replace_luminance(rgb, target), expected)
