@@ -5,6 +5,7 @@ import cv2
 import numpy as np
 
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+REPLACE_BLOCK_PIXELS = 1 << 16  # replace_luminance's block: a 0.75 MB three-channel temporary
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
@@ -22,12 +23,18 @@ def replace_luminance(rgb: np.ndarray, y_new: np.ndarray, out: np.ndarray | None
     ``out`` (float32, rgb's shape, e.g. a view of a larger image) when given: no temporary
     of rgb's size.
     """
+    rgb = np.asarray(rgb, np.float32)
+    out = np.empty(rgb.shape, np.float32) if out is None else out
     delta = np.subtract(y_new, luminance(rgb), dtype=np.float32)
     # OpenCV adds the delta's three-channel copy in one SIMD pass (into ``out``'s strided rows
     # as well): NumPy's broadcast over a last axis of 3 took ~2x the time of the whole
-    # function now (the fusion calls it on every 1 MP tile core).
-    shifted = cv2.add(np.asarray(rgb, np.float32), cv2.merge((delta, delta, delta)), dst=out)
-    return np.clip(shifted, 0.0, 1.0, out=shifted)
+    # function now (the fusion calls it on every 1 MP tile core). In blocks of rows, so that
+    # the copy is a small temporary (at the fusion's memory peak), not an image-sized one.
+    step = max(1, REPLACE_BLOCK_PIXELS // max(1, rgb.shape[1]))
+    for top in range(0, rgb.shape[0], step):
+        block = delta[top:top + step]
+        cv2.add(rgb[top:top + step], cv2.merge((block, block, block)), dst=out[top:top + step])
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def gray8(image: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndarray:
