@@ -38,21 +38,20 @@ import numpy as np
 from nodegraph.execute import Cache, plan, run_plan, step_inputs
 from nodegraph.graph import Ref, load_graph
 from nodegraph.node import call_node
-from nodegraph.nodes.image_io import PNG_PARAMS
 from nodegraph.registry import default_registry
 from nodegraph.validate import apply_settings
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE_ROW = re.compile(r"^(\S+)\s+\S+\s+(ran|cached|bypassed)\s+([\d.]+)\s+\d+$")
-# the phone's plain digital zoom: a plain OpenCV script, with image.write's PNG settings
+# the phone's plain digital zoom: a plain OpenCV script, with image.write's PNG encoder
 BICUBIC = """
 import sys, cv2
+from nodegraph.nodes.image_io import png_bytes
 wide = cv2.imread(sys.argv[1])
 h, w = wide.shape[:2]
 crop = wide[h // 4: 3 * h // 4, w // 4: 3 * w // 4]
 zoomed = cv2.resize(crop, (w, h), interpolation=cv2.INTER_CUBIC)
-ok, png = cv2.imencode(".png", zoomed, {png_params})
-open(sys.argv[2], "wb").write(png.tobytes())
+open(sys.argv[2], "wb").write(png_bytes(cv2.cvtColor(zoomed, cv2.COLOR_BGR2RGB)))
 """
 
 
@@ -124,7 +123,7 @@ def nodegraph_run(pipeline: str, settings: list[str], cores: str | None,
 
 
 def bicubic_zoom(wide: Path, out: Path, cores: str | None) -> tuple[float, float]:
-    code = with_peak(BICUBIC.format(png_params=PNG_PARAMS))
+    code = with_peak(BICUBIC)
     seconds, peak, _ = timed_process([sys.executable, "-c", code, str(wide), str(out)], cores)
     return seconds, peak
 

@@ -17,10 +17,12 @@ import contextlib
 import math
 import os
 import stat
+import struct
 import sys
 import tempfile
 import threading
 import warnings
+import zlib
 from collections.abc import Iterator
 
 import cv2
@@ -35,12 +37,17 @@ from nodegraph.types import compact_to_float
 
 EXIF_ORIENTATION = 0x0112
 EXIF_FOCAL_35MM = 0xA405  # FocalLengthIn35mmFilm, in the Exif sub-IFD
-# PNG level 1: at 12 MP it encodes ~5x faster than OpenCV's default 3, files ~10 % larger.
-# The "up" filter alone on every row: 0.73-0.90x the time of libpng's fast filter set
+# OpenCV's PNG at level 1: at 12 MP it encodes ~5x faster than OpenCV's default 3, files ~10 %
+# larger. The "up" filter alone on every row: 0.73-0.90x the time of libpng's fast filter set
 # (none/sub/up chosen per row, which costs a pass per candidate) at -4 % to +1 % file size on
 # 12 MP photos (benchmarks/bench_encode.py; issue 14); Paeth or level 2 cost more time than
-# they save in bytes, level 0 writes 3x the bytes.
+# they save in bytes, level 0 writes 3x the bytes. image.write keeps the up filter but deflates
+# with ISA-L (:func:`png_bytes`); these settings remain the reference the benchmark compares.
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
+PNG_DEFLATE_LEVEL = 1  # ISA-L's levels are 0-3; 1: at 12 MP 0.24x zlib level 1's time, 8 % fewer bytes
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_FILTER_UP = 2      # the filter-type byte that starts each row (PNG spec, section 9.2)
+PNG_TRUECOLOUR = 2     # IHDR colour type: RGB
 JPEG_PARAMS = [cv2.IMWRITE_JPEG_QUALITY, 95]
 WRITE_EXTENSIONS = {".png": (8, 16), ".jpg": (8,), ".jpeg": (8,), ".tif": (8, 16),
                     ".tiff": (8, 16)}
@@ -208,19 +215,55 @@ def read_image(path: str | os.PathLike, max_megapixels: float = DEFAULT_MAX_MEGA
     return compact_to_float(samples), focal
 
 
-def to_samples(image: np.ndarray, bit_depth: int) -> np.ndarray:
-    """Float RGB in [0, 1] -> BGR samples rint(clip(x, 0, 1) * full scale), uint8 or uint16.
+def to_samples(image: np.ndarray, bit_depth: int, bgr: bool = True) -> np.ndarray:
+    """Float RGB in [0, 1] -> samples rint(clip(x, 0, 1) * full scale), uint8 or uint16, in
+    OpenCV's BGR order (``bgr``) or as RGB.
 
     One float32 copy, changed in place, then OpenCV's saturating, rounding conversion (SIMD,
     multi-threaded): ~4x faster at 12 MP than the NumPy chain, with the same result.
     """
-    bgr = cv2.cvtColor(np.asarray(image, np.float32), cv2.COLOR_RGB2BGR)
-    np.maximum(bgr, 0.0, out=bgr)  # >= 0: the absolute value taken below changes nothing
+    if bgr:
+        samples = cv2.cvtColor(np.asarray(image, np.float32), cv2.COLOR_RGB2BGR)
+    else:
+        samples = np.array(image, np.float32)
+    np.maximum(samples, 0.0, out=samples)  # >= 0: the absolute value taken below changes nothing
     if bit_depth == 8:
-        return cv2.convertScaleAbs(bgr, alpha=255.0)
-    np.minimum(bgr, 1.0, out=bgr)
-    bgr *= 65535.0
-    return np.rint(bgr, out=bgr).astype(np.uint16)
+        return cv2.convertScaleAbs(samples, alpha=255.0)
+    np.minimum(samples, 1.0, out=samples)
+    samples *= 65535.0
+    return np.rint(samples, out=samples).astype(np.uint16)
+
+
+def png_bytes(samples: np.ndarray) -> bytes:
+    """The PNG file of RGB samples (H, W, 3), uint8 or uint16: every row "up"-filtered (the
+    difference to the row above, bytewise, as OpenCV's PNG_PARAMS choose), one IDAT chunk
+    deflated by ISA-L (``isal``) at PNG_DEFLATE_LEVEL.
+
+    OpenCV, libpng and imagecodecs all deflate with zlib, which is most of their time: at
+    12 MP 0.42-0.45 s at level 1, where ISA-L takes 0.10 s and writes 8 % fewer bytes
+    (benchmarks/bench_encode.py). No library offers a PNG writer with a faster deflate, so
+    the container (signature, IHDR, IDAT, IEND, each chunk's CRC) is written here.
+    """
+    from isal import isal_zlib  # loaded with the first PNG written
+
+    height, width, channels = samples.shape
+    if samples.dtype == np.uint16:
+        samples = samples.astype(">u2")  # PNG stores 16-bit samples big-endian
+    rows = samples.reshape(height, -1).view(np.uint8)
+    filtered = np.empty((height, 1 + rows.shape[1]), np.uint8)
+    filtered[:, 0] = PNG_FILTER_UP
+    filtered[0, 1:] = rows[0]  # the row above the first counts as zeros
+    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # modulo 256, as the filter is defined
+    header = struct.pack(">IIBBBBB", width, height, 8 * samples.itemsize, PNG_TRUECOLOUR, 0, 0, 0)
+    return b"".join([PNG_SIGNATURE, _png_chunk(b"IHDR", header),
+                     _png_chunk(b"IDAT", isal_zlib.compress(filtered, PNG_DEFLATE_LEVEL)),
+                     _png_chunk(b"IEND", b"")])
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    """A PNG chunk: length, type, data, CRC-32 of type and data."""
+    return b"".join([struct.pack(">I", len(data)), kind, data,
+                     struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))])
 
 
 def encode_image(image: np.ndarray, extension: str, bit_depth: int) -> bytes:
@@ -231,8 +274,10 @@ def encode_image(image: np.ndarray, extension: str, bit_depth: int) -> bytes:
                          f"{', '.join(sorted(WRITE_EXTENSIONS))}")
     if bit_depth not in depths:
         raise InputError(f"{extension} files cannot hold {bit_depth}-bit samples")
+    if extension.lower() == ".png":
+        return png_bytes(to_samples(image, bit_depth, bgr=False))
     samples = to_samples(image, bit_depth)
-    params = {".jpg": JPEG_PARAMS, ".jpeg": JPEG_PARAMS, ".png": PNG_PARAMS}.get(extension.lower(), [])
+    params = {".jpg": JPEG_PARAMS, ".jpeg": JPEG_PARAMS}.get(extension.lower(), [])
     ok, buffer = cv2.imencode(extension, samples, params)
     if not ok:
         raise InputError(f"OpenCV could not encode a {extension} image")

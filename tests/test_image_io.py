@@ -1,6 +1,7 @@
 """image.read / image.write: formats, EXIF, errors naming the file, atomic writes."""
 from __future__ import annotations
 
+import io
 import os
 
 import cv2
@@ -302,3 +303,23 @@ def test_compact_images_convert_only_into_image_ports():
     assert CompactImage.convert(None, Image) is None
     assert Mask.convert(pixels, Gray) is pixels  # a plain (non-converting) link passes as is
     assert "dtype" in CompactImage.problem_with(pixels.astype(np.int32))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (7, 1), (33, 47)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_png_bytes_decode_to_the_samples_in_libpng_and_pillow(shape, dtype):
+    """png_bytes (image.write's PNG: up filter, ISA-L deflate) read back by OpenCV (libpng) and
+    Pillow: the same RGB samples, 8 and 16 bit, rows and columns of one included."""
+    from nodegraph.nodes.image_io import png_bytes
+
+    rng = np.random.default_rng(shape[1])
+    samples = rng.integers(0, np.iinfo(dtype).max, (*shape, 3), dtype=dtype, endpoint=True)
+    encoded = png_bytes(samples)
+    decoded = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert decoded.dtype == dtype
+    np.testing.assert_array_equal(decoded.reshape(*shape, 3)[..., ::-1], samples)
+    with PilImage.open(io.BytesIO(encoded)) as image:
+        image.verify()  # chunk CRCs and structure
+    if dtype == np.uint8:
+        with PilImage.open(io.BytesIO(encoded)) as image:
+            np.testing.assert_array_equal(np.asarray(image.convert("RGB")), samples)
