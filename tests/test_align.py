@@ -7,7 +7,7 @@ import pytest
 import skimage.data
 
 from nodegraph.errors import InputError
-from nodegraph.nodes.hzsr.align import align, robust_translation
+from nodegraph.nodes.hzsr.align import align, robust_translation, wide_on_grid
 from nodegraph.nodes.ops.colour import match_colour
 from nodegraph.nodes.ops.geometry import central_rect, resample_region
 
@@ -65,7 +65,7 @@ def test_recovers_known_translation_within_half_pixel(shift):
     assert scale == pytest.approx(0.5)
     assert np.hypot(*(translation - (64.0 + np.array(shift) / 2))) < 0.25  # 0.5 T px
     assert out["src"].shape == tele.shape and out["ref"].shape == tele.shape
-    assert out["overlap"] == 1.0 and out["coverage"].min() == 1.0
+    assert out["overlap"] == 1.0 and out["coverage"].dtype == np.uint8 and out["coverage"].min() == 255
     # ref lines up with src: far smaller residual than the unshifted tele.
     inner = (slice(40, -40), slice(40, -40))
     assert np.abs(out["ref"] - out["src"])[inner].mean() < 0.03
@@ -138,3 +138,31 @@ def test_robust_translation_votes_like_a_plain_loop():
     shift, found = robust_translation(displacements, tolerance, max_candidates=200)
     np.testing.assert_array_equal(found, inliers)
     np.testing.assert_allclose(shift, displacements[inliers].mean(axis=0), rtol=1e-6)
+
+
+def test_wide_on_grid_equals_a_resample_then_area_shrink():
+    # the cheap path's W luminance on the (coarser) feature grid, against the plain way: the
+    # region resampled onto a grid `block` times finer, then area-shrunk by `block`
+    y = cv2.GaussianBlur(np.random.default_rng(2).random((400, 600)).astype(np.float32), (0, 0), 3)
+    rect = (101.5, 80.25, 501.5, 330.25)   # 400 x 250 W px onto 100 x 62.5: 4 W px per cell
+    fine = resample_region(y, rect, (200, 125))
+    plain = cv2.resize(fine, (100, 62), interpolation=cv2.INTER_AREA)[:62]
+    ours = wide_on_grid(y, rect, (100, 62))
+    assert np.abs(ours - plain)[2:-2, 2:-2].mean() < 0.004 and np.abs(ours - plain)[2:-2, 2:-2].max() < 0.03
+    # a grid at W's own density or finer is resampled as it is
+    np.testing.assert_array_equal(wide_on_grid(y, rect, (300, 200)), resample_region(y, rect, (300, 200)))
+
+
+def test_cheap_path_on_a_feature_grid_coarser_than_w():
+    # T 512 px matched on a 128 px feature grid: W's region (256 px) is area-shrunk by 2 first
+    scene = cv2.resize(_scene(), (1024, 1024), interpolation=cv2.INTER_CUBIC)
+    shift = (10.0, -6.0)  # scene px
+    wide = cv2.resize(scene, (512, 512), interpolation=cv2.INTER_AREA)
+    moved = cv2.warpAffine(scene, np.float32([[1, 0, -shift[0]], [0, 1, -shift[1]]]), (1024, 1024),
+                           flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    tele = np.ascontiguousarray(np.clip(moved[256:768, 256:768], 0, 1))
+    out = align(wide, tele, 2.0, mode="crop_translate", transform="similarity", feature_long_side=128,
+                fast_threshold=10, tolerance_px=2.0)
+    translation, scale = _translation(out)
+    assert scale == pytest.approx(0.5)
+    assert np.hypot(*(translation - (128.0 + np.array(shift) / 2))) < 0.5  # 1 T px

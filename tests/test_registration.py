@@ -81,7 +81,7 @@ def test_align_measures_ratio_density_and_puts_t_on_its_own_density():
     h, w = out["src"].shape[:2]
     assert w == pytest.approx((crop[2] - crop[0]) * 1.5, abs=1)
     # T warped onto the working grid lines up with W's crop where it covers it
-    covered = out["coverage"] > 0.99
+    covered = out["coverage"] == 255
     assert covered.mean() > 0.8
     gray_src = cv2.GaussianBlur(out["src"], (0, 0), 2)[covered]
     gray_ref = cv2.GaussianBlur(out["ref"], (0, 0), 2)[covered]
@@ -115,7 +115,7 @@ def test_pre_aligned_trusts_t_and_needs_a_ratio():
     wide, tele, _ = _pair(3.0, 1.2, 0.0)
     out = align_images(wide, tele, 3.0, mode="pre_aligned")
     assert out["ratio"] == pytest.approx(3.0)
-    assert out["src"].shape == tele.shape and np.array_equal(out["coverage"], np.ones(tele.shape[:2]))
+    assert out["src"].shape == tele.shape and np.array_equal(out["coverage"], np.full(tele.shape[:2], 255))
     cw = out["crop"][2] - out["crop"][0]
     assert cw == pytest.approx(wide.shape[1] / 3.0)
     # T's aspect, not W's: the crop's height follows T's

@@ -39,13 +39,14 @@ from nodegraph.nodes.ops.geometry import (
     rect_to_edge_matrix,
     resample_region,
 )
-from nodegraph.nodes.ops.luminance import luminance, to_uint8_gray
+from nodegraph.nodes.ops.luminance import gray8, luminance, to_uint8_gray
 from nodegraph.nodes.ops.matching import (
     MIN_CORRELATION,
     fit_transform,
     match_keypoints,
     register_tele,
 )
+from nodegraph.types import quantize_mask
 
 MODES = ("auto", "features", "crop_translate", "pre_aligned")
 MIN_INLIERS = 12
@@ -78,6 +79,20 @@ def robust_translation(displacements: np.ndarray, tolerance: float = 2.0,
     return displacements[inliers].mean(axis=0), inliers
 
 
+def wide_on_grid(y_wide: np.ndarray, rect, grid_wh) -> np.ndarray:
+    """W's luminance over ``rect`` (pixel edges) resampled onto a ``grid_wh`` grid (bicubic),
+    area-averaged first by the whole number of W pixels a grid pixel spans, so a grid coarser
+    than W is not aliased (as resampling onto T's grid and area-shrinking that would do, at a
+    fraction of the cost at 12 MP)."""
+    per_cell = min((rect[2] - rect[0]) / grid_wh[0], (rect[3] - rect[1]) / grid_wh[1])
+    block = int(per_cell) if per_cell >= 2.0 else 1
+    if block > 1:
+        h, w = (d // block * block for d in y_wide.shape)
+        y_wide = cv2.resize(y_wide[:h, :w], (w // block, h // block), interpolation=cv2.INTER_AREA)
+        rect = tuple(v / block for v in rect)
+    return resample_region(y_wide, rect, grid_wh)
+
+
 def centred_footprint(wide_wh, tele_wh, ratio: float) -> np.ndarray:
     """3x3 map (pixel edges, T -> W) placing T over W's centre at field-of-view ``ratio``."""
     rect = centred_rect(wide_wh[0], wide_wh[1], ratio, tele_wh[0] / tele_wh[1])
@@ -89,10 +104,9 @@ def crop_translate(wide: np.ndarray, tele: np.ndarray, ratio: float, feature_lon
     """(footprint or None, why not) of the cheap path: central crop + FAST translation, verified."""
     th, tw = tele.shape[:2]
     centred = centred_footprint((wide.shape[1], wide.shape[0]), (tw, th), ratio)
-    # luminance before resampling (both are linear): one plane to resample instead of three
-    y_src = resample_region(luminance(wide), bounding_rect(footprint_corners(centred, (tw, th))), (tw, th))
-    gray_src, scale = to_uint8_gray(y_src, feature_long_side)
-    gray_ref, _ = to_uint8_gray(tele, feature_long_side)
+    gray_ref, scale = to_uint8_gray(tele, feature_long_side)
+    gray_src = gray8(wide_on_grid(luminance(wide), bounding_rect(footprint_corners(centred, (tw, th))),
+                                  gray_ref.shape[1::-1]))
     p_src, p_ref = match_keypoints(gray_src, gray_ref, detector="fast",
                                    fast_threshold=fast_threshold)
     # ref(x) = T(x - shift) lines T up with src, so shift = p_src - p_ref for a matched point.
@@ -164,18 +178,22 @@ def place_tele(wide: np.ndarray, tele: np.ndarray, footprint: np.ndarray) -> dic
                                   borderMode=cv2.BORDER_REPLICATE)
     src = np.clip(src, 0.0, 1.0, out=src)  # in place: bicubic overshoots, no second 12 MP copy
     wh = wide.shape[1::-1]
-    if np.all((corners >= 0) & (corners <= wh)):
-        coverage = np.ones((th, tw), np.float32)
-    else:  # part of T lies outside W's frame: nothing to fuse there
-        coverage = np.clip(cv2.warpPerspective(np.ones(wide.shape[:2], np.float32), to_wide, (tw, th),
-                                               flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                               borderMode=cv2.BORDER_CONSTANT, borderValue=0),
-                           0.0, 1.0)
-    if coverage.max() <= 0:
-        raise InputError("the tele footprint found lies outside the wide frame")
     # Colour statistics over the overlap only, at W's optical resolution.
     low_wh = (max(1, round(tw / density)), max(1, round(th / density)))
-    seen = cv2.resize(coverage, low_wh, interpolation=cv2.INTER_AREA) > 0.999
+    if np.all((corners >= 0) & (corners <= wh)):
+        # built as the 8-bit mask the port stores: a 12 MP float plane of ones costs more
+        coverage = np.full((th, tw), 255, np.uint8)
+        overlap = 1.0
+        seen = np.ones(low_wh[::-1], bool)
+    else:  # part of T lies outside W's frame: nothing to fuse there
+        covered = np.clip(cv2.warpPerspective(np.ones(wide.shape[:2], np.float32), to_wide, (tw, th),
+                                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                              borderMode=cv2.BORDER_CONSTANT, borderValue=0),
+                          0.0, 1.0)
+        if covered.max() <= 0:
+            raise InputError("the tele footprint found lies outside the wide frame")
+        coverage, overlap = quantize_mask(covered), float(covered.mean())
+        seen = cv2.resize(covered, low_wh, interpolation=cv2.INTER_AREA) > 0.999
     src_low = cv2.resize(src, low_wh, interpolation=cv2.INTER_AREA)[seen]
     tele_low = cv2.resize(tele, low_wh, interpolation=cv2.INTER_AREA)[seen]
     if len(src_low) < 16:  # (almost) no common area at W's resolution
@@ -188,7 +206,7 @@ def place_tele(wide: np.ndarray, tele: np.ndarray, footprint: np.ndarray) -> dic
     cx, cy = centre[:2] / centre[2]
     crop = (cx - width / 2, cy - width * th / tw / 2, cx + width / 2, cy + width * th / tw / 2)
     return {"src": src, "ref": ref, "coverage": coverage, "crop": tuple(float(v) for v in crop),
-            "shift": (0.0, 0.0), "overlap": float(coverage.mean()), "ratio": wh[0] / width,
+            "shift": (0.0, 0.0), "overlap": overlap, "ratio": wh[0] / width,
             "density": density, "footprint": footprint}
 
 
@@ -234,7 +252,8 @@ def align(wide: Image, tele: Image, ratio: Scalar = None, *,
     ``footprint`` by ``mode`` (module doc): 3x3, T pixel edges -> W's. The working grid is
     T's own (h, w): ``src`` (h, w, 3) W resampled onto it through the footprint (bicubic),
     ``ref`` T itself, untouched but for per-channel mean/std matched to W, ``coverage`` (h, w)
-    1 where W's frame reaches, ``overlap`` its mean, ``shift`` (0, 0) (T px = working px),
+    the share of each pixel W's frame reaches (uint8, 255 = all), ``overlap`` its mean (0-1),
+    ``shift`` (0, 0) (T px = working px),
     ``crop`` the footprint as the W rectangle (x0, y0, x1, y1) of T's shape and the same
     area, ``ratio`` out: the measured field-of-view ratio (W width / crop width); T's pixel
     density is T width / crop width. Failure: InputError naming what failed and what to try.

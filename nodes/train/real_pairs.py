@@ -129,7 +129,7 @@ def register_user_pair(folder: str, max_side: int = 1400) -> RealPair:
             aligned = align_images(wide, tele, ratio)
     except InputError as err:
         raise InputError(f"{folder}: {err}") from None
-    inside = np.argwhere(aligned["coverage"] >= 0.999)
+    inside = np.argwhere(aligned["coverage"] == 255)  # uint8: all of the pixel in W's frame
     if len(inside) == 0:
         raise InputError(f"{folder}: tele covers no pixel of wide's footprint")
     (y0, x0), (y1, x1) = inside.min(axis=0), inside.max(axis=0) + 1
