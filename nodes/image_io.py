@@ -217,21 +217,19 @@ def read_image(path: str | os.PathLike, max_megapixels: float = DEFAULT_MAX_MEGA
 
 def to_samples(image: np.ndarray, bit_depth: int, bgr: bool = True) -> np.ndarray:
     """Float RGB in [0, 1] -> samples rint(clip(x, 0, 1) * full scale), uint8 or uint16, in
-    OpenCV's BGR order (``bgr``) or as RGB.
+    OpenCV's BGR order (``bgr``) or as RGB; the product in double precision (as
+    ``quantize_mask``'s), so a float32 value a hair above a half rounds up.
 
-    One float32 copy, changed in place, then OpenCV's saturating, rounding conversion (SIMD,
-    multi-threaded): ~4x faster at 12 MP than the NumPy chain, with the same result.
+    One OpenCV multiply into the integer type (SIMD, multi-threaded; its saturating cast
+    clips and rounds half to even, as np.rint): no float copy of the image, which at 12 MP
+    cost twice the conversion itself.
     """
-    if bgr:
-        samples = cv2.cvtColor(np.asarray(image, np.float32), cv2.COLOR_RGB2BGR)
-    else:
-        samples = np.array(image, np.float32)
-    np.maximum(samples, 0.0, out=samples)  # >= 0: the absolute value taken below changes nothing
-    if bit_depth == 8:
-        return cv2.convertScaleAbs(samples, alpha=255.0)
-    np.minimum(samples, 1.0, out=samples)
-    samples *= 65535.0
-    return np.rint(samples, out=samples).astype(np.uint16)
+    image = np.ascontiguousarray(image, np.float32)
+    # one channel of H rows: OpenCV would read a scalar as (s, 0, 0, 0) for 3 channels
+    flat = image.reshape(image.shape[0], -1)
+    depth = cv2.CV_8U if bit_depth == 8 else cv2.CV_16U
+    samples = cv2.multiply(flat, float(2 ** bit_depth - 1), dtype=depth).reshape(image.shape)
+    return cv2.cvtColor(samples, cv2.COLOR_RGB2BGR) if bgr and samples.ndim == 3 else samples
 
 
 def png_bytes(samples: np.ndarray) -> bytes:

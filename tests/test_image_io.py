@@ -283,7 +283,8 @@ def test_samples_match_the_plain_rounding_rule(bit_depth):
     image = rng.uniform(-0.2, 1.2, (33, 47, 3)).astype(np.float32)
     image[0, :3] = [0.5 / 255, 1.5 / 255, 254.5 / 255]  # halfway cases
     peak, dtype = (255.0, np.uint8) if bit_depth == 8 else (65535.0, np.uint16)
-    expected = np.rint(np.clip(image[:, :, ::-1], 0.0, 1.0) * np.float32(peak)).astype(dtype)
+    # the product in double precision (OpenCV's), so a float32 value just above a half rounds up
+    expected = np.rint(np.clip(image[:, :, ::-1], 0.0, 1.0).astype(np.float64) * peak).astype(dtype)
     out = to_samples(image, bit_depth)
     assert out.dtype == dtype
     np.testing.assert_array_equal(out, expected)
