@@ -39,7 +39,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -317,6 +317,37 @@ def step_inputs(step: Step, values: dict[tuple[str, str], Any],
     return inputs
 
 
+_warm_ups_started: set[str] = set()
+_warm_ups_lock = threading.Lock()
+
+
+def start_warm_ups(specs: Iterable[NodeSpec]) -> threading.Thread | None:
+    """Run the ``warm_up`` of each node type in ``specs`` not yet started in this process,
+    one after another on a daemon thread (None when there is none to start).
+
+    One-time start-up work (a JIT loading its compiled kernels) then overlaps the nodes that
+    run before the ones needing it, which mostly wait in C code that releases the GIL
+    (decoding, OpenCV). A warm-up that fails is dropped: it is only ahead-of-time work, and the
+    node meets the same problem on its own call, where it is reported."""
+    with _warm_ups_lock:
+        pending = {spec.id: spec.warm_up for spec in specs
+                   if spec.warm_up is not None and spec.id not in _warm_ups_started}
+        _warm_ups_started.update(pending)
+    if not pending:
+        return None
+
+    def warm_all() -> None:
+        for warm_up in pending.values():
+            try:
+                warm_up()
+            except Exception:  # noqa: BLE001, S110 - see the docstring
+                pass
+
+    thread = threading.Thread(target=warm_all, name="nodegraph-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def run_plan(the_plan: Plan, *, cache: Cache | None = None, keep_all: bool = False,
              events: Callable[[Event], None] | None = None,
              also_writes: dict[str, str] | None = None, strip_rows: int | None = None,
@@ -331,6 +362,7 @@ def run_plan(the_plan: Plan, *, cache: Cache | None = None, keep_all: bool = Fal
     """
     steps = the_plan.steps
     _check_paths(steps, also_writes or {})
+    start_warm_ups(step.spec for step in steps)
     run = _Run(the_plan, cache, keep_all, events or (lambda event: None), strip_rows,
                workers or thread_share())
     chains = {} if keep_all else {chain[0].name: chain for chain in local_chains(steps)}

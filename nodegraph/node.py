@@ -30,6 +30,10 @@
   the node's first input of a type that can feed it; with none, the output type's
   :meth:`~nodegraph.types.PortType.bypass_value` (a mask of zeros, a flow of zeros, else no
   value). ``{"output": None}`` skips the pass-through and takes the type's value directly.
+* ``warm_up=f``: ``f()`` does the node's one-time start-up work ahead of its first call
+  (loading its compiled kernels: Numba's first kernel in a process costs ~0.3 s): a run
+  starts it on a background thread (:func:`nodegraph.execute.start_warm_ups`), so it
+  overlaps the nodes before this one. Its result is not used and its failure is ignored.
 """
 from __future__ import annotations
 
@@ -231,6 +235,7 @@ class NodeSpec:
     # Output -> the input a bypassed node passes through (None: the type's bypass value).
     bypass: dict[str, str | None] = field(default_factory=dict)
     local: Local | None = None  # may run strip by strip (see Local)
+    warm_up: Callable[[], Any] | None = field(default=None, repr=False, compare=False)
     source: str = ""  # where it came from: "builtin", "plugin NAME" or a graph file
     subgraph: Any = field(default=None, repr=False, compare=False)  # the Graph of a subgraph node
 
@@ -257,7 +262,8 @@ def _param_value_type(annotation: Any, where: str) -> tuple[type, bool]:
 
 def make_spec(func: Callable[..., Any], node_id: str, version: int, side_effect: bool = False,
               fingerprint: Callable[[dict[str, Any]], str] | None = None,
-              bypass: dict[str, str | None] | None = None, local: Local | None = None) -> NodeSpec:
+              bypass: dict[str, str | None] | None = None, local: Local | None = None,
+              warm_up: Callable[[], Any] | None = None) -> NodeSpec:
     """Read a node function's signature into a :class:`NodeSpec`; TypeError if malformed."""
     where = f"node {node_id!r} ({func.__module__}.{func.__qualname__})"
     hints = _resolved_annotations(func)
@@ -301,7 +307,7 @@ def make_spec(func: Callable[..., Any], node_id: str, version: int, side_effect:
     return NodeSpec(id=node_id, version=version, func=func, inputs=inputs, params=params,
                     outputs=dict(returns.ports), doc=inspect.getdoc(func) or "",
                     side_effect=side_effect, fingerprint=fingerprint, bypass=dict(bypass or {}),
-                    local=local)
+                    local=local, warm_up=warm_up)
 
 
 def _check_local(local: Local, inputs: dict[str, InputSpec], outputs: dict[str, PortType],
@@ -330,11 +336,12 @@ def _resolved_annotations(func: Callable[..., Any]) -> dict[str, Any]:
 
 def node(node_id: str, version: int = 1, *, side_effect: bool = False,
          fingerprint: Callable[[dict[str, Any]], str] | None = None,
-         bypass: dict[str, str | None] | None = None, local: Local | None = None) -> Callable:
+         bypass: dict[str, str | None] | None = None, local: Local | None = None,
+         warm_up: Callable[[], Any] | None = None) -> Callable:
     """Declare a node type. The decorated function stays callable as a plain function."""
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        spec = make_spec(func, node_id, version, side_effect, fingerprint, bypass, local)
+        spec = make_spec(func, node_id, version, side_effect, fingerprint, bypass, local, warm_up)
         # Plain calls get the parameters' default values, not the Param objects.
         func.__kwdefaults__ = spec.default_params() or None
         func.__nodegraph_spec__ = spec  # type: ignore[attr-defined]

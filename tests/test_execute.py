@@ -225,3 +225,47 @@ def test_values_are_released_per_output_port(tmp_path):
                            "  gray: {type: image.to_gray, in: {image: read.image}}\n",
                            "  stored: read.image\n")
     assert set(result.values) == {("read", "image")}  # not read.focal_35mm, not gray.gray
+
+
+def _with_warm_up(toy_registry, node_id, warm_up):
+    from dataclasses import replace
+    toy_registry.specs[node_id] = replace(toy_registry.specs["toy.scale"], id=node_id, warm_up=warm_up)
+    return parse_graph(CHAIN.replace("toy.scale", node_id))
+
+
+def test_warm_up_runs_once_per_process_on_a_background_thread(toy_registry):
+    import threading
+    import uuid
+    calls = []
+    ran = threading.Event()
+
+    def warm_up():
+        calls.append(threading.current_thread() is threading.main_thread())
+        ran.set()
+
+    graph = _with_warm_up(toy_registry, f"toy.warm_{uuid.uuid4().hex}", warm_up)
+    first = run_graph(graph, toy_registry)
+    assert ran.wait(10)
+    second = run_graph(graph, toy_registry)
+    assert calls == [False]  # one call for the three nodes of that type and two runs, not on the main thread
+    assert first.outputs["result"] == second.outputs["result"] == 22.0
+
+
+def test_a_failing_warm_up_changes_nothing_of_the_run(toy_registry):
+    import uuid
+
+    def warm_up():
+        raise RuntimeError("no kernels here")
+
+    graph = _with_warm_up(toy_registry, f"toy.warm_{uuid.uuid4().hex}", warm_up)
+    result = run_graph(graph, toy_registry)
+    assert result.outputs["result"] == 22.0 and set(statuses(result).values()) == {"ran"}
+
+
+def test_every_builtin_warm_up_runs():
+    from nodegraph.registry import default_registry
+    with_warm_up = [spec for spec in default_registry().specs.values() if spec.warm_up is not None]
+    assert {"hzsr.warp", "hzsr.occlusion", "hzsr.flow_uncertainty", "hzsr.reject", "hzsr.defocus",
+            "hzsr.blend", "hzsr.blend_raw_weight"} <= {spec.id for spec in with_warm_up}
+    for spec in with_warm_up:
+        spec.warm_up()  # raises if a warm-up no longer matches its kernels' wrappers
