@@ -125,7 +125,16 @@ def blend_weight(shape: tuple[int, int], masks: list[np.ndarray], coverage: np.n
 
 # Bypassed: zeros (no pixel trusted, as when the blend is bypassed); the default rule would
 # pass M_occ on as a weight, the opposite of its meaning.
-@node("hzsr.blend_raw_weight", version=1, bypass={"M_blend_raw": None}, local=Local())
+def _load_kernels() -> None:
+    """The mask sum (over the four masks of hzsr.yaml) and the blend's Numba kernels loaded
+    from their cache (the two nodes' warm-up)."""
+    plane, image = np.zeros((8, 8), np.float32), np.zeros((8, 8, 3), np.float32)
+    raw_blend_weight([plane] * 4, plane.shape)
+    alpha_blend(image, image, plane)
+
+
+@node("hzsr.blend_raw_weight", version=1, bypass={"M_blend_raw": None}, local=Local(),
+      warm_up=_load_kernels)
 def blend_raw_weight(src: Image, M_occ: Mask = None, M_defocus: Mask = None,
                      M_flow: Mask = None, M_reject: Mask = None) -> Out(M_blend_raw=CompactMask):
     """M_blend_raw = max(1 - M_occ - M_defocus - M_flow - M_reject, 0), float32 (H, W) of src.
@@ -140,7 +149,7 @@ def blend_raw_weight(src: Image, M_occ: Mask = None, M_defocus: Mask = None,
 # Bypassed: I_src unchanged and M_blend zeros (nothing of the fusion used).
 # Local: M_blend at a pixel reads M_blend_raw and coverage within blend_halo of it.
 @node("hzsr.blend", version=4, bypass={"image": "src", "M_blend": None},
-      local=Local(halo=blend_halo))
+      local=Local(halo=blend_halo), warm_up=_load_kernels)
 def blend(src: Image, fused: Image, M_blend_raw: Mask = None, coverage: Mask = None,
           overlap: Scalar = None, *,
           grow: int = Param(1, range=(0, 64), unit="px",

@@ -111,7 +111,12 @@ def defocus_mask_reference(flow_fwd, focus, gamma, sigma_f):
     return (0.5 * (1.0 + np.tanh(0.5 * t))).astype(np.float32)  # = sigmoid(t), overflow-free
 
 
-@node("hzsr.defocus", version=3)
+def _load_kernels() -> None:
+    """M_defocus's Numba kernel loaded from its cache (the node's warm-up)."""
+    defocus_mask(np.zeros((8, 8, 2), np.float32), np.zeros(2, np.float32), 1.0, 1.0)
+
+
+@node("hzsr.defocus", version=3, warm_up=_load_kernels)
 def defocus(flow_fwd: Flow, focus_roi: Rect = None, shift: Shift = None, *,
             gamma: float = Param(144.0, range=(0.0, 10000.0), unit="flow px^2",
                                  doc="tolerance gamma on the squared flow difference to the "

@@ -189,7 +189,13 @@ def estimated_flow_mask_reference(flow_fwd, flow_bwd, y_src, y_ref_warped, s_max
     return (np.minimum(s, s_max) / s_max).astype(np.float32)
 
 
-@node("hzsr.flow_uncertainty", version=4)
+def _load_kernels() -> None:
+    """M_flow's Numba kernels loaded from their cache (the node's warm-up)."""
+    flow, plane = np.zeros((8, 8, 2), np.float32), np.zeros((8, 8), np.float32)
+    estimated_flow_mask(flow, flow, plane, plane, 25.0, 8, 0.01, 0.0025)
+
+
+@node("hzsr.flow_uncertainty", version=4, warm_up=_load_kernels)
 def flow_uncertainty(flow_fwd: Flow, flow_bwd: Flow, src: Image, ref_warped: Image,
                      flow_std: Gray = None, *,
                      s_max: float = Param(25.0, range=(0.1, 100.0), unit="flow px",

@@ -55,7 +55,13 @@ def occlusion_mask_reference(flow_fwd: np.ndarray, flow_bwd: np.ndarray, s: floa
     return mask.astype(np.float32)
 
 
-@node("hzsr.occlusion", version=3)
+def _load_kernels() -> None:
+    """M_occ's Numba kernel loaded from its cache (the node's warm-up)."""
+    flow = np.zeros((8, 8, 2), np.float32)
+    occlusion_mask(flow, flow, 0.05)
+
+
+@node("hzsr.occlusion", version=3, warm_up=_load_kernels)
 def occlusion(flow_fwd: Flow, flow_bwd: Flow, *,
               s: float = Param(0.05, range=(0.0, 10.0), unit="1/flow px",
                                doc="sensitivity s: a round-trip error of 1/s px of the flow's "

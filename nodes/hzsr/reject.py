@@ -96,7 +96,13 @@ def optical_size(shape: tuple[int, int], crop) -> tuple[int, int] | None:
     return max(1, round(w / factor)), max(1, round(h / factor))
 
 
-@node("hzsr.reject", version=2)
+def _load_kernels() -> None:
+    """M_reject's Numba kernels loaded from their cache (the node's warm-up)."""
+    plane = np.zeros((8, 8), np.float32)
+    reject_mask(plane, plane, 3, 0.01)
+
+
+@node("hzsr.reject", version=2, warm_up=_load_kernels)
 def reject(src: Image, ref_warped: Image, crop: Rect, *,
            patch: int = Param(7, range=(1, 31), unit="px at W's resolution",
                               doc="side of the local patches (even sizes use the next odd); "

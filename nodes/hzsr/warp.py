@@ -55,7 +55,12 @@ def warp_bilinear_reference(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     return sample_bilinear_reference(image.astype(np.float32), cols, rows)
 
 
-@node("hzsr.warp", version=1)
+def _load_kernels() -> None:
+    """The warp's Numba kernel loaded from its cache (the node's warm-up)."""
+    warp_bilinear(np.zeros((8, 8, 3), np.float32), np.zeros((8, 8, 2), np.float32))
+
+
+@node("hzsr.warp", version=1, warm_up=_load_kernels)
 def warp(ref: Image, flow: Flow) -> Out(warped=Image):
     """Backward bilinear warp of I_ref by F_fwd: Ĩ_ref(x) = I_ref(x + F_fwd(x)) (HZSR §3.1).
 
