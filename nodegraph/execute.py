@@ -50,6 +50,7 @@ import numpy as np
 from .cores import thread_share
 from .errors import InputError, NodeError
 from .graph import AUTO, INPUTS, Graph, Ref
+from .memory import release_free_heap
 from .node import NodeSpec, Note, Wrote, _strip, bypassed_outputs, call_node
 from .registry import Registry
 from .subgraph import resolve_spec
@@ -253,26 +254,6 @@ class _PeakMemory:
         return self._peak / 2**20
 
 
-def _load_malloc_trim() -> Callable[[], None]:
-    """glibc's malloc_trim(0), or a no-op elsewhere.
-
-    Nodes free many mid-sized buffers (onnxruntime activations, OpenCV temporaries) that glibc
-    keeps in its heaps rather than giving back; trimming after each node returns them, so the
-    next node's peak does not stack on the last one's garbage (measured at 12 MP: -160 MB at
-    the blend and the uncrop). A few milliseconds per node.
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):
-        return lambda: None
-    return lambda: trim(0) and None
-
-
-_malloc_trim = _load_malloc_trim()
 
 
 # ---------------------------------------------------------------- running
@@ -441,7 +422,7 @@ class _Run:
             self.values[(step.name, port)] = value
         self._done(step)
         if not self.keep_all:
-            _malloc_trim()
+            release_free_heap()
 
     def chain(self, chain: list[Step]) -> None:
         """Run a chain of local steps strip by strip (see the module docstring)."""
@@ -488,7 +469,7 @@ class _Run:
                 self._event(kind, step, message)
             self._done(step)
         del strips  # its whole inputs converted for the chain: freed before the heap is trimmed
-        _malloc_trim()
+        release_free_heap()
 
     def _frame(self, chain: list[Step], names: set[str]) -> tuple[int, int] | None:
         """(H, W) shared by the rasters the chain slices into strips, or None when it cannot

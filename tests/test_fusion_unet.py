@@ -354,3 +354,107 @@ def test_cores_the_blend_cannot_use_are_skipped_and_the_rest_is_unchanged():
     np.testing.assert_array_equal(skipping[:near, :near], every[:near, :near])
     np.testing.assert_array_equal(skipping[near + 128:], src[near + 128:])  # not run: I_src
     assert np.abs(every[near + 128:] - src[near + 128:]).max() > 1e-3      # the net changes it
+
+
+def _fusion_inputs(h, w, seed=8):
+    rng = np.random.default_rng(seed)
+    src = rng.random((h, w, 3), dtype=np.float32)
+    ref = np.clip(src + 0.05 * rng.standard_normal(src.shape), 0, 1).astype(np.float32)
+    m_occ = (rng.random((h, w)) > 0.8).astype(np.float32)
+    return src, ref, m_occ
+
+
+@needs_model
+def test_bundled_model_is_cut_into_stages_with_the_geometry_of_its_graph():
+    from nodegraph.nodes.ops.onnx_stages import unet_stages
+
+    stages = unet_stages(BUNDLED)
+    assert stages is not None
+    # stem 4, first level 24 wide; encoder: stem + one 3x3 conv, decoder: two 3x3 convs
+    assert (stages.skip_channels, stages.stem, stages.deep_step, stages.deep_multiple) == (24, 4, 8, 16)
+    assert (stages.encoder_halo, stages.decoder_halo) == (8, 8)
+    # the deep levels' reach bounds the whole network's measured receptive field
+    assert stages.stem * stages.deep_reach + stages.decoder_halo >= fu.RECEPTIVE_PX
+
+
+@needs_model
+@pytest.mark.parametrize("h,w,tile,threads", [(150, 211, 64, 1), (150, 211, 64, 3), (650, 830, 192, 2),
+                                              (650, 830, 64, 2), (300, 500, 1024, 2), (650, 830, 0, 1)])
+def test_staged_network_equals_the_whole_network(h, w, tile, threads):
+    """Stages on cores (several at a time, deep windows when the skip plane exceeds a tile,
+    sizes off every grid) against one whole-image pass of the uncut model."""
+    src, ref, m_occ = _fusion_inputs(h, w)
+    whole = fu.fuse_image(src, ref, m_occ, onnx_session(BUNDLED, 2), 0, fu.RECEPTIVE_PX)
+    staged = fu.staged_network(BUNDLED, threads)
+    assert staged is not None and staged.workers == threads
+    np.testing.assert_allclose(fu.fuse_image(src, ref, m_occ, staged, tile, fu.RECEPTIVE_PX), whole,
+                               atol=1e-6, rtol=0)
+
+
+@needs_model
+@pytest.mark.parametrize("field", ["encoder_halo", "deep_reach", "decoder_context"])
+def test_each_stage_needs_its_context(field):
+    """With a stage's context taken away, tile edges show: the exactness test can fail."""
+    import dataclasses
+
+    src, ref, m_occ = _fusion_inputs(650, 830)
+    staged = fu.staged_network(BUNDLED, 1)
+    exact = fu.fuse_image(src, ref, m_occ, staged, 64, fu.RECEPTIVE_PX)
+    if field == "decoder_context":
+        short = dataclasses.replace(staged, decoder_context=0)
+    else:
+        short = dataclasses.replace(staged, stages=dataclasses.replace(staged.stages, **{field: 0}))
+    assert np.abs(fu.fuse_image(src, ref, m_occ, short, 64, fu.RECEPTIVE_PX) - exact).max() > 1e-3
+
+
+@needs_model
+def test_staged_network_skips_the_cores_the_blend_cannot_use():
+    src, ref, m_occ = _fusion_inputs(700, 900, seed=3)
+    raw = np.zeros((700, 900), np.float32)
+    raw[:100, :100] = 1.0
+    staged = fu.staged_network(BUNDLED, 2)
+    every = fu.fuse_image(src, ref, m_occ, onnx_session(BUNDLED, 2), 0, fu.RECEPTIVE_PX)
+    skipping = fu.fuse_image(src, ref, m_occ, staged, 128, fu.RECEPTIVE_PX, m_blend_raw=raw)
+    near = 100 + fu.BLEND_SUPPORT_PX
+    np.testing.assert_allclose(skipping[:near, :near], every[:near, :near], atol=1e-6, rtol=0)
+    np.testing.assert_array_equal(skipping[near + 128:], src[near + 128:])
+
+
+def test_a_model_of_another_shape_is_not_cut_and_runs_whole(tmp_path):
+    """A plain convolution (no space-to-depth stem, no skip connection): no stages; the node
+    runs it tile by tile with its overlap, as before."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from nodegraph.nodes.ops.onnx_stages import unet_stages
+
+    weight = np.zeros((1, 3, 3, 3), np.float32)
+    weight[0, 0, 1, 1] = 1.0
+    weight[0, 1] = 0.05
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], "plain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1, "h", "w"])],
+        [numpy_helper.from_array(weight, "w")])
+    path = tmp_path / "plain.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    assert unet_stages(str(path)) is None and fu.staged_network(str(path)) is None
+    src, ref, m_occ = _fusion_inputs(100, 130)
+    out = fu.fusion_unet(src, ref, m_occ, model=str(path), tile=64, overlap=64, threads=1)
+    whole = fu.fuse_image(src, ref, m_occ, onnx_session(str(path), 1), 0, 64)
+    np.testing.assert_allclose(out, whole, atol=1e-6, rtol=0)
+
+
+def test_row_strips_read_and_write_like_one_plane():
+    rng = np.random.default_rng(5)
+    plane = np.zeros((1, 2, 40, 9), np.float32)
+    strips = fu._RowStrips([(0, 8), (8, 24), (24, 40)], 2, 9)
+    for r0, r1, c0, c1 in [(0, 12, 0, 9), (12, 40, 3, 9), (12, 40, 0, 3), (5, 30, 2, 6)]:
+        values = rng.random((1, 2, r1 - r0, c1 - c0), dtype=np.float32)
+        plane[:, :, r0:r1, c0:c1] = values
+        strips.write(r0, r1, slice(c0, c1), values)
+    for r0, r1 in [(0, 40), (6, 9), (8, 24), (23, 25), (30, 31)]:
+        np.testing.assert_array_equal(strips.read(r0, r1, slice(1, 8)), plane[:, :, r0:r1, 1:8])
+    strips.drop_before(10)  # only the rows that end at or before row 10 go
+    assert sorted(strips.strips) == [(8, 24), (24, 40)]
+    np.testing.assert_array_equal(strips.read(8, 40, slice(0, 9)), plane[:, :, 8:40])

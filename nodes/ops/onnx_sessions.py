@@ -59,7 +59,13 @@ def onnx_session(model_path: str, threads: int = 0, arena: bool = False):
     return session
 
 
-def _new_session(model_path: str, threads: int, arena: bool):
+def new_arena_session(model: bytes, threads: int):
+    """A session with an arena, not kept (as ``onnx_session(..., arena=True)``), for a model
+    held in memory: a stage cut from a model file (:mod:`nodegraph.nodes.ops.onnx_stages`)."""
+    return _new_session(model, threads or _cores_share(), arena=True)
+
+
+def _new_session(model_path: str | bytes, threads: int, arena: bool):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -75,7 +81,8 @@ def _new_session(model_path: str, threads: int, arena: bool):
         return ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
     except Exception as error:  # noqa: BLE001 - any load failure is a bad user-supplied file
         first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
-        raise InputError(f"cannot load ONNX model {model_path!r}: {first_line}") from None
+        name = "held in memory" if isinstance(model_path, bytes) else repr(model_path)
+        raise InputError(f"cannot load ONNX model {name}: {first_line}") from None
 
 
 def run_releasing(session, feed: dict) -> list:
