@@ -79,23 +79,21 @@ def timed_process(args: list[str], cores: str | None, shim: Path | None = None
     if cores is not None:
         args = ["taskset", "-c", cores, *args]
     env = dict(os.environ, PYTHONPATH=str(shim)) if shim is not None else None
-    started = time.perf_counter()
-    # cwd "/": ``python -c`` puts the current folder first on sys.path, ahead of the shim
-    child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                             cwd="/")
-    out, err = child.communicate()
-    seconds = time.perf_counter() - started
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        # cwd "/": ``python -c`` puts the current folder first on sys.path, ahead of the shim
+        child = subprocess.Popen(args, stdout=out, stderr=err, text=True, env=env, cwd="/")
+        # wait4 gives this child's own peak RSS (RUSAGE_CHILDREN: the largest child so far);
+        # the child cannot print it itself: the nodegraph command ends with os._exit
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
     if child.returncode != 0:
-        raise SystemExit(f"benchmark child failed ({child.returncode}): {' '.join(args)}\n{err}")
-    # RUSAGE_CHILDREN would give the largest child so far, not this one: the child prints its
-    # own high-water mark last on stdout
-    peak_kb = int(out.split()[-1])
-    return seconds, peak_kb / 1024, out
-
-
-def with_peak(code: str) -> str:
-    """Python code that runs ``code`` and then prints its own peak RSS in kB."""
-    return code + "\nimport resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        raise SystemExit(f"benchmark child failed ({child.returncode}): {' '.join(args)}\n{stderr}")
+    return seconds, usage.ru_maxrss / 1024, stdout
 
 
 def source_shim(source: Path, folder: Path) -> Path:
@@ -111,8 +109,9 @@ def source_shim(source: Path, folder: Path) -> Path:
 
 def nodegraph_run(pipeline: str, settings: list[str], cores: str | None,
                   shim: Path | None = None) -> tuple[float, float, dict]:
-    code = with_peak("import sys\nfrom nodegraph.cli import main\nrc = main(sys.argv[1:])\n"
-                     "sys.stdout.flush()\nassert rc == 0, rc")
+    # what the nodegraph command runs (console; main in a tree from before it existed)
+    code = ("import sys\nfrom nodegraph import cli\n"
+            "cli.console() if hasattr(cli, 'console') else sys.exit(cli.main(sys.argv[1:]))")
     args = [sys.executable, "-c", code, "run", pipeline, "--profile"]
     for setting in settings:
         args += ["--set", setting]
@@ -123,8 +122,7 @@ def nodegraph_run(pipeline: str, settings: list[str], cores: str | None,
 
 
 def bicubic_zoom(wide: Path, out: Path, cores: str | None) -> tuple[float, float]:
-    code = with_peak(BICUBIC)
-    seconds, peak, _ = timed_process([sys.executable, "-c", code, str(wide), str(out)], cores)
+    seconds, peak, _ = timed_process([sys.executable, "-c", BICUBIC, str(wide), str(out)], cores)
     return seconds, peak
 
 

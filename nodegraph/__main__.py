@@ -1,6 +1,4 @@
 """``python -m nodegraph ...``: the same as the ``nodegraph`` command."""
-import sys
+from .cli import console
 
-from .cli import main
-
-sys.exit(main())
+console()

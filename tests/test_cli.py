@@ -123,3 +123,27 @@ def test_console_script_is_installed_and_quiet_when_piped(write_yaml, tmp_path):
     usage = subprocess.run([sys.executable, "-m", "nodegraph.cli", "frobnicate"],
                            capture_output=True, text=True)
     assert usage.returncode == 2
+
+
+def test_console_ends_the_process_at_once_with_every_output_complete(write_yaml, tmp_path):
+    """``run``, ``validate`` and ``nodes`` end with os._exit after main (cli.console): the
+    written image decodes whole, piped stdout arrives whole, exit codes are main's."""
+    import cv2
+    import numpy as np
+
+    path = write_yaml("inputs:\n  out: {type: OutPath, default: o.png}\n  photo: {type: Path}\n"
+                      "nodes:\n  r: {type: image.read, in: {path: inputs.photo}}\n"
+                      "  w: {type: image.write, in: {image: r.image, path: inputs.out}}\n")
+    photo = np.random.default_rng(0).integers(0, 256, (600, 700, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "p.png"), photo)
+    run = subprocess.run([sys.executable, "-m", "nodegraph", "run", str(path),
+                          "--set", f"photo={tmp_path / 'p.png'}"], capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "wrote" in run.stdout + run.stderr
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "o.png")), photo)
+    listing = subprocess.run(["nodegraph", "nodes", "--json"], capture_output=True, text=True)
+    assert listing.returncode == 0 and len(json.loads(listing.stdout)["nodes"]) > 20
+    missing = subprocess.run(["nodegraph", "validate", str(tmp_path / "missing.yaml")],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and missing.stderr.startswith("error:")
