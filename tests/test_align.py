@@ -7,9 +7,10 @@ import pytest
 import skimage.data
 
 from nodegraph.errors import InputError
-from nodegraph.nodes.hzsr.align import align, robust_translation, wide_on_grid
+from nodegraph.nodes.hzsr.align import align, place_tele, robust_translation, wide_on_grid
 from nodegraph.nodes.ops.colour import match_colour
 from nodegraph.nodes.ops.geometry import central_rect, resample_region
+from nodegraph.nodes.ops.luminance import luminance
 
 
 def _scene():
@@ -143,14 +144,29 @@ def test_robust_translation_votes_like_a_plain_loop():
 def test_wide_on_grid_equals_a_resample_then_area_shrink():
     # the cheap path's W luminance on the (coarser) feature grid, against the plain way: the
     # region resampled onto a grid `block` times finer, then area-shrunk by `block`
-    y = cv2.GaussianBlur(np.random.default_rng(2).random((400, 600)).astype(np.float32), (0, 0), 3)
+    rgb = cv2.GaussianBlur(np.random.default_rng(2).random((400, 600, 3)).astype(np.float32), (0, 0), 3)
+    y = luminance(rgb)
     rect = (101.5, 80.25, 501.5, 330.25)   # 400 x 250 W px onto 100 x 62.5: 4 W px per cell
     fine = resample_region(y, rect, (200, 125))
     plain = cv2.resize(fine, (100, 62), interpolation=cv2.INTER_AREA)[:62]
-    ours = wide_on_grid(y, rect, (100, 62))
+    ours = wide_on_grid(rgb, rect, (100, 62))
     assert np.abs(ours - plain)[2:-2, 2:-2].mean() < 0.004 and np.abs(ours - plain)[2:-2, 2:-2].max() < 0.03
+    # reading only the part of W it needs equals shrinking all of W's luminance first
+    whole = resample_region(cv2.resize(y, (150, 100), interpolation=cv2.INTER_AREA),
+                            tuple(v / 4 for v in rect), (100, 62))
+    np.testing.assert_allclose(ours, whole, atol=1e-6, rtol=0)
+    for near_edge in [(0.0, 3.0, 580.0, 390.0), (20.0, 0.0, 600.0, 400.0)]:
+        np.testing.assert_allclose(
+            wide_on_grid(rgb, near_edge, (140, 96)),
+            resample_region(cv2.resize(y, (150, 100), interpolation=cv2.INTER_AREA),
+                            tuple(v / 4 for v in near_edge), (140, 96)), atol=1e-6, rtol=0)
     # a grid at W's own density or finer is resampled as it is
-    np.testing.assert_array_equal(wide_on_grid(y, rect, (300, 200)), resample_region(y, rect, (300, 200)))
+    np.testing.assert_allclose(wide_on_grid(rgb, rect, (300, 200)), resample_region(y, rect, (300, 200)),
+                               atol=1e-6, rtol=0)
+    # 8-bit W (as decoded) gives what its float conversion gives
+    rgb8 = (rgb * 255).astype(np.uint8)
+    np.testing.assert_array_equal(wide_on_grid(rgb8, rect, (100, 62)),
+                                  wide_on_grid(rgb8.astype(np.float32) / 255, rect, (100, 62)))
 
 
 def test_cheap_path_on_a_feature_grid_coarser_than_w():
@@ -166,3 +182,21 @@ def test_cheap_path_on_a_feature_grid_coarser_than_w():
     translation, scale = _translation(out)
     assert scale == pytest.approx(0.5)
     assert np.hypot(*(translation - (128.0 + np.array(shift) / 2))) < 0.5  # 1 T px
+
+
+@pytest.mark.parametrize("footprint", [
+    np.array([[0.4, -0.014, 150.0], [0.014, 0.4, 90.0], [0.0, 0.0, 1.0]]),   # turned 2 degrees
+    np.array([[0.4, 0.0, 420.0], [0.0, 0.4, -30.0], [0.0, 0.0, 1.0]]),       # partly outside W
+    np.array([[0.41, 0.01, 160.0], [-0.005, 0.39, 100.0], [1e-5, 2e-5, 1.0]]),  # a homography
+])
+def test_place_tele_reads_only_the_part_of_w_under_the_footprint(footprint):
+    """I_src from the part of 8-bit W the footprint covers equals the warp of all of W as float."""
+    rng = np.random.default_rng(4)
+    wide8 = (cv2.GaussianBlur(rng.random((300, 500, 3)).astype(np.float32), (0, 0), 2) * 255).astype(np.uint8)
+    tele = rng.random((250, 400, 3), dtype=np.float32)
+    out = place_tele(wide8, tele, footprint)
+    centre_to_edge = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
+    to_wide = np.linalg.inv(centre_to_edge) @ footprint @ centre_to_edge
+    whole = cv2.warpPerspective(wide8.astype(np.float32) / 255, to_wide, (400, 250),
+                                flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+    np.testing.assert_allclose(out["src"], np.clip(whole, 0, 1), atol=1e-4, rtol=0)
