@@ -379,14 +379,16 @@ def test_bundled_model_is_cut_into_stages_with_the_geometry_of_its_graph():
 
 @needs_model
 @pytest.mark.parametrize("h,w,tile,threads", [(150, 211, 64, 1), (150, 211, 64, 3), (650, 830, 192, 2),
-                                              (650, 830, 64, 2), (300, 500, 1024, 2), (650, 830, 0, 1)])
+                                              (650, 830, 64, 2), (300, 500, 1024, 2), (650, 830, 0, 1),
+                                              (40, 50, 512, 2), (330, 470, 64, 8)])
 def test_staged_network_equals_the_whole_network(h, w, tile, threads):
     """Stages on cores (several at a time, deep windows when the skip plane exceeds a tile,
     sizes off every grid) against one whole-image pass of the uncut model."""
     src, ref, m_occ = _fusion_inputs(h, w)
     whole = fu.fuse_image(src, ref, m_occ, onnx_session(BUNDLED, 2), 0, fu.RECEPTIVE_PX)
     staged = fu.staged_network(BUNDLED, threads)
-    assert staged is not None and staged.workers == threads
+    assert staged is not None and staged.workers == min(threads, fu.MAX_TILES_AT_ONCE)
+    assert staged.encoder.get_session_options().intra_op_num_threads == max(1, threads // staged.workers)
     np.testing.assert_allclose(fu.fuse_image(src, ref, m_occ, staged, tile, fu.RECEPTIVE_PX), whole,
                                atol=1e-6, rtol=0)
 

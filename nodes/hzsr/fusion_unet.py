@@ -67,6 +67,7 @@ RECEPTIVE_PX = 192       # context beyond a pixel's 64 px cell that its output d
 # a core whose surroundings within this margin have M_blend_raw = 0 gets M_blend = 0 exactly.
 BLEND_SUPPORT_PX = 256
 BUNDLED_MODEL = "models/fusion_unet.onnx"
+MAX_TILES_AT_ONCE = 4  # staged tiles run concurrently, each on cores / this many threads
 BANDS_INPUT, DETAIL_TAPS_KEY = "bands", "detail_taps"  # a model split by train.export.split_bands
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -184,9 +185,9 @@ def _run_tiles(fill_window, h: int, w: int, session, tile: int, overlap: int,
 @dataclass
 class StagedNetwork:
     """A fusion model cut into its three stages (:mod:`nodegraph.nodes.ops.onnx_stages`), with
-    one onnxruntime session each: the fine stages run ``workers`` tiles at once on one thread
-    each (a small tile keeps two cores busier than one tile on two threads), the deep stage
-    once on ``workers`` threads."""
+    one onnxruntime session each: the fine stages run ``workers`` tiles at once (up to
+    MAX_TILES_AT_ONCE, on the cores' share of threads each: on two cores two tiles of one
+    thread, which kept both busier than one tile on two), the deep stage on all the cores."""
     stages: UNetStages
     encoder: object
     deep: object
@@ -202,8 +203,11 @@ def staged_network(model_path: str, threads: int = 0) -> StagedNetwork | None:
     stages = unet_stages(model_path)
     if stages is None:
         return None
-    workers = threads or thread_share()
-    fine_threads = 1 if workers > 1 else workers
+    cores = threads or thread_share()
+    # Each tile in flight holds ~25-45 MB of activations: more cores share the tiles' work
+    # (intra-op threads) rather than holding more tiles at once.
+    workers = min(cores, MAX_TILES_AT_ONCE)
+    fine_threads = max(1, cores // workers)
     decoder = new_arena_session(stages.decoder, fine_threads)
     taps = band_taps(decoder)
     inputs = [i.name for i in decoder.get_inputs()]
@@ -211,7 +215,7 @@ def staged_network(model_path: str, threads: int = 0) -> StagedNetwork | None:
         return None
     taps = np.zeros((0, 1), np.float32) if taps is None else taps
     return StagedNetwork(stages, new_arena_session(stages.encoder, fine_threads),
-                         new_arena_session(stages.deep, workers), decoder, workers, taps,
+                         new_arena_session(stages.deep, cores), decoder, workers, taps,
                          max(stages.decoder_halo, taps.shape[1] // 2))
 
 
