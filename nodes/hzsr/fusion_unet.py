@@ -14,7 +14,8 @@ context, the deep levels on the whole 1/4-resolution ``skip`` plane (in windows 
 reach), the decoder on each core with 16 px (the detail bands' radius, 12 px, rounded to the
 grid): every pixel sees exactly what it would see in one whole-image pass, at 1.06-1.13x the
 pixels instead of 1.6-2.9x with the whole network's 192 px of context around every core.
-Cores run ``threads`` at a time, one onnxruntime thread each. At 12 MP on 2 cores: 0.6x the
+Up to MAX_TILES_AT_ONCE = 4 tiles run at a time, sharing the ``threads`` cores (on two cores:
+two tiles, one onnxruntime thread each). At 12 MP on 2 cores: 0.6x the
 node's time of whole-network tiles (1024 px cores, 192 px context), the same output bit for
 bit, ~45 MB more peak memory (the ``skip`` plane, dropped row by row as the decoder passes).
 
@@ -261,7 +262,7 @@ def _run_staged(fill_window, h: int, w: int, network: StagedNetwork, tile: int, 
     """
     stages = network.stages
     hp, wp = -(-h // MULTIPLE) * MULTIPLE, -(-w // MULTIPLE) * MULTIPLE
-    grid, stem, step = stages.deep_step, stages.stem, stages.deep_step
+    grid, stem = stages.deep_step, stages.stem  # windows start on the deep stage's pixels
     row_cores = [(r0, r1) for r0, r1, _, _ in _spans(h, hp, tile, 0, grid)]
     col_cores = [(c0, c1) for c0, c1, _, _ in _spans(w, wp, tile, 0, grid)]
     cores = [(r0, r1, c0, c1) for r0, r1 in row_cores for c0, c1 in col_cores]
@@ -302,7 +303,7 @@ def _run_staged(fill_window, h: int, w: int, network: StagedNetwork, tile: int, 
         feed = {"x": x, stages.skip: skip_rows.read(rows[0] // stem, rows[1] // stem,
                                                      slice(cols[0] // stem, cols[1] // stem)),
                 stages.deep_name: np.ascontiguousarray(
-                    deep_plane[:, :, rows[0] // step:rows[1] // step, cols[0] // step:cols[1] // step])}
+                    deep_plane[:, :, rows[0] // grid:rows[1] // grid, cols[0] // grid:cols[1] // grid])}
         if len(network.taps):
             feed[BANDS_INPUT] = detail_bands(x[0, 1], network.taps)[None]
         y = run_releasing(network.decoder, feed)[0]
@@ -427,8 +428,8 @@ def fusion_unet(src: Image, ref_warped: Image, M_occ: CompactMask, M_blend_raw: 
                                          "receptive field beyond its 64 px grid) makes tiling "
                                          "exact; less is faster and approximate"),
                 threads: int = Param(0, range=(0, 256),
-                                     doc="cores used: tiles run this many at a time (a model "
-                                         "run whole: onnxruntime intra-op threads); 0 = "
+                                     doc="cores used: up to 4 tiles at a time share them (a "
+                                         "model run whole: onnxruntime intra-op threads); 0 = "
                                          "OMP_NUM_THREADS if set, else all cores"),
                 ) -> Out(fused=Image):
     """Learned fusion on luminance: Y_fusion = Y_src + UNet(Y_src, Ỹ_ref, M_occ); UV from I_src.
