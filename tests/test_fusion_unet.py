@@ -369,7 +369,7 @@ def test_bundled_model_is_cut_into_stages_with_the_geometry_of_its_graph():
     from nodegraph.nodes.ops.onnx_stages import unet_stages
 
     stages = unet_stages(BUNDLED)
-    assert stages is not None
+    assert isinstance(stages.encoder, bytes) and stages.skip != stages.deep_name
     # stem 4, first level 24 wide; encoder: stem + one 3x3 conv, decoder: two 3x3 convs
     assert (stages.skip_channels, stages.stem, stages.deep_step, stages.deep_multiple) == (24, 4, 8, 16)
     assert (stages.encoder_halo, stages.decoder_halo) == (8, 8)
