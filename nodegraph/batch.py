@@ -24,8 +24,9 @@ batch; an item whose worker dies (killed, crashed, out of memory) is tried again
 ``retries`` times on another worker, then recorded as failed.
 
 Resume: a finished item leaves ``DIR/<item>/item.json`` holding its *recipe*, the hash of the
-recipe keys of every step of its plan (node types and versions, parameters, settings, the
-content of every file it reads). A repeated command skips an item whose recorded recipe is
+recipe keys of every step of its plan (node types and versions, the source code of each
+node's package, parameters, settings, the content of every file it reads). A repeated command
+skips an item whose recorded recipe is
 unchanged and whose outputs are all there, so an interrupted batch continues where it stopped
 and an edited input or parameter re-runs just the items it affects. A failure of the graph is
 recorded the same way and reported again without running (the same recipe fails the same

@@ -49,6 +49,7 @@ import numpy as np
 
 from .cores import thread_share
 from .errors import InputError, NodeError
+from .files import source_digest
 from .graph import AUTO, INPUTS, Graph, Ref
 from .memory import release_free_heap
 from .node import NodeSpec, Note, Wrote, _strip, bypassed_outputs, call_node
@@ -194,13 +195,17 @@ def _flatten(graph: Graph, registry: Registry, prefix: str, inputs: dict[str, Re
 # ---------------------------------------------------------------- hashing
 
 def recipe_key(step: Step, upstream: dict[str, str]) -> str:
-    """Hash of what determines a step's outputs."""
+    """Hash of what determines a step's outputs: the node type, its version and the source of
+    its package (:func:`nodegraph.files.source_digest`), parameters, inputs (upstream keys, the
+    content of files read) and the node's own fingerprint."""
     sources = {}
     for port, source in sorted(step.sources.items()):
         sources[port] = (f"ref:{upstream[source.node]}:{source.port}" if isinstance(source, Ref)
                          else source.type.cache_token(source.value))
     fingerprint = step.spec.fingerprint(step.params) if step.spec.fingerprint and not step.bypass else ""
-    recipe = [step.spec.id, step.spec.version, step.bypass, sorted(step.params.items(), key=str),
+    # the code that computes it: a subgraph's own steps are keyed by theirs
+    code = source_digest(step.spec.func.__module__ if step.spec.func is not None else __name__)
+    recipe = [step.spec.id, step.spec.version, code, step.bypass, sorted(step.params.items(), key=str),
               sources, fingerprint]
     return hashlib.blake2b(json.dumps(recipe, default=repr).encode(), digest_size=16).hexdigest()
 

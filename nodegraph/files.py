@@ -7,6 +7,7 @@ atomically so that a reader sees the old file or the whole new one, never half o
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import os
 import re
@@ -44,6 +45,44 @@ def file_digest(path: str | os.PathLike) -> str:
                 hasher.update(chunk)
         digest = _digests[memo_key] = hasher.hexdigest()
     return digest
+
+
+def source_digest(module_name: str) -> str:
+    """Digest of the Python source behind an imported module: every ``.py`` file in the
+    folders of its packages (for ``nodegraph.nodes.hzsr.align``: nodegraph/, nodes/ and,
+    inside it, nodes/hzsr/), or the module's own file when it is in no package.
+
+    Part of every recipe key (:func:`nodegraph.execute.recipe_key`), so that what a batch or
+    an evaluation finished with older code is not resumed as if it were this code's (a node's
+    ``version`` says when its own behaviour changes; a change in a helper it calls does not).
+    Files count by their path inside their folder and their content, so the same code in
+    another place has the same digest; computed once per set of folders and process.
+    """
+    import sys
+
+    parts = module_name.split(".")
+    folders, files = set(), set()
+    for depth in range(1, len(parts) + 1):
+        module = sys.modules.get(".".join(parts[:depth]))
+        if module is None:
+            continue
+        if hasattr(module, "__path__"):
+            folders.update(os.path.realpath(folder) for folder in module.__path__)
+        elif getattr(module, "__file__", None):
+            files.add(os.path.realpath(module.__file__))
+    return _source_digest(tuple(sorted(folders)), tuple(sorted(files)))
+
+
+@functools.cache
+def _source_digest(folders: tuple[str, ...], files: tuple[str, ...]) -> str:
+    outer = [f for f in folders if not any(f.startswith(o + os.sep) for o in folders)]
+    entries = [(os.path.basename(path), file_digest(path)) for path in files]
+    for folder in outer:
+        for root, dirs, names in os.walk(folder):
+            dirs[:] = [d for d in dirs if d != "__pycache__" and not d.startswith(".")]
+            entries += [(os.path.relpath(os.path.join(root, name), folder), file_digest(os.path.join(root, name)))
+                        for name in names if name.endswith(".py")]
+    return hashlib.blake2b(repr(sorted(entries)).encode(), digest_size=16).hexdigest()
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:

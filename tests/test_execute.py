@@ -269,3 +269,60 @@ def test_every_builtin_warm_up_runs():
             "hzsr.blend", "hzsr.blend_raw_weight"} <= {spec.id for spec in with_warm_up}
     for spec in with_warm_up:
         spec.warm_up()  # raises if a warm-up no longer matches its kernels' wrappers
+
+
+def _plugin_package(root, body="FACTOR = 2.0\n"):
+    """A node plugin package on disk: recipes/nodes.py declares toyplug.double, helpers.py holds
+    the constant it uses (a change there must count as a change of the node's code)."""
+    package = root / "toyplug"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "helpers.py").write_text(body)
+    (package / "nodes.py").write_text(
+        "from nodegraph import Out, Scalar, node\n"
+        "from toyplug.helpers import FACTOR\n\n\n"
+        "@node('toyplug.double')\n"
+        "def double(x: Scalar) -> Out(y=Scalar):\n"
+        "    return {'y': FACTOR * x}\n")
+    (package / "__pycache__").mkdir()
+    (package / "__pycache__" / "ignored.py").write_text("changes nothing")
+    return package
+
+
+def test_recipe_keys_follow_the_source_of_the_node_package(tmp_path, monkeypatch):
+    """Edited code of a node's package (a helper module included, the node's version not)
+    gives new recipe keys, so a batch or an evaluation never resumes outputs of older code;
+    the same code in another folder gives the same digest."""
+    import importlib
+    import sys
+
+    from nodegraph.files import _source_digest, source_digest
+
+    first, second = _plugin_package(tmp_path / "a"), _plugin_package(tmp_path / "b")
+    assert _source_digest((str(first),), ()) == _source_digest((str(second),), ())
+    (second / "__pycache__" / "ignored.py").write_text("still nothing")
+    _source_digest.cache_clear()  # computed once per process; here the files change under it
+    assert _source_digest((str(first),), ()) == _source_digest((str(second),), ())
+    (second / "helpers.py").write_text("FACTOR = 3.0\n")
+    _source_digest.cache_clear()
+    assert _source_digest((str(first),), ()) != _source_digest((str(second),), ())
+
+    monkeypatch.syspath_prepend(str(tmp_path / "a"))
+    for name in [m for m in sys.modules if m.startswith("toyplug")]:
+        monkeypatch.delitem(sys.modules, name)
+    nodes = importlib.import_module("toyplug.nodes")
+    from nodegraph.node import spec_of
+    from nodegraph.registry import Registry
+
+    registry = Registry()
+    registry.add(spec_of(nodes.double))
+    graph = parse_graph("inputs:\n  x: {type: Scalar, default: 2}\n"
+                        "nodes:\n  d: {type: toyplug.double, in: {x: inputs.x}}\n"
+                        "outputs:\n  y: d.y\n")
+    before = source_digest("toyplug.nodes")
+    cache = Cache()
+    assert run_graph(graph, registry, cache=cache).outputs["y"] == 4.0
+    (first / "helpers.py").write_text("FACTOR = 2.0  # same value, edited file\n")
+    _source_digest.cache_clear()
+    assert source_digest("toyplug.nodes") != before
+    assert statuses(run_graph(graph, registry, cache=cache)) == {"d": "ran"}
