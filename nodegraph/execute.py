@@ -259,8 +259,6 @@ class _PeakMemory:
         return self._peak / 2**20
 
 
-
-
 # ---------------------------------------------------------------- running
 
 def _check_paths(steps: list[Step], also_writes: dict[str, str]) -> None:

@@ -47,6 +47,7 @@ def file_digest(path: str | os.PathLike) -> str:
     return digest
 
 
+@functools.cache
 def source_digest(module_name: str) -> str:
     """Digest of the Python source behind an imported module: every ``.py`` file in the
     folders of its packages (for ``nodegraph.nodes.hzsr.align``: nodegraph/, nodes/ and,
@@ -56,7 +57,8 @@ def source_digest(module_name: str) -> str:
     an evaluation finished with older code is not resumed as if it were this code's (a node's
     ``version`` says when its own behaviour changes; a change in a helper it calls does not).
     Files count by their path inside their folder and their content, so the same code in
-    another place has the same digest; computed once per set of folders and process.
+    another place has the same digest; computed once per module (each recipe key asks) and
+    folder set (the built-in nodes share theirs) per process.
     """
     import sys
 
