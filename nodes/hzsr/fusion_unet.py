@@ -33,10 +33,13 @@ detail-band blurs moved out of the graph (``split_bands`` in ``nodes/train/expor
 time per window of running them inside onnxruntime; a one-input model (an older export) runs
 as it is. Its pixel (un)shuffles are ONNX SpaceToDepth / DepthToSpace
 (``space_to_depth_layout``), which the cut looks for. Each call makes its own onnxruntime
-sessions with arenas, shrunk after every window and freed with the sessions when the call
-ends (~10-30 ms to make; at 12 MP ~70-90 MB less peak memory than a kept session without an
-arena: :mod:`nodegraph.nodes.ops.onnx_sessions`); the model file's content is part of the
-cache key.
+sessions with arenas, freed with the sessions when the call ends (~10-30 ms to make; at
+12 MP ~70-90 MB less peak memory than a kept session without an arena:
+:mod:`nodegraph.nodes.ops.onnx_sessions`). A staged network's windows are alike, so its
+arenas are not shrunk between them: each window reuses the pages the last one had mapped
+(shrinking after every window made each fault its activations in again, ~130k page faults
+and ~0.4 s of system time at 12 MP; the node's peak memory is the same). The whole-network
+tiles are shrunk after each run. The model file's content is part of the cache key.
 """
 from __future__ import annotations
 
@@ -291,7 +294,7 @@ def _run_staged(fill_window, h: int, w: int, network: StagedNetwork, tile: int, 
 
     def encode(core):
         rows, cols = window(core, stages.encoder_halo, fill_padding=True)
-        out = run_releasing(network.encoder, {"x": _window_input(fill_window, h, w, rows, cols)})[0]
+        out = network.encoder.run(None, {"x": _window_input(fill_window, h, w, rows, cols)})[0]
         r0, r1 = core[0] // stem, padded_end(core[1], h, hp) // stem
         c0, c1 = core[2] // stem, padded_end(core[3], w, wp) // stem
         rows, cols = (rows[0] // stem, rows[1] // stem), (cols[0] // stem, cols[1] // stem)
@@ -306,7 +309,7 @@ def _run_staged(fill_window, h: int, w: int, network: StagedNetwork, tile: int, 
                     deep_plane[:, :, rows[0] // grid:rows[1] // grid, cols[0] // grid:cols[1] // grid])}
         if len(network.taps):
             feed[BANDS_INPUT] = detail_bands(x[0, 1], network.taps)[None]
-        y = run_releasing(network.decoder, feed)[0]
+        y = network.decoder.run(None, feed)[0]
         r0, r1, c0, c1 = core
         emit(slice(r0, r1), slice(c0, c1), y[0, 0, r0 - rows[0]:r1 - rows[0], c0 - cols[0]:c1 - cols[0]])
 
@@ -334,7 +337,7 @@ def _run_deep(network: StagedNetwork, skip_rows: _RowStrips, hs: int, ws: int, t
     deep_plane = None
     for r0, r1, wr0, wr1 in _spans(hs, hs, tile, stages.deep_reach, stages.deep_multiple):
         for c0, c1, wc0, wc1 in _spans(ws, ws, tile, stages.deep_reach, stages.deep_multiple):
-            out = run_releasing(network.deep, {stages.skip: skip_rows.read(wr0, wr1, slice(wc0, wc1))})[0]
+            out = network.deep.run(None, {stages.skip: skip_rows.read(wr0, wr1, slice(wc0, wc1))})[0]
             if deep_plane is None:
                 deep_plane = np.empty((1, out.shape[1], hs // ratio, ws // ratio), np.float32)
             deep_plane[0, :, r0 // ratio:r1 // ratio, c0 // ratio:c1 // ratio] = \

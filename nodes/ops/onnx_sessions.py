@@ -13,6 +13,8 @@ session, not kept, whose runs allocate from onnxruntime's arena; :func:`run_rele
 the arena after each run, and what it still holds (~35 MB) goes with the session when the
 caller drops it. The same fusion peaked at 965 MB (984 MB without the shrinking), and the
 nodes after it ran ~35 MB lower than with such a session kept; creating one takes ~10-30 ms.
+A caller whose runs are many and alike (the staged fusion's windows) calls ``session.run``
+instead: the arena then serves each run from pages already mapped.
 """
 from __future__ import annotations
 
