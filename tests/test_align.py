@@ -7,10 +7,18 @@ import pytest
 import skimage.data
 
 from nodegraph.errors import InputError
-from nodegraph.nodes.hzsr.align import align, place_tele, robust_translation, wide_on_grid
+from nodegraph.nodes.hzsr.align import (
+    align,
+    luminance_plane,
+    place_tele,
+    robust_translation,
+    wide_on_grid,
+)
 from nodegraph.nodes.ops.colour import match_colour
 from nodegraph.nodes.ops.geometry import central_rect, resample_region
 from nodegraph.nodes.ops.luminance import luminance
+from nodegraph.nodes.ops.matching import register_tele
+from nodegraph.types import compact_to_float
 
 
 def _scene():
@@ -35,6 +43,29 @@ def _pair(dx, dy, tele_scale=1.0):
 def _align(wide, tele, ratio):
     return align(wide, tele, ratio, mode="auto", transform="similarity", feature_long_side=1000,
                  fast_threshold=10, tolerance_px=2.0)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_luminance_plane_equals_luminance_of_the_float_image(dtype, monkeypatch):
+    """Converted in blocks of rows (a block smaller than the image here, odd sizes): exactly
+    the luminance of the whole image converted to float."""
+    monkeypatch.setattr("nodegraph.nodes.hzsr.align.LUMINANCE_BLOCK_PIXELS", 1000)
+    rng = np.random.default_rng(3)
+    if dtype == np.float32:
+        image = rng.random((97, 131, 3), dtype=np.float32)
+    else:
+        image = rng.integers(0, np.iinfo(dtype).max + 1, (97, 131, 3), dtype=dtype)
+    np.testing.assert_array_equal(luminance_plane(image), luminance(compact_to_float(image)))
+
+
+def test_registration_on_luminance_planes_equals_registration_on_rgb():
+    """hzsr.align registers the luminance planes (read once); the footprint is the RGB one's."""
+    wide, tele = _pair(3.0, -2.0)
+    wide8 = np.rint(wide * 255).astype(np.uint8)
+    rgb = register_tele(compact_to_float(wide8), tele)
+    planes = register_tele(luminance_plane(wide8), luminance(tele))
+    np.testing.assert_array_equal(planes.matrix, rgb.matrix)
+    assert planes.correlation == rgb.correlation
 
 
 def test_central_rect_and_resample_pixel_centres():

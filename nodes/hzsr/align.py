@@ -60,6 +60,8 @@ TRANSLATION_SHARE = 0.7  # of a similarity's inliers a translation must explain 
 # against the -0.2 bar): kept at 4000.
 FAST_KEYPOINTS = 4000
 
+LUMINANCE_BLOCK_PIXELS = 1 << 20  # luminance_plane's block: a 12 MB float temporary
+
 
 def robust_translation(displacements: np.ndarray, tolerance: float = 2.0,
                        max_candidates: int = 1000) -> tuple[np.ndarray, np.ndarray]:
@@ -106,6 +108,19 @@ def wide_on_grid(wide: np.ndarray, rect, grid_wh) -> np.ndarray:
     y_part = cv2.resize(y_part, ((x1 - x0) // block, (y1 - y0) // block), interpolation=cv2.INTER_AREA)
     return resample_region(y_part, ((rect[0] - x0) / block, (rect[1] - y0) / block,
                                     (rect[2] - x0) / block, (rect[3] - y0) / block), grid_wh)
+
+
+def luminance_plane(image: np.ndarray) -> np.ndarray:
+    """Y (H, W) float32 of an RGB image as decoded (a CompactImage) or float, converted in
+    blocks of rows: registration reads only luminance, and W's float copy (137 MB at 12 MP)
+    would be made only to be reduced to it. Equal to ``luminance(compact_to_float(image))``."""
+    if image.dtype == np.float32:
+        return luminance(image)
+    out = np.empty(image.shape[:2], np.float32)
+    step = max(1, LUMINANCE_BLOCK_PIXELS // max(1, image.shape[1]))
+    for top in range(0, image.shape[0], step):
+        out[top:top + step] = luminance(compact_to_float(image[top:top + step]))
+    return out
 
 
 def centred_footprint(wide_wh, tele_wh, ratio: float) -> np.ndarray:
@@ -161,7 +176,7 @@ def find_footprint(wide: np.ndarray, tele: np.ndarray, prior: float | None, mode
         if mode == "crop_translate":
             raise InputError(f"align.mode=crop_translate failed: {why_not}; check --set ratio, "
                              "or use align.mode=features")
-    found = register_tele(compact_to_float(wide), tele, prior, model=transform)
+    found = register_tele(luminance_plane(wide), luminance(tele), prior, model=transform)
     if not found.agrees:
         best = (f"best correlation {found.correlation:.2f}" if found.correlation >= 0
                 else "none converged")

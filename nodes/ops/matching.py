@@ -258,7 +258,9 @@ def register_tele(wide: np.ndarray, tele: np.ndarray, prior_ratio: float | None 
     ECC confirms it confidently, SIFT ones (:func:`_sift_search`). Each hypothesis is refined
     to ``model`` (similarity: an affine map; homography) by ECC with T at W's resolution
     (W capped at ``ECC_LONG_SIDE``); the highest correlation wins, and is refined once more
-    with T at up to ``ECC_FINE_LONG_SIDE`` px (sub-pixel in T).
+    with T at up to ``ECC_FINE_LONG_SIDE`` px (sub-pixel in T). ``wide`` and ``tele``: float
+    RGB (H, W, 3) in [0, 1], or their luminance planes (H, W): only luminance is read, so
+    planes computed once spare each step its own pass over the full-size images.
     """
     coarse = min(1.0, ECC_LONG_SIDE / max(wide.shape[:2]))  # W px -> compared px
 
