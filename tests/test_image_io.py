@@ -16,10 +16,27 @@ from nodegraph.nodes.image_io import (
     EXIF_FOCAL_35MM,
     apply_orientation,
     read,
+    to_rgb,
     to_samples,
     write,
 )
 from nodegraph.types import CompactImage, Image, compact_to_float
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+@pytest.mark.parametrize("channels", [3, 4])
+def test_to_rgb_reorders_bgr_and_drops_alpha(dtype, channels):
+    """OpenCV's channel reorder against NumPy's reversed view, on random samples."""
+    rng = np.random.default_rng(channels)
+    if dtype == np.float32:
+        pixels = rng.uniform(-0.5, 1.5, (23, 41, channels)).astype(np.float32)
+        expected = np.clip(pixels[:, :, 2::-1], 0.0, 1.0)
+    else:
+        pixels = rng.integers(0, np.iinfo(dtype).max + 1, (23, 41, channels), dtype=dtype)
+        expected = pixels[:, :, 2::-1]
+    rgb = to_rgb(pixels)
+    assert rgb.dtype == (np.float32 if dtype == np.float32 else dtype) and rgb.flags.c_contiguous
+    np.testing.assert_array_equal(rgb, expected)
 
 
 def read_float(path: str) -> np.ndarray:
