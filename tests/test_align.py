@@ -139,6 +139,32 @@ def test_colour_match_equalises_mean_and_std():
     assert np.isfinite(match_colour(flat, flat, wide)).all()
 
 
+def test_colour_match_in_place_equals_a_new_image():
+    """hzsr.align matches T's colour in its own float copy of T: the same values as a new image."""
+    rng = np.random.default_rng(5)
+    tele = rng.random((257, 131, 3), dtype=np.float32)
+    wide = rng.random((40, 30, 3), dtype=np.float32) * 0.6 + 0.3
+    expected = match_colour(tele, tele[::3], wide)
+    scratch = tele.copy()
+    matched = match_colour(scratch, scratch[::3].copy(), wide, out=scratch)
+    assert matched is scratch
+    np.testing.assert_array_equal(matched, expected)
+
+
+def test_align_leaves_float_inputs_untouched_and_matches_samples():
+    """T given as 8-bit samples (colour-matched in the node's own float copy) or as floats (the
+    caller's, left as they were): the same outputs."""
+    wide, tele = _pair(2.0, 1.0)
+    tele8 = np.rint(tele * 255).astype(np.uint8)
+    tele_float = compact_to_float(tele8)
+    before = tele_float.copy()
+    from_float = _align(wide, tele_float, 2.0)
+    from_samples = _align(wide, tele8, 2.0)
+    np.testing.assert_array_equal(tele_float, before)
+    for port in ("src", "ref", "coverage"):
+        np.testing.assert_array_equal(from_samples[port], from_float[port])
+
+
 def test_robust_translation_ignores_outliers():
     rng = np.random.default_rng(3)
     good = np.array([4.0, -2.0]) + rng.normal(0, 0.3, (60, 2))
