@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import os
+import zlib
 
 import cv2
 import numpy as np
@@ -323,12 +324,19 @@ def test_compact_images_convert_only_into_image_ports():
     assert "dtype" in CompactImage.problem_with(pixels.astype(np.int32))
 
 
+@pytest.mark.parametrize("parts", ["one", "several"])
 @pytest.mark.parametrize("shape", [(1, 1), (1, 9), (7, 1), (33, 47)])
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
-def test_png_bytes_decode_to_the_samples_in_libpng_and_pillow(shape, dtype):
+def test_png_bytes_decode_to_the_samples_in_libpng_and_pillow(shape, dtype, parts, monkeypatch):
     """png_bytes (image.write's PNG: up filter, ISA-L deflate) read back by OpenCV (libpng) and
-    Pillow: the same RGB samples, 8 and 16 bit, rows and columns of one included."""
+    Pillow: the same RGB samples, 8 and 16 bit, rows and columns of one included; deflated
+    whole, or in parts of 50 bytes on three threads (a zlib stream of independent blocks)."""
+    from nodegraph.nodes import image_io
     from nodegraph.nodes.image_io import png_bytes
+
+    if parts == "several":
+        monkeypatch.setattr(image_io, "PNG_CHUNK_BYTES", 50)
+        monkeypatch.setattr(image_io, "thread_share", lambda: 3)
 
     rng = np.random.default_rng(shape[1])
     samples = rng.integers(0, np.iinfo(dtype).max, (*shape, 3), dtype=dtype, endpoint=True)
@@ -341,3 +349,15 @@ def test_png_bytes_decode_to_the_samples_in_libpng_and_pillow(shape, dtype):
     if dtype == np.uint8:
         with PilImage.open(io.BytesIO(encoded)) as image:
             np.testing.assert_array_equal(np.asarray(image.convert("RGB")), samples)
+
+
+def test_zlib_stream_in_parts_equals_the_data_whole(monkeypatch):
+    """The parts' stream inflates (zlib, checking its adler-32) to the data, at any part size,
+    including parts that do not divide it."""
+    from nodegraph.nodes import image_io
+
+    data = np.random.default_rng(0).integers(0, 8, 10_007, dtype=np.uint8)  # compressible
+    monkeypatch.setattr(image_io, "thread_share", lambda: 4)
+    for part_bytes in (1, 999, 5_000, 10_007, 1 << 20):
+        monkeypatch.setattr(image_io, "PNG_CHUNK_BYTES", part_bytes)
+        assert zlib.decompress(image_io._zlib_stream(data)) == data.tobytes()
