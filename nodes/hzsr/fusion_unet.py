@@ -38,9 +38,10 @@ sessions with arenas, freed with the sessions when the call ends (~10-30 ms to m
 :mod:`nodegraph.nodes.ops.onnx_sessions`). A staged network's windows are alike, so its
 arenas are not shrunk between them: each window reuses the pages the last one had mapped
 (shrinking after every window made each fault its activations in again, ~130k page faults
-and ~0.4 s of system time at 12 MP; the process peak, the fusion's, is 0-15 MB higher). The
-whole-network tiles are shrunk after each run. The model file's content is part of the cache
-key.
+and ~0.4 s of system time at 12 MP), and each is shrunk once when its stage is done (kept
+until the decoder's end, the encoder's and the deep stage's free regions cost ~15 MB of
+peak). The whole-network tiles are shrunk after each run. The model file's content is part
+of the cache key.
 """
 from __future__ import annotations
 
@@ -318,8 +319,11 @@ def _run_staged(fill_window, h: int, w: int, network: StagedNetwork, tile: int, 
     each = pool.map if pool else map
     try:
         list(each(encode, [core for core in cores if _near(core, kept, reach)]))
+        _shrink_arena(network.encoder, {"x": np.zeros((1, 3, grid, grid), np.float32)})
         release_free_heap()
         deep_plane = _run_deep(network, skip_rows, hp // stem, wp // stem, tile)
+        side = stages.deep_multiple
+        _shrink_arena(network.deep, {stages.skip: np.zeros((1, stages.skip_channels, side, side), np.float32)})
         release_free_heap()
         for r0, r1 in row_cores:
             list(each(decode, [core for core in kept if core[0] == r0]))
@@ -328,6 +332,12 @@ def _run_staged(fill_window, h: int, w: int, network: StagedNetwork, tile: int, 
     finally:
         if pool:
             pool.shutdown()
+
+
+def _shrink_arena(session, tiny_feed: dict) -> None:
+    """Give back what ``session``'s arena holds once its stage is done: a run on a tiny input
+    with the arena shrunk at its end frees every region the stage's windows left free."""
+    run_releasing(session, tiny_feed)
 
 
 def _run_deep(network: StagedNetwork, skip_rows: _RowStrips, hs: int, ws: int, tile: int) -> np.ndarray:
