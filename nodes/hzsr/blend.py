@@ -123,8 +123,6 @@ def blend_weight(shape: tuple[int, int], masks: list[np.ndarray], coverage: np.n
     return finish_weight(raw_blend_weight(masks, shape), coverage, grow, smooth_sigma, feather)
 
 
-# Bypassed: zeros (no pixel trusted, as when the blend is bypassed); the default rule would
-# pass M_occ on as a weight, the opposite of its meaning.
 def _load_kernels() -> None:
     """The mask sum (over the four masks of hzsr.yaml) and the blend's Numba kernels loaded
     from their cache (the two nodes' warm-up)."""
@@ -133,6 +131,8 @@ def _load_kernels() -> None:
     alpha_blend(image, image, plane)
 
 
+# Bypassed: zeros (no pixel trusted, as when the blend is bypassed); the default rule would
+# pass M_occ on as a weight, the opposite of its meaning.
 @node("hzsr.blend_raw_weight", version=1, bypass={"M_blend_raw": None}, local=Local(),
       warm_up=_load_kernels)
 def blend_raw_weight(src: Image, M_occ: Mask = None, M_defocus: Mask = None,

@@ -46,7 +46,6 @@ def warp_bilinear(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     return out[..., 0] if planar else out
 
 
-
 def warp_bilinear_reference(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """Plain NumPy version of :func:`warp_bilinear`, for the tests."""
     h, w = image.shape[:2]
