@@ -97,14 +97,14 @@ def wide_on_grid(wide: np.ndarray, rect, grid_wh) -> np.ndarray:
     per_cell = min((rect[2] - rect[0]) / grid_wh[0], (rect[3] - rect[1]) / grid_wh[1])
     block = int(per_cell) if per_cell >= 2.0 else 1
     if block == 1:
-        return resample_region(wide, rect, grid_wh, to_float=lambda part: luminance(compact_to_float(part)))
+        return resample_region(wide, rect, grid_wh, to_float=luminance_plane)
     # the block-aligned part of W that the bicubic read reaches (whole blocks, as the area
     # average of all of W would make them; the image's own edges where the part meets them)
     h, w = (d // block * block for d in wide.shape[:2])
     reach = (KERNEL_REACH + 1) * block
     x0, y0 = (max(0, int(np.floor(v)) - reach) // block * block for v in rect[:2])
     x1, y1 = (min(n, -(-(int(np.ceil(v)) + reach) // block) * block) for v, n in zip(rect[2:], (w, h)))
-    y_part = luminance(compact_to_float(wide[y0:y1, x0:x1]))
+    y_part = luminance_plane(wide[y0:y1, x0:x1])
     y_part = cv2.resize(y_part, ((x1 - x0) // block, (y1 - y0) // block), interpolation=cv2.INTER_AREA)
     return resample_region(y_part, ((rect[0] - x0) / block, (rect[1] - y0) / block,
                                     (rect[2] - x0) / block, (rect[3] - y0) / block), grid_wh)
