@@ -8,6 +8,7 @@ footprint in W is known (the central half: ratio 2, T twice as dense).
 from __future__ import annotations
 
 import argparse
+import json
 
 import cv2
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="PyTorch (the optional 'train' extra) is not installed")
 
+from nodegraph.nodes.ops.luminance import luminance  # noqa: E402
 from nodegraph.nodes.train import cli  # noqa: E402
 from nodegraph.nodes.train.data import build_real_cache, load_cache, restrict_reference  # noqa: E402
 from nodegraph.nodes.train.export import export_onnx, load_onnx_weights  # noqa: E402
@@ -26,7 +28,12 @@ from nodegraph.nodes.train.real_pairs import (  # noqa: E402
     patchwise_flow,
     register_target,
 )
-from nodegraph.nodes.train.simulate import RigParams, resample_w_capture, simulate_scene  # noqa: E402
+from nodegraph.nodes.train.simulate import (  # noqa: E402
+    RigParams,
+    make_wide_truth_sample,
+    resample_w_capture,
+    simulate_scene,
+)
 from nodegraph.nodes.train.train import batch_counts  # noqa: E402
 
 
@@ -94,6 +101,59 @@ def test_resample_w_capture_is_box_down_then_bicubic_up():
     low = capture.reshape(20, 3, 30, 3, 3).mean(axis=(1, 3))   # 3x3 box means
     expected = np.clip(cv2.resize(low, (90, 60), interpolation=cv2.INTER_CUBIC), 0, 1)
     np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def _stamped(image: np.ndarray, box: tuple[slice, slice]) -> np.ndarray:
+    out = image.copy()
+    out[box] = 1.0
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_wide_truth_sample_labels_with_w_and_references_the_real_t(seed):
+    """DCSR-style sample: W's native capture is the label, W box-downsampled by 2 (bicubic back
+    to the working grid) the input, the other camera's capture the reference."""
+    native = _photo()[:256, :384]
+    w_stored = cv2.resize(native, (768, 512), interpolation=cv2.INTER_CUBIC)   # stored 2x denser
+    box = (slice(200, 300), slice(300, 420))   # a patch only T's capture shows
+    t_stored = _stamped(w_stored, box)
+    s = make_wide_truth_sample(w_stored, t_stored, np.random.default_rng(seed), RigParams(), 2.0)
+    density = s["info"]["zoom"]
+    assert 1.2 <= density <= 2.0 and s["info"]["wide_truth"]
+    size = (round(768 * density / 4), round(512 * density / 4))
+    assert s["Y_target"].shape == s["Y_src"].shape == s["M_blend"].shape == size[::-1]
+
+    def expected(flip):
+        w = w_stored[:, ::-1] if flip else w_stored
+        low = cv2.resize(w, (round(size[0] / density), round(size[1] / density)),
+                         interpolation=cv2.INTER_AREA)
+        return (luminance(cv2.resize(w, size, interpolation=cv2.INTER_AREA)),
+                luminance(np.clip(cv2.resize(low, size, interpolation=cv2.INTER_CUBIC), 0, 1)))
+
+    target, src = min((expected(f) for f in (False, True)),
+                      key=lambda e: float(np.abs(e[0] - s["Y_target"]).max()))
+    np.testing.assert_allclose(s["Y_target"], target, atol=1e-5)
+    np.testing.assert_allclose(s["Y_src"], src, atol=1e-5)
+    # the input lacks the label's finest detail (W at half its density)
+    assert np.abs(s["Y_src"] - s["Y_target"]).mean() > 0.005
+    # the reference is T's capture: the stamp is there, in neither the label nor the input
+    scale = size[0] / 768
+    rows = slice(round(220 * scale), round(280 * scale))
+    flipped = np.abs(s["Y_target"] - expected(True)[0]).max() < 1e-5
+    cols = slice(round(320 * scale), round(400 * scale))
+    if flipped:
+        cols = slice(size[0] - cols.stop, size[0] - cols.start)
+    assert s["Y_ref"][rows, cols].mean() > s["Y_target"][rows, cols].mean() + 0.2
+
+
+def test_wide_truth_cache_records_its_settings(tmp_path):
+    native = _photo()[:224, :320]
+    w_stored = cv2.resize(native, (640, 448), interpolation=cv2.INTER_CUBIC)
+    pair = RealPair("p", w_stored, w_stored)   # (target = T's capture, w_capture)
+    manifest = build_real_cache(tmp_path, [pair], [], scenes=2, patches_per_scene=3, patch=64,
+                                w_upsampled=2.0, progress=False)
+    assert manifest["w_upsampled"] == 2.0 and manifest["train_patches"] == 6
+    assert all(info["wide_truth"] for info in manifest["train_scenes"])
 
 
 def test_restrict_reference_keeps_only_the_centre():
@@ -184,6 +244,28 @@ def test_aligned_pairs_hold_out_the_validation_names(tmp_path):
     assert all(p.w_density is None for p in train + val)
 
 
+def test_wide_truth_fine_tuning_smoke(tmp_path, capsys):
+    """``--aligned-pairs DIR --wide-truth F``: real-pair batches mixed with W-truth ones."""
+    photo = _photo()[:320, :320]
+    for stem in ("001", "002", "010"):
+        _write(tmp_path / f"{stem}H.png", photo)
+        _write(tmp_path / f"{stem}L.png", cv2.resize(cv2.resize(photo, (160, 160), interpolation=cv2.INTER_AREA),
+                                                     (320, 320), interpolation=cv2.INTER_CUBIC))
+    out = tmp_path / "m.onnx"
+    args = _parser().parse_args(["train", "fusion", "--aligned-pairs", str(tmp_path), "--aligned-val", "010",
+                                 "--wide-truth", "0.5", "--out", str(out), "--init", "bundled",
+                                 "--steps", "2", "--batch", "4", "--real-scenes", "2",
+                                 "--patches-per-scene", "2", "--patch", "64", "--no-progress"])
+    assert args.handler(args) == 0
+    printed = capsys.readouterr().out
+    assert "val_wide_truth" in printed and out.exists()
+    work = tmp_path / "m_work"
+    summary = json.loads((work / "summary.json").read_text())
+    assert str(work / "wide_truth_data" / "manifest.json") in summary["data_manifests"]
+    assert summary["config"]["mix"] == {"wide_truth": 0.5}
+    assert json.loads((work / "wide_truth_data" / "manifest.json").read_text())["w_upsampled"] == 2.0
+
+
 def _parser():
     parser = argparse.ArgumentParser(prog="nodegraph")
     cli.register(parser.add_subparsers(dest="command"))
@@ -227,6 +309,11 @@ def test_fine_tuning_on_user_pairs_smoke(pairs_dir, tmp_path, capsys):
     (["--real-fraction", "1.5"], "--real-fraction 1.5"),
     (["--patch", "100"], "--patch 100"),
     (["--ref-centre", "0"], "--ref-centre 0"),
+    (["--wide-truth", "0.3"], "--wide-truth needs --aligned-pairs"),
+    (["--wide-truth", "1.5", "--aligned-pairs", "."], "--wide-truth 1.5"),
+    (["--wide-truth", "0.5", "--real-fraction", "0.5", "--aligned-pairs", ".", "--data", "d"],
+     "must leave part of each batch"),
+    (["--w-upsampled", "0.5"], "--w-upsampled 0.5"),
 ])
 def test_bad_options_are_one_line_exit_2(tmp_path, capsys, extra, message):
     args = _parser().parse_args(["train", "fusion", "--out", str(tmp_path / "m.onnx"), *extra])

@@ -11,6 +11,7 @@ command fine-tunes the bundled model by default: one command adapts it to a phon
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -26,6 +27,9 @@ SCENES_PER_ALIGNED_PAIR = 5
 SCENES_PER_USER_PAIR = 30
 FINE_TUNE_LR = 1e-4
 PAIRS_COBI = 0.1
+# City100's L is its short-focal capture upsampled 2x onto H's grid: box-down and bicubic-up by
+# 2 gives L back to 0.006 RMS, by 1.5 only to 0.011-0.016 (pairs 005, 030, 060)
+W_UPSAMPLED = 2.0
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -85,6 +89,17 @@ def register(subparsers) -> None:
     real.add_argument("--real-fraction", type=float, default=0.5,
                       help="fraction of each batch from the real pairs when a simulated cache "
                            "(--data) is used too")
+    real.add_argument("--wide-truth", type=float, metavar="F",
+                      help="fraction of each batch from W-truth samples of --aligned-pairs (DCSR's "
+                           "self-supervised real-image adaptation): W's own capture is the label, "
+                           "W box-downsampled by 2 the input and the pair's real long-focal capture "
+                           "the reference, at T densities 1.2-2 over W's input")
+    real.add_argument("--w-upsampled", type=float, default=W_UPSAMPLED, metavar="K",
+                      help="how many times denser than its native sampling --aligned-pairs stores W "
+                           "(City100's L: 2, see the model card)")
+    real.add_argument("--wide-truth-data", metavar="DIR",
+                      help="patch cache of the W-truth samples; built there first if it holds no "
+                           "train.npz (default: WORK/wide_truth_data)")
     real.add_argument("--ref-centre", type=float, metavar="F",
                       help="the reference covers the central F of each side of a real-pair scene "
                            "(default: 0.5 with --pairs, SelfDZSR's centre crop; else 1)")
@@ -136,6 +151,16 @@ def _check_options(args) -> None:
         raise InputError("--real-scenes must be at least 1")
     if not 0.0 < args.real_fraction < 1.0:
         raise InputError(f"--real-fraction {args.real_fraction}: must lie strictly between 0 and 1")
+    if args.wide_truth is not None:
+        if not args.aligned_pairs:
+            raise InputError("--wide-truth needs --aligned-pairs (the W-truth samples are cut from them)")
+        if not 0.0 < args.wide_truth < 1.0:
+            raise InputError(f"--wide-truth {args.wide_truth}: must lie strictly between 0 and 1")
+        if args.data and args.real_fraction + args.wide_truth >= 1.0:
+            raise InputError(f"--real-fraction {args.real_fraction} + --wide-truth {args.wide_truth}: "
+                             "must leave part of each batch to the simulated cache (--data)")
+    if args.w_upsampled < 1.0:
+        raise InputError(f"--w-upsampled {args.w_upsampled}: must be at least 1")
     if args.ref_centre is not None and not 0.0 < args.ref_centre <= 1.0:
         raise InputError(f"--ref-centre {args.ref_centre}: must lie in (0, 1]")
     for option, folder in (("--pairs", args.pairs), ("--aligned-pairs", args.aligned_pairs)):
@@ -158,21 +183,43 @@ def _init_path(args) -> str | None:
     return init
 
 
+def _existing_cache(cache: Path, option: str, wanted: dict) -> bool:
+    """Whether ``cache`` holds a built cache; InputError naming ``option`` if it was built
+    with other settings (``wanted``: manifest entries that must match)."""
+    if not (cache / "train.npz").exists():
+        return False
+    made = json.loads((cache / "manifest.json").read_text())
+    if any(made.get(key) != value for key, value in wanted.items()):
+        settings = ", ".join(f"{key} {made.get(key)}" for key in wanted)
+        raise InputError(f"{option} {cache}: that cache was made with {settings}; "
+                         f"give a new {option} folder")
+    return True
+
+
+def _aligned_pairs(args) -> tuple[list, list]:
+    """The --aligned-pairs (training, validation) pairs."""
+    held_out = tuple(v.strip() for v in args.aligned_val.split(",") if v.strip())
+    return _registered_aligned_pairs(os.path.abspath(args.aligned_pairs), held_out)
+
+
+@functools.lru_cache(maxsize=1)
+def _registered_aligned_pairs(folder: str, held_out: tuple[str, ...]) -> tuple[list, list]:
+    # both real caches cut from the same pairs: register them (tens of seconds) once
+    from .real_pairs import load_aligned_pairs
+    return load_aligned_pairs(folder, held_out)
+
+
 def _real_cache(args, work: Path, rig, progress: bool) -> Path | None:
     """The real-pair patch cache (built first if needed), or None without real pairs."""
     if not (args.pairs or args.aligned_pairs):
         return None
     from .data import build_real_cache
-    from .real_pairs import load_aligned_pairs, load_user_pairs
+    from .real_pairs import load_user_pairs
 
     folder = os.path.abspath(args.pairs or args.aligned_pairs)
     cache = Path(args.real_data) if args.real_data else work / "real_data"
     centre = args.ref_centre if args.ref_centre is not None else (0.5 if args.pairs else 1.0)
-    if (cache / "train.npz").exists():
-        made = json.loads((cache / "manifest.json").read_text())
-        if made.get("source") != folder or made.get("ref_centre") != centre:
-            raise InputError(f"--real-data {cache}: that cache was made from {made.get('source')} "
-                             f"with --ref-centre {made.get('ref_centre')}; give a new --real-data folder")
+    if _existing_cache(cache, "--real-data", {"source": folder, "ref_centre": centre}):
         return cache
     if args.pairs:
         train_pairs, skipped = load_user_pairs(folder)
@@ -183,14 +230,32 @@ def _real_cache(args, work: Path, rig, progress: bool) -> Path | None:
                              "tele.* whose footprint the pipeline's registration finds)")
         val_pairs, per_pair = [], SCENES_PER_USER_PAIR
     else:
-        held_out = tuple(v.strip() for v in args.aligned_val.split(",") if v.strip())
-        train_pairs, val_pairs = load_aligned_pairs(folder, held_out)
+        train_pairs, val_pairs = _aligned_pairs(args)
         per_pair = SCENES_PER_ALIGNED_PAIR
     scenes = args.real_scenes or per_pair * len(train_pairs)
     build_real_cache(cache, train_pairs, val_pairs, scenes=scenes,
                      val_scenes=max(2, scenes // 10) if val_pairs else 0,
                      patches_per_scene=args.patches_per_scene, patch=args.patch, seed=args.seed,
                      params=rig, ref_centre=centre, source=folder, progress=progress)
+    return cache
+
+
+def _wide_truth_cache(args, work: Path, rig, progress: bool) -> Path | None:
+    """The W-truth patch cache of --aligned-pairs (built first if needed), or None."""
+    if args.wide_truth is None:
+        return None
+    from .data import build_real_cache
+
+    folder = os.path.abspath(args.aligned_pairs)
+    cache = Path(args.wide_truth_data) if args.wide_truth_data else work / "wide_truth_data"
+    if _existing_cache(cache, "--wide-truth-data", {"source": folder, "w_upsampled": args.w_upsampled}):
+        return cache
+    train_pairs, val_pairs = _aligned_pairs(args)
+    scenes = args.real_scenes or SCENES_PER_ALIGNED_PAIR * len(train_pairs)
+    build_real_cache(cache, train_pairs, val_pairs, scenes=scenes,
+                     val_scenes=max(2, scenes // 10) if val_pairs else 0,
+                     patches_per_scene=args.patches_per_scene, patch=args.patch, seed=args.seed,
+                     params=rig, source=folder, w_upsampled=args.w_upsampled, progress=progress)
     return cache
 
 
@@ -243,15 +308,20 @@ def _run_fusion(args) -> int:
     work = Path(args.work) if args.work else out.with_suffix("").parent / (out.stem + "_work")
     # Before minutes of simulation and training, not at the export at the end.
     check_output_options({"--out": out, "--work": work, "--data": args.data,
-                          "--real-data": args.real_data},
-                         folders=("--work", "--data", "--real-data"), suffixes={"--out": (".onnx",)})
+                          "--real-data": args.real_data, "--wide-truth-data": args.wide_truth_data},
+                         folders=("--work", "--data", "--real-data", "--wide-truth-data"),
+                         suffixes={"--out": (".onnx",)})
     progress = not args.no_progress
     init = _init_path(args)
     real = _real_cache(args, work, rig, progress)
+    wide_truth = _wide_truth_cache(args, work, rig, progress)
     simulated = _simulated_cache(args, work, rig, progress, real is not None)
-    main, extra, mix = (simulated, {}, {}) if real is None else (
-        (real, {}, {}) if simulated is None else
-        (simulated, {"real": real}, {"real": args.real_fraction}))
+    # the simulated cache, else the real pairs', gives each batch what the fractions leave
+    main = simulated or real
+    extra = {label: cache for label, cache in (("real", real), ("wide_truth", wide_truth))
+             if cache is not None and cache != main}
+    mix = {"real": args.real_fraction, "wide_truth": args.wide_truth}
+    mix = {label: mix[label] for label in extra}
     w_cobi = args.w_cobi if args.w_cobi is not None else (PAIRS_COBI if args.pairs else 0.02)
     cfg = TrainConfig(steps=args.steps, batch=args.batch, seed=args.seed,
                       lr=args.lr if args.lr is not None else (FINE_TUNE_LR if init else 1e-3),
@@ -273,10 +343,10 @@ def _run_fusion(args) -> int:
         return 1
     summary["parameters"] = count_parameters(model)
     summary["gflops_12mp"] = round(gflops(model, 3000, 4000), 2)
-    summary["data_manifests"] = [str(d / "manifest.json") for d in (simulated, real)
+    summary["data_manifests"] = [str(d / "manifest.json") for d in (simulated, real, wide_truth)
                                  if d is not None and (d / "manifest.json").exists()]
     (work / "summary.json").write_text(json.dumps(summary, indent=1))
-    print(json.dumps({k: summary[k] for k in ("steps", "wall_s", "val", "val_real",
+    print(json.dumps({k: summary[k] for k in ("steps", "wall_s", "val", "val_real", "val_wide_truth",
                                               "onnx_max_abs_diff_vs_torch", "parameters",
                                               "gflops_12mp") if k in summary}, indent=1))
     print(f"wrote {out}")

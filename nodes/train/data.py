@@ -15,11 +15,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from nodegraph.errors import InputError
+
 from .simulate import (
     VALIDATION_PHOTOS,
     RigParams,
     load_photo,
     make_sample,
+    make_wide_truth_sample,
     photo_paths,
     short_id,
 )
@@ -113,19 +116,24 @@ def restrict_reference(planes: np.ndarray, centre: float) -> np.ndarray:
 def build_real_cache(out_dir: str | Path, train_pairs: list, val_pairs: list, *, scenes: int,
                      val_scenes: int | None = None, patches_per_scene: int = 6, patch: int = 128,
                      seed: int = 0, params: RigParams = RigParams(), ref_centre: float = 1.0,
-                     source: str = "", progress: bool = True) -> dict:
+                     source: str = "", w_upsampled: float | None = None,
+                     progress: bool = True) -> dict:
     """The cache of :func:`build_cache` from real pairs (``real_pairs.RealPair``): the target
     and I_src are the pair's (real W optics), the reference the rig's second view of the
     target (``simulate.make_sample`` with ``w_capture``), without occluders (the rig's pasted
     occluders would need a W view the capture does not have). ``ref_centre`` < 1 keeps the
-    reference only in the frame's centre (:func:`restrict_reference`)."""
+    reference only in the frame's centre (:func:`restrict_reference`).
+
+    With ``w_upsampled`` (how much denser than its native sampling W's capture is stored) the
+    samples are W-truth ones instead (``simulate.make_wide_truth_sample``): W's own capture is
+    the label and the pair's real T the reference."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if val_scenes is None:
         val_scenes = max(2, scenes // 10) if val_pairs else 0
     rng = np.random.default_rng(seed)
     manifest = {"seed": seed, "patch": patch, "patches_per_scene": patches_per_scene,
-                "source": source, "ref_centre": ref_centre,
+                "source": source, "ref_centre": ref_centre, "w_upsampled": w_upsampled,
                 "train_pairs": [p.name for p in train_pairs], "val_pairs": [p.name for p in val_pairs],
                 "params": params.as_dict()}
     for split, pairs, n in (("train", train_pairs, scenes), ("val", val_pairs, val_scenes)):
@@ -134,10 +142,16 @@ def build_real_cache(out_dir: str | Path, train_pairs: list, val_pairs: list, *,
         xs, ys, infos = [], [], []
         for k in tqdm(range(n), desc=f"real-pair {split} scenes", disable=not progress):
             pair = pairs[k % len(pairs)]
-            size = _scene_size(rng, pair.target.shape, patch)
-            s = make_sample(pair.target, [], rng, params, size, pair.w_capture, pair.w_density)
+            if w_upsampled is None:
+                size = _scene_size(rng, pair.target.shape, patch)
+                s = make_sample(pair.target, [], rng, params, size, pair.w_capture, pair.w_density)
+            else:
+                s = make_wide_truth_sample(pair.w_capture, pair.target, rng, params, w_upsampled)
             infos.append({"pair": pair.name, **s["info"]})
             planes = np.stack([s["Y_src"], s["Y_ref"], s["M_occ"], s["Y_target"], s["M_blend"]])
+            if min(planes.shape[1:]) < patch:
+                raise InputError(f"pair {pair.name}: its W-truth working grid {planes.shape[2]}x"
+                                 f"{planes.shape[1]} is smaller than the {patch} px patches")
             _cut_patches(restrict_reference(planes, ref_centre), rng, patch, patches_per_scene, xs, ys)
         _write_split(out_dir, split, xs, ys)
         manifest[f"{split}_scenes"] = infos

@@ -464,3 +464,35 @@ def make_sample(photo: np.ndarray, others: list[np.ndarray], rng: np.random.Gene
             "M_occ": aligned["M_occ"], "Y_target": luminance(target), "M_blend": aligned["M_blend"],
             "info": info,
             "src": src, "ref": aligned["ref"], "ref_warped": aligned["ref_warped"], "target": target}
+
+
+def make_wide_truth_sample(w_capture: np.ndarray, t_capture: np.ndarray, rng: np.random.Generator,
+                           p: RigParams, w_upsampled: float, pseudo_gt: float = 2.0) -> dict:
+    """A sample whose label is W's own capture (DCSR's self-supervised real-image adaptation):
+    planes and info as :func:`make_sample`.
+
+    ``w_capture`` and ``t_capture``: one scene from both cameras, registered on one grid, on
+    which W is stored ``w_upsampled`` times denser than its native sampling (City100's L:
+    2). W's native capture is the target; W's input is that capture box-downsampled by
+    ``pseudo_gt`` (the pseudo-GT protocol's K, as ``nodegraph eval --pseudo-gt``), and T is
+    the other camera's real capture, both on a working grid where T's density over W's input
+    is drawn from [1.2, ``pseudo_gt``] (above it the target would have to be upsampled).
+    Unlike the rig, the reference is never rendered from the target: it carries T's real
+    optics, ISP and registration residue, and W's well-resolved band in the label is W's own.
+    """
+    density = rng.uniform(1.2, pseudo_gt)
+    h, w = w_capture.shape[:2]
+    scale = density / (w_upsampled * pseudo_gt)   # working grid px per stored px
+    size = (round(w * scale), round(h * scale))
+    if rng.random() < 0.5:
+        w_capture, t_capture = w_capture[:, ::-1], t_capture[:, ::-1]
+    target = cv2.resize(w_capture, size, interpolation=cv2.INTER_AREA)
+    ref = cv2.resize(t_capture, size, interpolation=cv2.INTER_AREA)
+    low = cv2.resize(w_capture, (round(size[0] / density), round(size[1] / density)),
+                     interpolation=cv2.INTER_AREA)
+    src = np.clip(cv2.resize(low, size, interpolation=cv2.INTER_CUBIC), 0, 1).astype(np.float32)
+    aligned = align_triplet(src, ref, density, rng.uniform(*p.flow_downscale))
+    return {"Y_src": luminance(src), "Y_ref": luminance(aligned["ref_warped"]),
+            "M_occ": aligned["M_occ"], "Y_target": luminance(target), "M_blend": aligned["M_blend"],
+            "info": {"zoom": float(density), "wide_truth": True}}
+
