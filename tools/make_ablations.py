@@ -49,6 +49,15 @@ def keep_wide_band(graph: Graph) -> None:
     graph.nodes["blend"].links["fused"] = Ref("keep_wide_band", "fused")
 
 
+def wide_consistency(graph: Graph) -> None:
+    graph.nodes["wide_consistency"] = NodeInstance(
+        "wide_consistency", "hzsr.wide_consistency",
+        links={"image": Ref("uncrop", "image"), "wide": Ref("read_wide", "image"),
+               "ratio": Ref("align", "ratio"), "zoom": Ref("inputs", "zoom")})
+    graph.nodes["write"].links["image"] = Ref("wide_consistency", "image")
+    graph.outputs["image"] = Ref("wide_consistency", "image")
+
+
 def drop_all_masks(graph: Graph) -> None:
     for node, port in MASKS:
         drop_mask(node, port)(graph)
@@ -71,6 +80,8 @@ VARIANTS: dict[str, tuple[str, Callable[[Graph], None]]] = {
     "fusion_unet": ("the learned UNet fusion", set_fusion("hzsr.fusion_unet")),
     "keep_wide_band": ("the fusion's residual kept only above W's band (hzsr.keep_wide_band)",
                        keep_wide_band),
+    "wide_consistency": ("the output made to average to W's pixels over each W pixel "
+                         "(hzsr.wide_consistency)", wide_consistency),
 }
 
 
