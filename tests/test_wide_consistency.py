@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from nodegraph.nodes.hzsr.wide_consistency import (
-    _gather,
     enforce_wide_consistency,
+    gather_taps,
+    gather_taps_reference,
     pixel_overlaps,
     spread_weights,
     wide_consistency,
@@ -40,16 +41,30 @@ def _dense_spread(start, scale, count, length):
 ])
 def test_area_and_spread_match_dense_references(start, scale, count, length):
     rng = np.random.default_rng(0)
-    image = rng.random((length, 3)).astype(np.float32)
-    area = _gather(image, *pixel_overlaps(start, scale, count, length), axis=0)
-    np.testing.assert_allclose(area, _dense_area(start, scale, count, length) @ image, atol=1e-5)
-    residual = rng.standard_normal((count, 3)).astype(np.float32)
-    spread = _gather(residual, *spread_weights(start, scale, count, length), axis=0)
-    np.testing.assert_allclose(spread, _dense_spread(start, scale, count, length) @ residual, atol=1e-5)
+    image = rng.random((length, 2, 3)).astype(np.float32)
+    area = gather_taps(image, *pixel_overlaps(start, scale, count, length), axis=0)
+    np.testing.assert_allclose(area, np.einsum("ij,jkc->ikc", _dense_area(start, scale, count, length),
+                                               image), atol=1e-5)
+    residual = rng.standard_normal((count, 2, 3)).astype(np.float32)
+    spread = gather_taps(residual, *spread_weights(start, scale, count, length), axis=0)
+    np.testing.assert_allclose(spread, np.einsum("ij,jkc->ikc", _dense_spread(start, scale, count, length),
+                                                 residual), atol=1e-5)
     # along columns too
-    image2 = rng.random((4, length)).astype(np.float32)
-    np.testing.assert_allclose(_gather(image2, *pixel_overlaps(start, scale, count, length), axis=1),
-                               image2 @ _dense_area(start, scale, count, length).T, atol=1e-5)
+    image2 = rng.random((4, length, 3)).astype(np.float32)
+    np.testing.assert_allclose(gather_taps(image2, *pixel_overlaps(start, scale, count, length), axis=1),
+                               np.einsum("rjc,ij->ric", image2, _dense_area(start, scale, count, length)),
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_gather_taps_kernel_matches_numpy(axis):
+    rng = np.random.default_rng(5)
+    image = rng.random((23, 31, 3)).astype(np.float32)
+    length = image.shape[axis]
+    index = rng.integers(0, length, (17, 3))
+    weight = rng.random((17, 3)).astype(np.float32)
+    np.testing.assert_allclose(gather_taps(image, index, weight, axis),
+                               gather_taps_reference(image, index, weight, axis), atol=1e-5)
 
 
 def _random_scene(rng, shape):

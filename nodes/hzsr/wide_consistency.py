@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
 from nodegraph import CompactImage, Image, Out, Param, Scalar, node
@@ -67,15 +68,46 @@ def spread_weights(start: float, scale: float, count: int, length: int
     return np.clip(index, 0, count - 1), weight.astype(np.float32)
 
 
-def _gather(image: np.ndarray, index: np.ndarray, weight: np.ndarray, axis: int) -> np.ndarray:
-    """sum_k weight[:, k] * image[index[:, k]] along ``axis`` (0: rows, 1: columns)."""
+@numba.njit(parallel=True, cache=True)
+def _taps_rows(image, index, weight, out):
+    for i in numba.prange(out.shape[0]):
+        for j in range(out.shape[1]):
+            for c in range(out.shape[2]):
+                total = np.float32(0.0)
+                for k in range(index.shape[1]):
+                    total += weight[i, k] * image[index[i, k], j, c]
+                out[i, j, c] = total
+
+
+@numba.njit(parallel=True, cache=True)
+def _taps_columns(image, index, weight, out):
+    for r in numba.prange(out.shape[0]):
+        for i in range(out.shape[1]):
+            for c in range(out.shape[2]):
+                total = np.float32(0.0)
+                for k in range(index.shape[1]):
+                    total += weight[i, k] * image[r, index[i, k], c]
+                out[r, i, c] = total
+
+
+def gather_taps(image: np.ndarray, index: np.ndarray, weight: np.ndarray, axis: int) -> np.ndarray:
+    """sum_k weight[:, k] * image[index[:, k]] along ``axis`` (0: rows, 1: columns) of an
+    (H, W, C) float32 image (Numba)."""
+    shape = list(image.shape)
+    shape[axis] = len(index)
+    out = np.empty(shape, np.float32)
+    kernel = _taps_rows if axis == 0 else _taps_columns
+    kernel(np.ascontiguousarray(image, np.float32), index, weight, out)
+    return out
+
+
+def gather_taps_reference(image: np.ndarray, index: np.ndarray, weight: np.ndarray, axis: int
+                          ) -> np.ndarray:
+    """Plain NumPy version of :func:`gather_taps`, for the tests."""
     shape = [1] * image.ndim
     shape[axis] = -1
-    out = None
-    for k in range(index.shape[1]):
-        term = np.take(image, index[:, k], axis=axis) * weight[:, k].reshape(shape)
-        out = term if out is None else out.__iadd__(term)
-    return out
+    return sum(np.take(image, index[:, k], axis=axis) * weight[:, k].reshape(shape)
+               for k in range(index.shape[1])).astype(np.float32)
 
 
 def wide_pixels_in_view(view, image_wh) -> tuple[tuple[int, int, int, int], tuple[float, float, float, float]]:
@@ -101,12 +133,18 @@ def enforce_wide_consistency(image: np.ndarray, wide_pixels: np.ndarray, edges, 
     cols_out = spread_weights(left, sx, w, image.shape[1])
     out = image.astype(np.float32, copy=True)
     for _ in range(iterations):
-        residual = wide_pixels - _gather(_gather(out, *rows_in, axis=0), *cols_in, axis=1)
-        out += _gather(_gather(residual, *rows_out, axis=0), *cols_out, axis=1)
+        residual = wide_pixels - gather_taps(gather_taps(out, *rows_in, axis=0), *cols_in, axis=1)
+        out += gather_taps(gather_taps(residual, *rows_out, axis=0), *cols_out, axis=1)
     return np.clip(out, 0.0, 1.0, out=out)
 
 
-@node("hzsr.wide_consistency", version=1)
+def _load_kernels() -> None:
+    """The two Numba kernels loaded from their cache (the node's warm-up)."""
+    enforce_wide_consistency(np.zeros((4, 4, 3), np.float32), np.zeros((2, 2, 3), np.float32),
+                             (0.0, 0.0, 2.0, 2.0), 1)
+
+
+@node("hzsr.wide_consistency", version=1, warm_up=_load_kernels)
 def wide_consistency(image: Image, wide: CompactImage, ratio: Scalar, zoom: Scalar = None, *,
                      iterations: int = Param(2, range=(0, 20),
                                              doc="back-projection steps (1 is exact when the output "
