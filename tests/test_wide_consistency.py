@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from nodegraph.errors import InputError
 from nodegraph.nodes.hzsr.wide_consistency import (
     enforce_wide_consistency,
     gather_taps,
@@ -131,3 +132,9 @@ def test_node_reads_w_as_samples_and_passes_through_when_off():
     assert np.abs(out - image).max() > 0.01
     coarse = rng.random((20, 30, 3)).astype(np.float32)   # coarser than W: nothing to enforce
     assert wide_consistency(coarse, wide, 1.0) is coarse
+
+
+def test_zoom_below_one_is_refused():
+    image = np.zeros((8, 8, 3), np.float32)
+    with pytest.raises(InputError, match="zoom must be >= 1"):
+        wide_consistency(image, np.zeros((8, 8, 3), np.uint8), 2.0, 0.5)

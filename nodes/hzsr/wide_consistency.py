@@ -29,6 +29,8 @@ import numba
 import numpy as np
 
 from nodegraph import CompactImage, Image, Out, Param, Scalar, node
+from nodegraph.errors import InputError
+from nodegraph.nodes.hzsr.uncrop import ZOOM
 from nodegraph.nodes.ops.geometry import central_rect
 from nodegraph.types import compact_to_float
 
@@ -145,7 +147,7 @@ def _load_kernels() -> None:
 
 
 @node("hzsr.wide_consistency", version=1, warm_up=_load_kernels)
-def wide_consistency(image: Image, wide: CompactImage, ratio: Scalar, zoom: Scalar = None, *,
+def wide_consistency(image: Image, wide: CompactImage, ratio: Scalar, zoom: ZOOM = None, *,
                      iterations: int = Param(2, range=(0, 20),
                                              doc="back-projection steps (1 is exact when the output "
                                                  "has a whole number of pixels per W pixel; 0 = off)"),
@@ -156,7 +158,10 @@ def wide_consistency(image: Image, wide: CompactImage, ratio: Scalar, zoom: Scal
     ``ratio``) at any pixel size of at least W's; ``wide`` W. A averages ``image`` over the area
     of each W pixel wholly inside the view, U spreads a residual back over those areas.
     """
-    view = central_rect(wide.shape[1], wide.shape[0], float(zoom if zoom is not None else ratio))
+    zoom = float(zoom if zoom is not None else ratio)
+    if not zoom >= 1.0:
+        raise InputError(f"zoom must be >= 1, got {zoom!r}")
+    view = central_rect(wide.shape[1], wide.shape[0], zoom)
     (x0, y0, x1, y1), edges = wide_pixels_in_view(view, (image.shape[1], image.shape[0]))
     if iterations == 0 or min(edges[2], edges[3]) < 1.0 or x1 <= x0 or y1 <= y0:
         return image   # no finer than W (or no whole W pixel): nothing to make consistent
