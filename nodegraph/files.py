@@ -87,6 +87,18 @@ def _source_digest(folders: tuple[str, ...], files: tuple[str, ...]) -> str:
     return hashlib.blake2b(repr(sorted(entries)).encode(), digest_size=16).hexdigest()
 
 
+def user_cache_folder(kind: str) -> Path:
+    """The folder for ``kind`` of derived data a later process may reuse (never results):
+    ``$NODEGRAPH_CACHE_DIR/KIND``, else ``$XDG_CACHE_HOME/nodegraph/KIND``, else
+    ``~/.cache/nodegraph/KIND``. Not created here: writers create it, readers treat a missing
+    or unreadable entry as a miss."""
+    root = os.environ.get("NODEGRAPH_CACHE_DIR")
+    if not root:
+        root = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+                            "nodegraph")
+    return Path(root) / kind
+
+
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     """Remove the temporary files that killed writers left in ``folder``; return them.
 

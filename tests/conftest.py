@@ -1,9 +1,17 @@
+import atexit
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+# derived data a run keeps for later processes (the fusion model's stages) stays in the session
+if "NODEGRAPH_CACHE_DIR" not in os.environ:
+    os.environ["NODEGRAPH_CACHE_DIR"] = tempfile.mkdtemp(prefix="nodegraph-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["NODEGRAPH_CACHE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture

@@ -21,13 +21,22 @@ reach are upper bounds summed from the kernel sizes in each stage, so a model of
 width or depth is cut correctly; a graph with any other structure (an operation not known to
 be pointwise, a strided convolution where the fine levels should be) is not cut
 (:func:`unet_stages` returns None) and runs whole, tiled with its full receptive field.
+
+Cutting needs the ``onnx`` package, whose import alone takes ~0.65 s (its ``ml_dtypes``
+extension): more than the fusion's whole network time on a small image, paid by every
+process. So a model's stages (or the finding that it cannot be cut) are kept on disk in
+:func:`nodegraph.files.user_cache_folder` (``onnx_stages``), keyed by the model's content and
+this module's source, and later processes read them without importing ``onnx``.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
-from nodegraph.files import file_digest
+from nodegraph.files import file_digest, user_cache_folder, write_atomic
 
 # operations that act on each pixel (or channel vector) alone: they add no spatial context
 _POINTWISE = {"Add", "Sub", "Mul", "Div", "LeakyRelu", "Relu", "Sigmoid", "Tanh", "Clip",
@@ -53,9 +62,13 @@ class UNetStages:
     deep_reach: int      # skip px of context a deep output pixel may depend on
 
 
+STAGES_CACHE = "onnx_stages"
+_BYTES_FIELDS = ("encoder", "deep", "decoder")
+
+
 def unet_stages(model_path: str) -> UNetStages | None:
     """The stages of the model at ``model_path`` (module doc), or None when its graph is not
-    a UNet of the known shape. Cached per file content for the process."""
+    a UNet of the known shape. Cached per file content for the process and on disk."""
     try:
         return _stages_of(file_digest(model_path), model_path)
     except (OSError, ImportError):  # unreadable (the session reports it) or no onnx: run whole
@@ -64,6 +77,49 @@ def unet_stages(model_path: str) -> UNetStages | None:
 
 @functools.lru_cache(maxsize=4)
 def _stages_of(digest: str, model_path: str) -> UNetStages | None:
+    entry = user_cache_folder(STAGES_CACHE) / f"{digest}-{file_digest(__file__)}.stages"
+    try:
+        return read_stages(entry)
+    except (OSError, ValueError, TypeError, KeyError):  # absent, or not an entry this code wrote
+        pass
+    stages = _cut(model_path)
+    try:
+        write_atomic(entry, stages_bytes(stages))
+    except OSError:  # a read-only cache folder: the next process cuts the model again
+        pass
+    return stages
+
+
+def stages_bytes(stages: UNetStages | None) -> bytes:
+    """``stages`` (or None: the model cannot be cut) as a cache entry: a JSON line with the
+    geometry and the sizes of the three sub-models, then their bytes."""
+    if stages is None:
+        return b"null\n"
+    fields = dataclasses.asdict(stages)
+    blobs = [fields.pop(name) for name in _BYTES_FIELDS]
+    fields["sizes"] = [len(blob) for blob in blobs]
+    return json.dumps(fields).encode() + b"\n" + b"".join(blobs)
+
+
+def read_stages(entry: Path) -> UNetStages | None:
+    """The stages a :func:`stages_bytes` entry holds; ValueError (or KeyError, TypeError) for
+    any file that is not a whole entry."""
+    payload = entry.read_bytes()
+    header, _, body = payload.partition(b"\n")
+    fields = json.loads(header)
+    if fields is None:
+        return None
+    sizes = fields.pop("sizes")
+    if len(sizes) != len(_BYTES_FIELDS) or sum(sizes) != len(body):
+        raise ValueError(f"truncated stages entry {entry}")
+    offsets = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+    for name, start, end in zip(_BYTES_FIELDS, offsets, offsets[1:]):
+        fields[name] = body[start:end]
+    return UNetStages(**fields)
+
+
+def _cut(model_path: str) -> UNetStages | None:
+    """The model's stages found in its graph (module doc), or None."""
     import onnx
     import onnx.utils
 
