@@ -147,3 +147,36 @@ def test_console_ends_the_process_at_once_with_every_output_complete(write_yaml,
     missing = subprocess.run(["nodegraph", "validate", str(tmp_path / "missing.yaml")],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and missing.stderr.startswith("error:")
+
+
+def test_console_pauses_the_collector_for_the_imports_only(write_yaml, tmp_path, registry, monkeypatch):
+    """``run`` through cli.console: the cyclic collector is off while modules are imported and
+    the graph is planned, and on (with the start-up's objects frozen) when nodes run."""
+    import gc
+
+    seen = {}
+    real_execute = cli.execute
+
+    def execute(*args, **kwargs):
+        seen["enabled"], seen["frozen"] = gc.isenabled(), gc.get_freeze_count()
+        return real_execute(*args, **kwargs)
+
+    def load_for_run(*args, **kwargs):
+        seen["enabled_while_planning"] = gc.isenabled()
+        return real_load(*args, **kwargs)
+
+    real_load = cli.load_for_run
+    monkeypatch.setattr(cli, "execute", execute)
+    monkeypatch.setattr(cli, "load_for_run", load_for_run)
+    monkeypatch.setattr(cli.os, "_exit", lambda code: (_ for _ in ()).throw(SystemExit(code)))
+    monkeypatch.setattr(sys, "argv", ["nodegraph", "run", str(write_yaml(GOOD)),
+                                      "--out", str(tmp_path / "r.txt")])
+    try:
+        with pytest.raises(SystemExit) as ended:
+            cli.console()
+    finally:
+        gc.unfreeze()
+        gc.enable()
+    assert ended.value.code == 0 and (tmp_path / "r.txt").read_text() == "5.0\n"
+    assert seen["enabled_while_planning"] is False and seen["enabled"] is True
+    assert seen["frozen"] > 1000
