@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from .errors import MESSAGE_LIMIT, GraphError, InputError, NodeError, Problem, clip
 from .files import check_output_options
+from .memory import reuse_freed_blocks
 from .registry import Registry, default_registry
 
 if TYPE_CHECKING:
@@ -383,8 +384,11 @@ def console() -> NoReturn:
     node modules are imported (NumPy, Numba, OpenCV, onnxruntime: ~60k objects, made once
     and kept to the end): its ~320 passes over them took 0.11-0.13 s of every run. ``run``
     resumes it before the first node runs; ``validate`` and ``nodes`` end first.
+
+    Freed blocks are reused by later ones (:func:`nodegraph.memory.reuse_freed_blocks`).
     """
     global _collector_paused
+    reuse_freed_blocks()
     argv = sys.argv[1:]
     fast_exit = _command_named([arg for arg in argv if arg != DEBUG_FLAG]) in FAST_EXIT
     if fast_exit:

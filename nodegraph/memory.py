@@ -1,27 +1,73 @@
-"""Giving freed heap memory back to the operating system (a light module: loads only ctypes)."""
+"""How freed heap memory is kept and given back (glibc; a no-op elsewhere). A light module:
+loads only ctypes.
+
+Two policies, measured on 12 MP runs (README, "Speed and memory"):
+
+- :func:`release_free_heap`, after each node: nodes free many buffers (onnxruntime
+  activations, OpenCV temporaries, whole-image intermediates) that glibc keeps in its heaps;
+  giving them back keeps the next node's peak from stacking on the last one's garbage
+  (-160 MB at the blend and the uncrop, measured when every free byte was given back). Only
+  the excess over FREE_HEAP_BUDGET is worth the system's time: pages given back are zeroed
+  again by the kernel when the next node touches them.
+- :func:`reuse_freed_blocks`, once per process by the command line: glibc serves blocks of
+  32 MB and more (every full-resolution image) as fresh memory maps, unmapped when freed,
+  so each new image was zeroed page by page by the kernel (a quarter of all CPU samples of
+  a 12 MP run on a VM, ~2.7 GB of fresh maps). Served from the heap instead, a freed image's
+  pages are reused by the next one.
+"""
 from __future__ import annotations
 
-from collections.abc import Callable
+import ctypes
+import ctypes.util
+
+FREE_HEAP_BUDGET = 64 << 20  # bytes of free heap kept for reuse between nodes
+_M_TRIM_THRESHOLD = -1       # mallopt parameters (glibc's malloc.h)
+_M_MMAP_MAX = -4
 
 
-def _load_malloc_trim() -> Callable[[], None]:
-    """glibc's malloc_trim(0), or a no-op elsewhere.
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
 
-    Nodes free many mid-sized buffers (onnxruntime activations, OpenCV temporaries) that glibc
-    keeps in its heaps rather than giving back; trimming after each node returns them, so the
-    next node's peak does not stack on the last one's garbage (measured at 12 MP: -160 MB at
-    the blend and the uncrop). A few milliseconds per call. A node that frees large buffers
-    while it still runs (the fusion's stages) calls it too.
-    """
-    import ctypes
-    import ctypes.util
 
+def _load_libc() -> tuple[ctypes.CDLL | None, bool]:
+    """(glibc, whether it has mallinfo2 (2.33+)), or (None, False) for any other C library."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):
-        return lambda: None
-    return lambda: trim(0) and None
+    except OSError:
+        return None, False
+    if not (hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt")):
+        return None, False
+    if not hasattr(libc, "mallinfo2"):
+        return libc, False
+    libc.mallinfo2.restype = _Mallinfo2
+    return libc, True
 
 
-release_free_heap = _load_malloc_trim()
+_libc, _has_mallinfo2 = _load_libc()
+
+
+def free_heap_bytes() -> int | None:
+    """Bytes glibc holds free in its heaps (mallinfo2's fordblks), None where unknown."""
+    return int(_libc.mallinfo2().fordblks) if _has_mallinfo2 else None
+
+
+def release_free_heap() -> None:
+    """Give free heap memory back to the system (malloc_trim) when more than
+    FREE_HEAP_BUDGET of it is free; a few milliseconds when it does."""
+    if _libc is None:
+        return
+    free = free_heap_bytes()
+    if free is None or free > FREE_HEAP_BUDGET:
+        _libc.malloc_trim(0)
+
+
+def reuse_freed_blocks() -> bool:
+    """Serve every block from glibc's heap (no memory maps of their own) and leave giving
+    memory back to :func:`release_free_heap`; True when set. Process-wide: the command line
+    calls it, a program that embeds nodegraph decides for itself."""
+    if _libc is None:
+        return False
+    # the largest threshold mallopt's int takes: glibc never trims on its own
+    return bool(_libc.mallopt(_M_MMAP_MAX, 0)) and bool(_libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
