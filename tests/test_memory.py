@@ -22,11 +22,12 @@ class _FakeLibc:
         return 1
 
 
-@pytest.mark.parametrize("free_mb,trims", [(0, 0), (63, 0), (65, 1), (900, 1)])
-def test_free_memory_is_given_back_only_beyond_the_budget(monkeypatch, free_mb, trims):
+@pytest.mark.parametrize("free_bytes,trims", [(0, 0), (memory.FREE_HEAP_BUDGET - 1, 0),
+                                              (memory.FREE_HEAP_BUDGET + 1, 1), (900 << 20, 1)])
+def test_free_memory_is_given_back_only_beyond_the_budget(monkeypatch, free_bytes, trims):
     libc = _FakeLibc()
     monkeypatch.setattr(memory, "_libc", libc)
-    monkeypatch.setattr(memory, "free_heap_bytes", lambda: free_mb << 20)
+    monkeypatch.setattr(memory, "free_heap_bytes", lambda: free_bytes)
     memory.release_free_heap()
     assert libc.trims == trims
 
