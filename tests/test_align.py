@@ -14,6 +14,7 @@ from nodegraph.nodes.hzsr.align import (
     robust_translation,
     wide_on_grid,
 )
+from nodegraph.nodes.ops import colour
 from nodegraph.nodes.ops.colour import match_colour
 from nodegraph.nodes.ops.geometry import central_rect, resample_region
 from nodegraph.nodes.ops.luminance import luminance
@@ -139,8 +140,12 @@ def test_colour_match_equalises_mean_and_std():
     assert np.isfinite(match_colour(flat, flat, wide)).all()
 
 
-def test_colour_match_in_place_equals_a_new_image():
-    """hzsr.align matches T's colour in its own float copy of T: the same values as a new image."""
+@pytest.mark.parametrize("block_pixels", [1 << 20, 1000])
+def test_colour_match_in_place_equals_a_new_image(monkeypatch, block_pixels):
+    """hzsr.align matches T's colour in its own float copy of T: the same values as a new image,
+    and as the per-channel map written out in NumPy, whole or in blocks of rows (1000 px: 7
+    rows of 131, the last block short)."""
+    monkeypatch.setattr(colour, "TRANSFORM_BLOCK_PIXELS", block_pixels)
     rng = np.random.default_rng(5)
     tele = rng.random((257, 131, 3), dtype=np.float32)
     wide = rng.random((40, 30, 3), dtype=np.float32) * 0.6 + 0.3
@@ -149,6 +154,10 @@ def test_colour_match_in_place_equals_a_new_image():
     matched = match_colour(scratch, scratch[::3].copy(), wide, out=scratch)
     assert matched is scratch
     np.testing.assert_array_equal(matched, expected)
+    region = tele[::3].reshape(-1, 3)
+    gain = wide.reshape(-1, 3).std(axis=0) / region.std(axis=0)
+    plain = tele * gain + (wide.reshape(-1, 3).mean(axis=0) - region.mean(axis=0) * gain)
+    np.testing.assert_allclose(matched, np.clip(plain, 0.0, 1.0), atol=2e-6)
 
 
 def test_align_leaves_float_inputs_untouched_and_matches_samples():
