@@ -9,7 +9,11 @@ of ``--runs`` repetitions interleaved so that load on a shared machine hits all 
 
 - wall time and peak resident memory of whole ``nodegraph run ... --profile`` processes
   (start-up, imports and the PNG write included), pinned to 2 cores with ``taskset -c 0,1``
-  and, on a machine with more cores, on all of them; per-node seconds from ``--profile``;
+  and, on a machine with more cores, on all of them; their user and system CPU seconds;
+  per-node seconds from ``--profile``;
+- the system time a new process spends per GB of fresh memory (touching PROBE_MB once, after
+  a pause): what the machine charges for memory whatever the program (large and varying on
+  a VM that returns freed pages to its host), to read the runs' system time against;
 - the bicubic digital zoom of the same frame as its own process on the same cores: decode W,
   bicubic-resize its central 1/2 to 12 MP, write the PNG with the same encoder settings;
 - in one process (after a warm-up run): a re-run after changing one blend parameter with the
@@ -54,6 +58,18 @@ zoomed = cv2.resize(crop, (w, h), interpolation=cv2.INTER_CUBIC)
 open(sys.argv[2], "wb").write(png_bytes(cv2.cvtColor(zoomed, cv2.COLOR_BGR2RGB)))
 """
 
+PROBE_MB = 512
+# Linux's free page reporting hands freed memory back to a VM's host after about 2 s: the
+# probe waits longer, so it measures memory as a command started after a pause gets it
+REPORTING_DELAY_S = 3.0
+FRESH_MEMORY = """
+import resource, sys
+import numpy as np
+before = resource.getrusage(resource.RUSAGE_SELF).ru_stime
+touched = np.ones(int(sys.argv[1]) << 20, np.uint8)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_stime - before)
+"""
+
 
 def make_pair(folder: Path, width: int, height: int) -> tuple[Path, Path]:
     import skimage
@@ -73,9 +89,9 @@ def make_pair(folder: Path, width: int, height: int) -> tuple[Path, Path]:
 
 
 def timed_process(args: list[str], cores: str | None, shim: Path | None = None
-                  ) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS in MB, stdout) of one child process, optionally pinned to ``cores``
-    and importing nodegraph through ``shim`` (:func:`source_shim`)."""
+                  ) -> tuple[float, float, str, tuple[float, float]]:
+    """(wall seconds, peak RSS in MB, stdout, (user, system) CPU seconds) of one child process,
+    optionally pinned to ``cores`` and importing nodegraph through ``shim`` (:func:`source_shim`)."""
     if cores is not None:
         args = ["taskset", "-c", cores, *args]
     env = dict(os.environ, PYTHONPATH=str(shim)) if shim is not None else None
@@ -93,7 +109,7 @@ def timed_process(args: list[str], cores: str | None, shim: Path | None = None
         stdout, stderr = out.read(), err.read()
     if child.returncode != 0:
         raise SystemExit(f"benchmark child failed ({child.returncode}): {' '.join(args)}\n{stderr}")
-    return seconds, usage.ru_maxrss / 1024, stdout
+    return seconds, usage.ru_maxrss / 1024, stdout, (usage.ru_utime, usage.ru_stime)
 
 
 def source_shim(source: Path, folder: Path) -> Path:
@@ -108,22 +124,31 @@ def source_shim(source: Path, folder: Path) -> Path:
 
 
 def nodegraph_run(pipeline: str, settings: list[str], cores: str | None,
-                  shim: Path | None = None) -> tuple[float, float, dict]:
+                  shim: Path | None = None) -> tuple[float, float, dict, tuple[float, float]]:
     # what the nodegraph command runs (console; main in a tree from before it existed)
     code = ("import sys\nfrom nodegraph import cli\n"
             "cli.console() if hasattr(cli, 'console') else sys.exit(cli.main(sys.argv[1:]))")
     args = [sys.executable, "-c", code, "run", pipeline, "--profile"]
     for setting in settings:
         args += ["--set", setting]
-    seconds, peak, out = timed_process(args, cores, shim)
+    seconds, peak, out, cpu = timed_process(args, cores, shim)
     per_node = {m.group(1): float(m.group(3))
                 for m in map(PROFILE_ROW.match, out.splitlines()) if m}
-    return seconds, peak, per_node
+    return seconds, peak, per_node, cpu
 
 
 def bicubic_zoom(wide: Path, out: Path, cores: str | None) -> tuple[float, float]:
-    seconds, peak, _ = timed_process([sys.executable, "-c", BICUBIC, str(wide), str(out)], cores)
+    seconds, peak, _, _ = timed_process([sys.executable, "-c", BICUBIC, str(wide), str(out)], cores)
     return seconds, peak
+
+
+def fresh_memory_seconds(megabytes: float, cores: str | None) -> float:
+    """System CPU seconds a new process spends having ``megabytes`` of fresh memory handed to
+    it (allocated and touched once): on a VM that returns freed pages to its host (Linux
+    free page reporting) this is a large, varying share of every run's system time, which a
+    phone or a workstation does not pay."""
+    _, _, out, _ = timed_process([sys.executable, "-c", FRESH_MEMORY, str(int(megabytes))], cores)
+    return float(out)
 
 
 def direct_call(the_plan) -> float:
@@ -212,15 +237,19 @@ def main() -> None:
             shim = source_shim(args.baseline_src.resolve(), Path(tmp) / "shim")
             baseline_pipeline = str(args.baseline_src.resolve() / "pipelines" / "hzsr.yaml")
             nodegraph_run(baseline_pipeline, settings, "0,1", shim)  # its warm-up
-        runs: dict[str, dict[str, list]] = {name: {"hzsr": [], "bicubic": [], "baseline": []}
-                                            for name in cores}
-        for _ in range(args.runs):
+        runs: dict[str, dict[str, list]] = {
+            name: {"hzsr": [], "bicubic": [], "baseline": [], "fresh_memory": []} for name in cores}
+        for round_index in range(args.runs):
             for name, pinned in cores.items():
+                time.sleep(REPORTING_DELAY_S)
+                runs[name]["fresh_memory"].append(fresh_memory_seconds(PROBE_MB, pinned))
                 runs[name]["bicubic"].append(bicubic_zoom(wide, Path(tmp) / "bicubic.png", pinned))
-                runs[name]["hzsr"].append(nodegraph_run(args.pipeline, settings, pinned))
-                if shim is not None:
-                    runs[name]["baseline"].append(
-                        nodegraph_run(baseline_pipeline, settings, pinned, shim))
+                trees = [("hzsr", args.pipeline, None), ("baseline", baseline_pipeline, shim)]
+                # a process started right after another gets the pages it freed still backed
+                # by the host: the two trees take turns at going first
+                for key, pipeline, tree in trees[::-1] if round_index % 2 else trees:
+                    if key == "hzsr" or tree is not None:
+                        runs[name][key].append(nodegraph_run(pipeline, settings, pinned, tree))
         inproc = in_process(args.pipeline, settings, args.blend_param, args.inproc_runs)
     load = max(load, os.getloadavg()[0])
 
@@ -246,6 +275,11 @@ def main() -> None:
         bicubic = med(r[0] for r in runs[name]["bicubic"])
         print(f"| `nodegraph run` wall time, {name} | {total:.2f} s | <= 3.0 s (stretch 1.5 s) |")
         print(f"| peak resident memory, {name} | {peak:.0f} MB | <= 1000 MB (stretch 500 MB) |")
+        user, system = (med(r[3][i] for r in runs[name]["hzsr"]) for i in (0, 1))
+        print(f"| CPU of `nodegraph run`, {name} | user {user:.2f} s, system {system:.2f} s | |")
+        print(f"| system time per GB of fresh memory, a new process touching {PROBE_MB} MB "
+              f"(the machine, not nodegraph), {name} | "
+              f"{med(runs[name]['fresh_memory']) * 1024 / PROBE_MB:.2f} s/GB | |")
         print(f"| bicubic digital zoom (decode, resize, PNG write), {name} | {bicubic:.2f} s; "
               f"HZSR is {total / bicubic:.1f}x | <= 2x |")
         if name != names[0]:
