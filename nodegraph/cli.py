@@ -381,8 +381,9 @@ def console() -> NoReturn:
     (``batch`` with its Dask cluster, the editor, plugins) exit normally.
 
     For the same commands the cyclic garbage collector is paused while the libraries and the
-    node modules are imported (NumPy, Numba, OpenCV, onnxruntime: ~60k objects, made once
-    and kept to the end): its ~320 passes over them took 0.11-0.13 s of every run. ``run``
+    node modules are imported (NumPy, OpenCV, networkx, and until the kernels were made lazy
+    Numba: ~60k objects, made once and kept to the end): its ~320 passes over them took
+    0.11-0.13 s of every run. ``run``
     resumes it before the first node runs; ``validate`` and ``nodes`` end first.
 
     Freed blocks are reused by later ones (:func:`nodegraph.memory.reuse_freed_blocks`).

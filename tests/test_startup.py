@@ -4,7 +4,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ("networkx", "onnxruntime", "torch", "dearpygui", "nodegraph.execute", "nodegraph.batch",
+HEAVY = ("networkx", "numba", "onnxruntime", "torch", "dearpygui", "nodegraph.execute", "nodegraph.batch",
          "nodegraph.nodes.eval", "nodegraph.nodes.train.cli")
 
 
@@ -30,6 +30,7 @@ def test_nodes_lists_every_node_without_loading_the_runner_or_other_commands():
 def test_a_command_loads_only_its_own_plugin_module():
     rc, loaded, _ = _loaded_after(["validate", "pipelines/hzsr.yaml"])
     assert rc == 0 and "networkx" in loaded  # validation uses networkx (SPEC), so it is loaded
+    assert "numba" not in loaded  # the kernels import it when they are first called
     assert not loaded & {"nodegraph.batch", "nodegraph.nodes.eval", "nodegraph.nodes.train.cli"}
 
 
@@ -44,22 +45,39 @@ def test_help_and_an_unknown_command_still_list_every_command():
     assert typo.returncode == 2 and "'eval'" in typo.stderr and "'train'" in typo.stderr
 
 
-def test_every_numba_kernel_uses_the_on_disk_cache():
-    """A kernel without ``cache=True`` is compiled again in every process (seconds at start-up)."""
+def _node_modules() -> list:
     import importlib
     import pkgutil
 
+    import nodegraph.nodes as package
+
+    return [importlib.import_module(info.name)
+            for info in pkgutil.walk_packages(package.__path__, "nodegraph.nodes.")
+            if not info.name.startswith("nodegraph.nodes.train")]  # [train] extra, no kernels
+
+
+def test_importing_every_node_module_leaves_numba_unloaded():
+    """Numba takes ~0.2 s to import: the kernels (nodegraph.kernels) import it on first call."""
+    import inspect
+
+    code = f"import sys\n{inspect.getsource(_node_modules)}\n_node_modules()\nprint('numba' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+def test_every_numba_kernel_uses_the_on_disk_cache():
+    """A kernel without Numba's on-disk cache is compiled again in every process (seconds)."""
     from numba.core.caching import NullCache
     from numba.core.dispatcher import Dispatcher
 
-    import nodegraph.nodes as package
+    from nodegraph.kernels import Kernel
 
-    kernels = []
-    for module_info in pkgutil.walk_packages(package.__path__, "nodegraph.nodes."):
-        if module_info.name.startswith("nodegraph.nodes.train"):
-            continue  # the trainers need the [train] extra and define no kernels
-        module = importlib.import_module(module_info.name)
-        kernels += [(module.__name__, name, kernel) for name, kernel in vars(module).items()
-                    if isinstance(kernel, Dispatcher) and kernel.__module__ == module.__name__]
+    kernels = {f"{module.__name__}.{name}": value for module in _node_modules()
+               for name, value in vars(module).items()
+               if isinstance(value, (Kernel, Dispatcher)) and value.__module__ == module.__name__}
     assert len(kernels) >= 10  # the mask, warp and sampling kernels are found
-    assert [f"{module}.{name}" for module, name, kernel in kernels if isinstance(kernel._cache, NullCache)] == []
+    # a kernel another test has called is bound to its dispatcher already
+    dispatchers = {name: value.dispatcher() if isinstance(value, Kernel) else value
+                   for name, value in kernels.items()}
+    assert [name for name, d in dispatchers.items() if isinstance(d._cache, NullCache)] == []

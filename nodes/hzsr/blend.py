@@ -27,16 +27,16 @@ from __future__ import annotations
 import math
 
 import cv2
-import numba
 import numpy as np
 
 from nodegraph import CompactMask, Image, Local, Mask, Out, Param, Scalar, frame_of, node
+from nodegraph.kernels import kernel, prange
 from nodegraph.nodes.ops.ramps import coverage_ramp
 
 
-@numba.njit(parallel=True, cache=True)
+@kernel(parallel=True)
 def _mask_sum_kernel(masks, out):
-    for i in numba.prange(out.shape[0]):
+    for i in prange(out.shape[0]):
         for j in range(out.shape[1]):
             total = np.float32(0.0)
             for k in range(len(masks)):
@@ -59,9 +59,9 @@ def raw_blend_weight_reference(masks, shape):
     return np.maximum(1.0 - sum(masks, np.zeros(shape, np.float32)), 0.0).astype(np.float32)
 
 
-@numba.njit(parallel=True, cache=True)
+@kernel(parallel=True)
 def _alpha_blend_kernel(src, fused, weight, out):
-    for i in numba.prange(out.shape[0]):
+    for i in prange(out.shape[0]):
         for j in range(out.shape[1]):
             a = weight[i, j]
             for c in range(out.shape[2]):

@@ -27,10 +27,10 @@ import math
 import warnings
 
 import cv2
-import numba
 import numpy as np
 
 from nodegraph import CompactMask, Flow, Out, Param, Rect, Shift, node
+from nodegraph.kernels import kernel, prange
 from nodegraph.nodes.ops.flow_fields import flow_unit
 
 KMEANS_SEED = 0
@@ -80,9 +80,9 @@ def focus_flow(flow_fwd: np.ndarray, roi: tuple[int, int, int, int], k: int,
     return centres[largest].astype(np.float32)
 
 
-@numba.njit(parallel=True, cache=True)
+@kernel(parallel=True)
 def _defocus_kernel(flow, focus, gamma, sigma_f, out):
-    for i in numba.prange(out.shape[0]):
+    for i in prange(out.shape[0]):
         for j in range(out.shape[1]):
             dx = flow[i, j, 0] - focus[0]
             dy = flow[i, j, 1] - focus[1]

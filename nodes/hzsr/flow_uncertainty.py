@@ -37,10 +37,10 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
 from nodegraph import CompactMask, Flow, Gray, Image, Out, Param, node
+from nodegraph.kernels import kernel, prange
 from nodegraph.nodes.ops.flow_fields import (
     fb_residual_at,
     fb_residual_reference,
@@ -57,7 +57,7 @@ from nodegraph.nodes.ops.sampling import (
 _N, _GXX, _GYY, _GXY, _FX, _FY, _FF, _NR, _RR = range(9)
 
 
-@numba.njit(cache=True, inline="always")
+@kernel(inline="always")
 def _symmetric_gradient(y_src, y_ref, i, j, h, w):
     """(grad Y_src + grad Ỹ_ref) / 2 at (i, j): central differences, border replicated."""
     left, right = max(j - 1, 0), min(j + 1, w - 1)
@@ -67,10 +67,10 @@ def _symmetric_gradient(y_src, y_ref, i, j, h, w):
     return np.float32(0.25) * gx, np.float32(0.25) * gy
 
 
-@numba.njit(parallel=True, cache=True)
+@kernel(parallel=True)
 def _block_sums_kernel(y_src, y_ref, flow, flow_bwd, block, sums):
     h, w = y_src.shape
-    for bi in numba.prange(sums.shape[0]):
+    for bi in prange(sums.shape[0]):
         i_end = min(bi * block + block, h)
         for bj in range(sums.shape[1]):
             # scalar float64 accumulators: the flow moments would cancel in float32
@@ -97,10 +97,10 @@ def _block_sums_kernel(y_src, y_ref, flow, flow_bwd, block, sums):
             out[_FX], out[_FY], out[_FF], out[_NR], out[_RR] = fxs, fys, ffs, nr, rr
 
 
-@numba.njit(parallel=True, cache=True)
+@kernel(parallel=True)
 def _block_variance_kernel(sums, sigma_n, g0, out):
     hb, wb = sums.shape[0], sums.shape[1]
-    for bi in numba.prange(hb):
+    for bi in prange(hb):
         for bj in range(wb):
             n = sums[bi, bj, _N]
             a = sums[bi, bj, _GXX] / n + g0 * g0
@@ -120,11 +120,11 @@ def _block_variance_kernel(sums, sigma_n, g0, out):
             out[bi, bj, 0] = sums[bi, bj, _RR] / sums[bi, bj, _NR] + aperture + spread
 
 
-@numba.njit(parallel=True, cache=True)
+@kernel(parallel=True)
 def _upsample_kernel(block_var, block, s_max, out):
     hb, wb = block_var.shape[0], block_var.shape[1]
     inv = np.float32(1.0 / block)
-    for i in numba.prange(out.shape[0]):
+    for i in prange(out.shape[0]):
         v = (np.float32(i) + np.float32(0.5)) * inv - np.float32(0.5)
         for j in range(out.shape[1]):
             u = (np.float32(j) + np.float32(0.5)) * inv - np.float32(0.5)

@@ -17,10 +17,10 @@ Chroma (U, V) comes from I_src via ops.luminance.replace_luminance.
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from nodegraph import CompactMask, Image, Out, Param, node
+from nodegraph.kernels import kernel, prange
 from nodegraph.nodes.ops.filters import lowpass
 from nodegraph.nodes.ops.luminance import luminance, replace_luminance
 from nodegraph.types import compact_mask_to_float
@@ -29,9 +29,9 @@ SIGMA_CANDIDATES = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0)
 ESTIMATION_SIDE = 768  # px of the central region used to estimate W's blur
 
 
-@numba.njit(parallel=True, cache=True)
+@kernel(parallel=True)
 def _detail_transfer_kernel(y_src, y_ref, low_ref, m_occ, gain, out):
-    for i in numba.prange(out.shape[0]):
+    for i in prange(out.shape[0]):
         for j in range(out.shape[1]):
             out[i, j] = y_src[i, j] + (1.0 - m_occ[i, j]) * gain * (y_ref[i, j] - low_ref[i, j])
 

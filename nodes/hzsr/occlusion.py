@@ -10,10 +10,10 @@ definition (M_occ = 1) unless ``out_of_frame_occluded`` is switched off.
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from nodegraph import CompactMask, Flow, Out, Param, node
+from nodegraph.kernels import kernel, prange
 from nodegraph.nodes.ops.flow_fields import (
     fb_residual_at,
     fb_residual_reference,
@@ -21,9 +21,9 @@ from nodegraph.nodes.ops.flow_fields import (
 )
 
 
-@numba.njit(parallel=True, cache=True)
+@kernel(parallel=True)
 def _occlusion_kernel(flow_fwd, flow_bwd, s, out_of_frame_occluded, out):
-    for i in numba.prange(out.shape[0]):
+    for i in prange(out.shape[0]):
         for j in range(out.shape[1]):
             r, inside = fb_residual_at(flow_fwd, flow_bwd, i, j)
             if out_of_frame_occluded and not inside:

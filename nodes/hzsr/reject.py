@@ -17,19 +17,19 @@ from __future__ import annotations
 import math
 
 import cv2
-import numba
 import numpy as np
 
 from nodegraph import CompactMask, Image, Out, Param, Rect, node
+from nodegraph.kernels import kernel, prange
 from nodegraph.nodes.ops.luminance import luminance
 
 
-@numba.njit(parallel=True, cache=True)
+@kernel(parallel=True)
 def _row_sums_kernel(y_src, y_ref, radius, sums):
     # horizontal patch sums of s, s^2, d, d^2 (d = s - r), border replicated; float64 so
     # that E[x^2] - E[x]^2 does not cancel
     h, w = y_src.shape
-    for i in numba.prange(h):
+    for i in prange(h):
         for j in range(w):
             ss = ss2 = sd = sd2 = 0.0
             for dj in range(-radius, radius + 1):
@@ -46,11 +46,11 @@ def _row_sums_kernel(y_src, y_ref, radius, sums):
             sums[3, i, j] = sd2
 
 
-@numba.njit(parallel=True, cache=True)
+@kernel(parallel=True)
 def _reject_kernel(sums, radius, eps0, out):
     h, w = out.shape
     inv_n = 1.0 / (2 * radius + 1) ** 2
-    for i in numba.prange(h):
+    for i in prange(h):
         acc = np.zeros((4, w))
         for di in range(-radius, radius + 1):
             acc += sums[:, min(max(i + di, 0), h - 1), :]

@@ -6,10 +6,10 @@ forward-backward check of M_occ and the block grid of M_flow use.
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from nodegraph import Flow, Image, Out, node
+from nodegraph.kernels import kernel, prange
 from nodegraph.nodes.ops.sampling import (
     bilinear_channel,
     bilinear_setup,
@@ -17,10 +17,10 @@ from nodegraph.nodes.ops.sampling import (
 )
 
 
-@numba.njit(parallel=True, cache=True)
+@kernel(parallel=True)
 def _warp_kernel(image, flow, out):
     h, w, channels = image.shape
-    for i in numba.prange(flow.shape[0]):
+    for i in prange(flow.shape[0]):
         yi = np.float32(i)
         for j in range(flow.shape[1]):
             y0, y1, x0, x1, fy, fx = bilinear_setup(np.float32(j) + flow[i, j, 0],

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
 from nodegraph import CompactImage, Image, Out, Param, Scalar, node
 from nodegraph.errors import InputError
+from nodegraph.kernels import kernel, prange
 from nodegraph.nodes.hzsr.uncrop import ZOOM
 from nodegraph.nodes.ops.geometry import central_rect
 from nodegraph.types import compact_to_float
@@ -70,9 +70,9 @@ def spread_weights(start: float, scale: float, count: int, length: int
     return np.clip(index, 0, count - 1), weight.astype(np.float32)
 
 
-@numba.njit(parallel=True, cache=True)
+@kernel(parallel=True)
 def _taps_rows(image, index, weight, out):
-    for i in numba.prange(out.shape[0]):
+    for i in prange(out.shape[0]):
         for j in range(out.shape[1]):
             for c in range(out.shape[2]):
                 total = np.float32(0.0)
@@ -81,9 +81,9 @@ def _taps_rows(image, index, weight, out):
                 out[i, j, c] = total
 
 
-@numba.njit(parallel=True, cache=True)
+@kernel(parallel=True)
 def _taps_columns(image, index, weight, out):
-    for r in numba.prange(out.shape[0]):
+    for r in prange(out.shape[0]):
         for i in range(out.shape[1]):
             for c in range(out.shape[2]):
                 total = np.float32(0.0)

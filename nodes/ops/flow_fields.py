@@ -8,8 +8,9 @@ from __future__ import annotations
 import math
 
 import cv2
-import numba
 import numpy as np
+
+from nodegraph.kernels import kernel
 
 from .sampling import bilinear_channel, bilinear_setup, sample_bilinear_reference
 
@@ -39,7 +40,7 @@ def resize_flow(flow: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return out.astype(np.float32, copy=False)
 
 
-@numba.njit(cache=True, inline="always")
+@kernel(inline="always")
 def fb_residual_at(flow_fwd, flow_bwd, i, j):
     """(r(x) = ||F_fwd(x) + F_bwd(x + F_fwd(x))||_2 in px, whether x + F_fwd(x) lies inside the
     frame) at pixel (i, j) of two float32 (H, W, 2) flows (Numba, inlined into kernels)."""

@@ -8,11 +8,12 @@ them rather than restating it.
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from nodegraph.kernels import kernel
 
-@numba.njit(cache=True, inline="always")
+
+@kernel(inline="always")
 def bilinear_setup(x, y, h, w):
     """Clamp the float32 position (x, y) to the image and return (y0, y1, x0, x1, fy, fx):
     the four neighbour indices and the fractional weights towards y1 and x1."""
@@ -26,7 +27,7 @@ def bilinear_setup(x, y, h, w):
     return y0, y1, x0, x1, y - np.float32(y0), x - np.float32(x0)
 
 
-@numba.njit(cache=True, inline="always")
+@kernel(inline="always")
 def bilinear_channel(image, y0, y1, x0, x1, fy, fx, c):
     """Channel ``c`` of ``image`` (H, W, C) at the position prepared by :func:`bilinear_setup`."""
     top = image[y0, x0, c] + fx * (image[y0, x1, c] - image[y0, x0, c])
