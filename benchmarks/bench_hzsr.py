@@ -11,6 +11,9 @@ of ``--runs`` repetitions interleaved so that load on a shared machine hits all 
   (start-up, imports and the PNG write included), pinned to 2 cores with ``taskset -c 0,1``
   and, on a machine with more cores, on all of them; their user and system CPU seconds;
   per-node seconds from ``--profile``;
+- the same on one core (``--no-one-core`` skips it), and from it and 2 cores, by Amdahl's
+  law, the serial fraction of a run and a bound on what 16 cores could give: an estimate
+  for a machine that has no 16 cores to measure;
 - the system time a new process spends per GB of fresh memory (touching PROBE_MB once, after
   a pause): what the machine charges for memory whatever the program (large and varying on
   a VM that returns freed pages to its host), to read the runs' system time against;
@@ -58,6 +61,8 @@ zoomed = cv2.resize(crop, (w, h), interpolation=cv2.INTER_CUBIC)
 open(sys.argv[2], "wb").write(png_bytes(cv2.cvtColor(zoomed, cv2.COLOR_BGR2RGB)))
 """
 
+ONE_CORE = "1 core"
+SCALING_CORES = 16  # the issue's many-core target, estimated from 1 and 2 cores where there are 2
 PROBE_MB = 512
 # Linux's free page reporting hands freed memory back to a VM's host after about 2 s: the
 # probe waits longer, so it measures memory as a command started after a pause gets it
@@ -69,6 +74,16 @@ before = resource.getrusage(resource.RUSAGE_SELF).ru_stime
 touched = np.ones(int(sys.argv[1]) << 20, np.uint8)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_stime - before)
 """
+
+
+def amdahl(one: float, many: float, cores: int, target_cores: int) -> tuple[float, float]:
+    """(serial fraction, bound on the speed-up of ``target_cores`` over ``cores``) from the wall
+    times on one core and on ``cores``, by Amdahl's law: t(n) = t(1) (s + (1 - s) / n). The
+    parallel part is taken to scale perfectly, so the bound is optimistic."""
+    speedup = one / many
+    serial = min(1.0, max(0.0, (cores / speedup - 1.0) / (cores - 1)))
+    at = lambda n: serial + (1.0 - serial) / n  # noqa: E731 - t(n) / t(1)
+    return serial, at(cores) / at(target_cores)
 
 
 def make_pair(folder: Path, width: int, height: int) -> tuple[Path, Path]:
@@ -217,6 +232,8 @@ def main() -> None:
     parser.add_argument("--size", default="4000x3000")
     parser.add_argument("--blend-param", default="blend.smooth_sigma",
                         help="the parameter changed for the cached re-run")
+    parser.add_argument("--no-one-core", dest="one_core", action="store_false",
+                        help="skip the runs on one core (the scaling estimate)")
     parser.add_argument("--baseline-src", type=Path, metavar="DIR",
                         help="also time `nodegraph run` from this source tree, same settings")
     args = parser.parse_args()
@@ -226,6 +243,8 @@ def main() -> None:
     cores = {"2 cores": "0,1"}
     if (os.cpu_count() or 1) > 2:
         cores[f"all {os.cpu_count()} cores"] = None
+    if args.one_core:
+        cores[ONE_CORE] = "0"
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         wide, tele = make_pair(Path(tmp), width, height)
@@ -243,6 +262,9 @@ def main() -> None:
             for name, pinned in cores.items():
                 time.sleep(REPORTING_DELAY_S)
                 runs[name]["fresh_memory"].append(fresh_memory_seconds(PROBE_MB, pinned))
+                if name == ONE_CORE:  # only for the scaling estimate
+                    runs[name]["hzsr"].append(nodegraph_run(args.pipeline, settings, pinned))
+                    continue
                 runs[name]["bicubic"].append(bicubic_zoom(wide, Path(tmp) / "bicubic.png", pinned))
                 trees = [("hzsr", args.pipeline, None), ("baseline", baseline_pipeline, shim)]
                 # a process started right after another gets the pages it freed still backed
@@ -269,7 +291,7 @@ def main() -> None:
     print("|---|---|---|")
     two = runs[names[0]]
     total2 = med(r[0] for r in two["hzsr"])
-    for name in names:
+    for name in [n for n in names if n != ONE_CORE]:
         total = med(r[0] for r in runs[name]["hzsr"])
         peak = med(r[1] for r in runs[name]["hzsr"])
         bicubic = med(r[0] for r in runs[name]["bicubic"])
@@ -289,6 +311,13 @@ def main() -> None:
             base_peak = med(r[1] for r in runs[name]["baseline"])
             print(f"| baseline ({args.baseline_src}), {name} | {base_total:.2f} s, {base_peak:.0f} MB; "
                   f"this tree {total / base_total:.2f}x the time, {peak / base_peak:.2f}x the memory | |")
+    if ONE_CORE in runs:
+        total1 = med(r[0] for r in runs[ONE_CORE]["hzsr"])
+        serial, bound = amdahl(total1, total2, 2, SCALING_CORES)
+        print(f"| `nodegraph run` wall time, 1 core | {total1:.2f} s: 2 cores {total1 / total2:.2f}x "
+              f"faster; Amdahl's law with that serial fraction ({100 * serial:.0f} %) bounds "
+              f"{SCALING_CORES} cores at {bound:.2f}x faster than 2 (an estimate, not a measurement) "
+              f"| 16 cores >= 3x faster than 2 |")
     low, high = (100 * v for v in inproc["overhead_range"])
     print(f"| in-process full run / same node functions called directly (medians) | "
           f"{inproc['full']:.2f} s / {inproc['direct']:.2f} s; framework overhead, median of "
