@@ -8,10 +8,11 @@ is imported and the kernel is compiled, or loaded from Numba's on-disk cache
 (``cache=True`` always: a kernel compiled anew in every process costs seconds).
 
 Inside a kernel, write ``prange`` (imported from here) where Numba's ``numba.prange`` is
-meant, and call other kernels by the names they were imported under: on the first call the
-kernel's module globals that hold ``prange`` or another :class:`Kernel` are rebound to
-``numba.prange`` and to those kernels' Numba dispatchers, which is what Numba reads when it
-compiles.
+meant, and call other kernels by the names they were imported under. On the first call the
+kernel's module has every such name rebound, in one step, to ``numba.prange`` and to the
+kernels' Numba dispatchers (the modules of the kernels it imports first), which is what Numba
+reads when it compiles. In one step, so that a thread calling a kernel through its module
+while another makes them never finds the module half rebound.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 _materialising = threading.RLock()
+_modules_rebound: set[str] = set()
 
 
 def prange(*args: int) -> range:
@@ -33,29 +35,48 @@ class Kernel:
 
     def __init__(self, func: Callable, options: dict[str, Any]) -> None:
         self.py_func, self.options = func, options
-        self._dispatcher: Any = None
+        self._made: Any = None        # the dispatcher, once made
+        self._dispatcher: Any = None  # the same, once its module is rebound
         self.__name__, self.__qualname__, self.__doc__ = func.__name__, func.__qualname__, func.__doc__
         self.__module__ = func.__module__
 
-    def __call__(self, *args: Any) -> Any:
-        return (self._dispatcher or self.dispatcher())(*args)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return (self._dispatcher or self.dispatcher())(*args, **kwargs)
 
     def dispatcher(self) -> Any:
-        """The Numba dispatcher (``numba.njit``'s result), made on the first request."""
-        with _materialising:
-            if self._dispatcher is None:
-                import numba
+        """The Numba dispatcher (``numba.njit``'s result); the first request rebinds the
+        kernel's module (module doc)."""
+        if self._dispatcher is None:
+            with _materialising:
+                _rebind_module(self.py_func.__globals__)
+                if self._made is None:  # not a name in its module: made inside a function
+                    import numba
 
-                # made before the globals are rebound: a kernel that (through another one)
-                # refers back to this one finds it made
-                self._dispatcher = numba.njit(cache=True, **self.options)(self.py_func)
-                names = self.py_func.__globals__
-                for name, value in list(names.items()):
-                    if value is prange:
-                        names[name] = numba.prange
-                    elif isinstance(value, Kernel):
-                        names[name] = value.dispatcher()
+                    self._made = numba.njit(cache=True, **self.options)(self.py_func)
+                self._dispatcher = self._made
         return self._dispatcher
+
+
+def _rebind_module(names: dict[str, Any]) -> None:
+    """Rebind ``prange`` and every kernel in a module's ``names`` to Numba's (once per module)."""
+    if names["__name__"] in _modules_rebound:
+        return
+    _modules_rebound.add(names["__name__"])
+    import numba
+
+    kernels = [value for value in list(names.values()) if isinstance(value, Kernel)]
+    for each in kernels:
+        if each._made is None:
+            each._made = numba.njit(cache=True, **each.options)(each.py_func)
+    for each in kernels:  # the modules of imported kernels are rebound before this one
+        if each.py_func.__globals__ is not names:
+            _rebind_module(each.py_func.__globals__)
+    names.update({name: numba.prange if value is prange else value._made
+                  for name, value in list(names.items())
+                  if value is prange or isinstance(value, Kernel)})
+    for each in kernels:
+        if each.py_func.__globals__ is names:
+            each._dispatcher = each._made
 
 
 def kernel(**options: Any) -> Callable[[Callable], Kernel]:

@@ -63,3 +63,68 @@ def test_first_calls_from_several_threads_compile_once_and_agree():
 
 def test_prange_outside_a_kernel_is_range():
     assert list(prange(2, 5)) == [2, 3, 4]
+
+
+KERNELS_MODULE = '''
+import numpy as np
+from nodegraph.kernels import kernel, prange
+
+
+@kernel(inline="always")
+def twice(value):
+    return value * 2
+
+
+@kernel(parallel=True)
+def doubled_rows(image, out):
+    for i in prange(image.shape[0]):
+        for j in range(image.shape[1]):
+            out[i, j] = twice(image[i, j])
+
+
+@kernel(parallel=True)
+def row_sums(image, out):
+    for i in prange(image.shape[0]):
+        out[i] = image[i].sum()
+'''
+
+
+def test_first_calls_of_different_kernels_of_one_module_at_once(tmp_path, monkeypatch):
+    """Threads calling a module's kernels for the first time together all get Numba's
+    versions, whichever of them rebinds the module (nodegraph.kernels' module doc)."""
+    import importlib
+    import sys
+
+    (tmp_path / "fresh_kernels.py").write_text(KERNELS_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("fresh_kernels")
+    try:
+        image = np.random.default_rng(5).random((64, 48)).astype(np.float32)
+        start, results, errors = threading.Barrier(8), {}, []
+
+        def call(index):
+            try:
+                start.wait()
+                if index % 2:
+                    out = np.empty(64, np.float32)
+                    module.row_sums(image, out)
+                else:
+                    out = np.empty_like(image)
+                    module.doubled_rows(image, out)
+                results[index] = out
+            except Exception as error:  # noqa: BLE001 - reported below
+                errors.append(error)
+
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        for index, out in results.items():
+            expected = image.sum(axis=1) if index % 2 else 2 * image
+            np.testing.assert_allclose(out, expected, rtol=1e-5)
+        assert not any(isinstance(getattr(module, name), Kernel)
+                       for name in ("twice", "doubled_rows", "row_sums"))
+    finally:
+        sys.modules.pop("fresh_kernels", None)
