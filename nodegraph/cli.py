@@ -134,11 +134,13 @@ def profile_table(result: RunResult) -> str:
 def execute(graph: Graph, registry: Registry, *, debug_dir: str | None = None,
             profile: bool = False, cache: Cache | None = None) -> RunResult:
     """Run a validated graph with a progress bar, optional debug images and profile table."""
-    from .execute import plan, run_plan
+    from .execute import plan, run_plan, start_warm_ups
     from .render import debug_paths, write_debug_dir
 
     progress = ProgressBar(sys.stderr.isatty())
     the_plan = plan(graph, registry)
+    # the warm-ups import Numba and load its kernels: more start-up objects for the collector
+    start_warm_ups((step.spec for step in the_plan.steps), then=_resume_collector)
     pictures = [(step.name, port, ptype) for step in the_plan.steps
                 for port, ptype in step.spec.outputs.items() if ptype.previewable]
     debug_files = {}
@@ -195,7 +197,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_output_options({"--debug-dir": args.debug_dir}, folders=("--debug-dir",))
     registry = default_registry()
     graph = load_for_run(args.pipeline, list(args.set), registry, args.out)
-    _resume_collector()
     result = execute(graph, registry, debug_dir=args.debug_dir, profile=args.profile)
     for name, value in result.outputs.items():
         _say(f"{name}: {_describe(value)}")
@@ -362,7 +363,8 @@ _collector_paused = False  # console() paused the cyclic garbage collector for t
 
 def _resume_collector() -> None:
     """The collector back on, once the start-up's imports are done (:func:`console`), with
-    every object they made frozen (never scanned again); nothing when it was not paused."""
+    every object they made frozen (never scanned again); nothing when it was not paused.
+    ``run`` calls it when its nodes' warm-ups are done, from their thread."""
     global _collector_paused
     if _collector_paused:
         gc.freeze()
@@ -381,10 +383,11 @@ def console() -> NoReturn:
     (``batch`` with its Dask cluster, the editor, plugins) exit normally.
 
     For the same commands the cyclic garbage collector is paused while the libraries and the
-    node modules are imported (NumPy, OpenCV, networkx, and until the kernels were made lazy
-    Numba: ~60k objects, made once and kept to the end): its ~320 passes over them took
-    0.11-0.13 s of every run. ``run``
-    resumes it before the first node runs; ``validate`` and ``nodes`` end first.
+    node modules are imported (NumPy, OpenCV, networkx, and on the warm-up thread Numba and
+    its kernels: ~60k objects, made once and kept to the end): its ~320 passes over them took
+    0.11-0.13 s of every run. ``run`` resumes it when its nodes' warm-ups are done (the first
+    nodes run meanwhile): resumed before the first node instead, it spent 0.09-0.10 s on
+    Numba's import in every run, 0.013-0.018 s so; ``validate`` and ``nodes`` end first.
 
     Freed blocks are reused by later ones (:func:`nodegraph.memory.reuse_freed_blocks`).
     """

@@ -305,9 +305,11 @@ _warm_ups_started: set[str] = set()
 _warm_ups_lock = threading.Lock()
 
 
-def start_warm_ups(specs: Iterable[NodeSpec]) -> threading.Thread | None:
+def start_warm_ups(specs: Iterable[NodeSpec], then: Callable[[], None] | None = None
+                   ) -> threading.Thread | None:
     """Run the ``warm_up`` of each node type in ``specs`` not yet started in this process,
-    one after another on a daemon thread (None when there is none to start).
+    one after another on a daemon thread (None when there is none to start), then ``then``
+    (on that thread; at once when there is nothing to start).
 
     One-time start-up work (a JIT loading its compiled kernels) then overlaps the nodes that
     run before the ones needing it, which mostly wait in C code that releases the GIL
@@ -318,6 +320,8 @@ def start_warm_ups(specs: Iterable[NodeSpec]) -> threading.Thread | None:
                    if spec.warm_up is not None and spec.id not in _warm_ups_started}
         _warm_ups_started.update(pending)
     if not pending:
+        if then is not None:
+            then()
         return None
 
     def warm_all() -> None:
@@ -326,6 +330,8 @@ def start_warm_ups(specs: Iterable[NodeSpec]) -> threading.Thread | None:
                 warm_up()
             except Exception:  # noqa: BLE001, S110 - see the docstring
                 pass
+        if then is not None:
+            then()
 
     thread = threading.Thread(target=warm_all, name="nodegraph-warm-up", daemon=True)
     thread.start()

@@ -149,34 +149,84 @@ def test_console_ends_the_process_at_once_with_every_output_complete(write_yaml,
     assert missing.returncode == 2 and missing.stderr.startswith("error:")
 
 
-def test_console_pauses_the_collector_for_the_imports_only(write_yaml, tmp_path, registry, monkeypatch):
-    """``run`` through cli.console: the cyclic collector is off while modules are imported and
-    the graph is planned, and on (with the start-up's objects frozen) when nodes run."""
+def _run_through_console(monkeypatch, argv, seen):
+    """``nodegraph ARGV`` through cli.console, recording in ``seen`` whether the collector is
+    on while the graph is planned and when the executor starts; (exit code, thread or None)
+    of the warm-ups."""
     import gc
+    import threading
 
-    seen = {}
-    real_execute = cli.execute
+    import nodegraph.execute
 
-    def execute(*args, **kwargs):
-        seen["enabled"], seen["frozen"] = gc.isenabled(), gc.get_freeze_count()
-        return real_execute(*args, **kwargs)
+    real_load, real_run_plan = cli.load_for_run, nodegraph.execute.run_plan
 
     def load_for_run(*args, **kwargs):
         seen["enabled_while_planning"] = gc.isenabled()
         return real_load(*args, **kwargs)
 
-    real_load = cli.load_for_run
-    monkeypatch.setattr(cli, "execute", execute)
+    def run_plan(*args, **kwargs):
+        seen["enabled_at_the_first_node"] = gc.isenabled()
+        seen["frozen"] = gc.get_freeze_count()
+        return real_run_plan(*args, **kwargs)
+
     monkeypatch.setattr(cli, "load_for_run", load_for_run)
+    monkeypatch.setattr(nodegraph.execute, "run_plan", run_plan)
     monkeypatch.setattr(cli.os, "_exit", lambda code: (_ for _ in ()).throw(SystemExit(code)))
-    monkeypatch.setattr(sys, "argv", ["nodegraph", "run", str(write_yaml(GOOD)),
-                                      "--out", str(tmp_path / "r.txt")])
+    monkeypatch.setattr(sys, "argv", ["nodegraph", *argv])
     try:
         with pytest.raises(SystemExit) as ended:
             cli.console()
+        warm_up = next((t for t in threading.enumerate() if t.name == "nodegraph-warm-up"), None)
+        if warm_up is not None:
+            warm_up.join()
+        seen["enabled_after"] = gc.isenabled()
     finally:
         gc.unfreeze()
         gc.enable()
-    assert ended.value.code == 0 and (tmp_path / "r.txt").read_text() == "5.0\n"
-    assert seen["enabled_while_planning"] is False and seen["enabled"] is True
+    return ended.value.code
+
+
+def test_console_pauses_the_collector_for_the_imports_only(write_yaml, tmp_path, registry, monkeypatch):
+    """``run`` through cli.console: the cyclic collector is off while modules are imported and
+    the graph is planned, and on (with the start-up's objects frozen) when nodes run: at once
+    for nodes without a warm-up."""
+    seen = {}
+    code = _run_through_console(monkeypatch, ["run", str(write_yaml(GOOD)), "--out",
+                                              str(tmp_path / "r.txt")], seen)
+    assert code == 0 and (tmp_path / "r.txt").read_text() == "5.0\n"
+    assert seen["enabled_while_planning"] is False and seen["enabled_at_the_first_node"] is True
     assert seen["frozen"] > 1000
+
+
+def test_console_resumes_the_collector_when_the_warm_ups_are_done(write_yaml, tmp_path, registry,
+                                                                  monkeypatch):
+    """A warm-up (e.g. one that imports Numba) runs with the collector paused; the collector is
+    back on, with what the warm-up made frozen, once it is done."""
+    import gc
+    import threading
+
+    from nodegraph import Out, Scalar, node
+    from nodegraph.node import spec_of
+
+    seen, node_ran = {}, threading.Event()
+
+    def warm_up():  # a long one: it lasts until the node has run
+        seen["enabled_in_warm_up"] = gc.isenabled()
+        node_ran.wait(timeout=30)
+
+    @node("toy.warmed", warm_up=warm_up)
+    def warmed(a: Scalar) -> Out(value=Scalar):
+        seen["enabled_in_node"] = gc.isenabled()
+        node_ran.set()
+        return a
+
+    registry.add(spec_of(warmed))
+    graph = GOOD.replace("  w: {type: toy.write_text, in: {value: s.total,",
+                         "  m: {type: toy.warmed, in: {a: s.total}}\n"
+                         "  w: {type: toy.write_text, in: {value: m.value,")
+    code = _run_through_console(monkeypatch, ["run", str(write_yaml(graph)), "--out",
+                                              str(tmp_path / "r.txt")], seen)
+    assert code == 0 and (tmp_path / "r.txt").read_text() == "5.0\n"
+    assert seen["enabled_while_planning"] is False and seen["enabled_at_the_first_node"] is False
+    assert seen["enabled_in_warm_up"] is False and seen["enabled_in_node"] is False
+    assert seen["enabled_after"] is True
