@@ -21,7 +21,6 @@ from collections.abc import Callable
 from typing import Any
 
 _materialising = threading.RLock()
-_modules_rebound: set[str] = set()
 
 
 def prange(*args: int) -> range:
@@ -50,30 +49,38 @@ class Kernel:
             with _materialising:
                 _rebind_module(self.py_func.__globals__)
                 if self._made is None:  # not a name in its module: made inside a function
-                    import numba
-
-                    self._made = numba.njit(cache=True, **self.options)(self.py_func)
+                    self._make()
                 self._dispatcher = self._made
         return self._dispatcher
 
+    def _make(self) -> None:
+        import numba
 
-def _rebind_module(names: dict[str, Any]) -> None:
-    """Rebind ``prange`` and every kernel in a module's ``names`` to Numba's (once per module)."""
-    if names["__name__"] in _modules_rebound:
+        self._made = numba.njit(cache=True, **self.options)(self.py_func)
+
+
+def _rebind_module(names: dict[str, Any], visiting: set[int] | None = None) -> None:
+    """Rebind the names in a module's ``names`` that hold ``prange`` or a kernel to Numba's
+    (a module re-executed by ``importlib.reload`` holds new ones again)."""
+    visiting = set() if visiting is None else visiting
+    if id(names) in visiting:
         return
-    _modules_rebound.add(names["__name__"])
+    visiting.add(id(names))
+    stale = {name: value for name, value in list(names.items())
+             if value is prange or isinstance(value, Kernel)}
+    if not stale:
+        return
     import numba
 
-    kernels = [value for value in list(names.values()) if isinstance(value, Kernel)]
+    kernels = [value for value in stale.values() if isinstance(value, Kernel)]
     for each in kernels:
         if each._made is None:
-            each._made = numba.njit(cache=True, **each.options)(each.py_func)
+            each._make()
     for each in kernels:  # the modules of imported kernels are rebound before this one
         if each.py_func.__globals__ is not names:
-            _rebind_module(each.py_func.__globals__)
+            _rebind_module(each.py_func.__globals__, visiting)
     names.update({name: numba.prange if value is prange else value._made
-                  for name, value in list(names.items())
-                  if value is prange or isinstance(value, Kernel)})
+                  for name, value in stale.items()})
     for each in kernels:
         if each.py_func.__globals__ is names:
             each._dispatcher = each._made

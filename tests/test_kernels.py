@@ -126,5 +126,12 @@ def test_first_calls_of_different_kernels_of_one_module_at_once(tmp_path, monkey
             np.testing.assert_allclose(out, expected, rtol=1e-5)
         assert not any(isinstance(getattr(module, name), Kernel)
                        for name in ("twice", "doubled_rows", "row_sums"))
+        # edited and re-executed (a plugin author's reload): new kernels to compile (the
+        # source changed, so Numba's cache does not answer), prange a placeholder again
+        (tmp_path / "fresh_kernels.py").write_text(KERNELS_MODULE.replace("value * 2", "value * 3.0"))
+        module = importlib.reload(module)
+        out = np.empty_like(image)
+        module.doubled_rows(image, out)
+        np.testing.assert_allclose(out, 3 * image, rtol=1e-6)
     finally:
         sys.modules.pop("fresh_kernels", None)
