@@ -135,3 +135,50 @@ def test_first_calls_of_different_kernels_of_one_module_at_once(tmp_path, monkey
         np.testing.assert_allclose(out, 3 * image, rtol=1e-6)
     finally:
         sys.modules.pop("fresh_kernels", None)
+
+
+PROBE_CHECK = '''
+import sys
+import numpy as np
+from nodegraph.kernels import kernel
+from nodegraph.nodes.hzsr.warp import warp_bilinear
+
+warp_bilinear(np.zeros((4, 4, 3), np.float32), np.zeros((4, 4, 2), np.float32))
+print("linalg after a node kernel:", "scipy.linalg" in sys.modules)
+
+
+@kernel()
+def correlate(a, v):
+    return np.correlate(a, v)
+
+
+@kernel()
+def dot(a, b):
+    return np.dot(a, b)
+
+
+rng = np.random.default_rng(0)
+a, v = rng.random(50), rng.random(7)
+print("correlate ok:", np.allclose(correlate(a, v), np.correlate(a, v)))
+m, n = rng.random((6, 5)), rng.random((5, 4))
+print("dot ok:", np.allclose(dot(m, n), m @ n))
+print("linalg after np.dot:", "scipy.linalg" in sys.modules)
+'''
+
+
+def test_loading_kernels_skips_numbas_scipy_probe_but_kernels_still_find_blas(tmp_path):
+    """Numba's array library probes for SciPy's BLAS at import (0.2 s with SciPy installed);
+    nodegraph.kernels loads it without the probe, and puts the probe back for np.dot & co."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    pytest.importorskip("scipy")
+    script = tmp_path / "probe_check.py"  # a file: Numba caches kernels next to their source
+    script.write_text(PROBE_CHECK)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:4] == [
+        "linalg after a node kernel: False", "correlate ok: True", "dot ok: True",
+        "linalg after np.dot: True"]
