@@ -518,9 +518,10 @@ class _Run:
 
 
 def _sliced_ports(step: Step) -> list[str]:
-    """The inputs a local step receives as strips: its raster inputs not declared whole."""
+    """The inputs a local step receives as strips: its raster inputs not declared whole
+    (those of a type that cannot be cut in rows, a CompactFlow, are read whole)."""
     return [port for port, spec in step.spec.inputs.items()
-            if spec.type.raster and port not in step.spec.local.whole]
+            if spec.type.raster and spec.type.in_strips and port not in step.spec.local.whole]
 
 
 def local_chains(steps: list[Step]) -> list[list[Step]]:

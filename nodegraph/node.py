@@ -319,9 +319,9 @@ def _check_local(local: Local, inputs: dict[str, InputSpec], outputs: dict[str, 
     unknown = [name for name in local.whole if name not in inputs]
     if unknown:
         raise TypeError(f"{where}: local whole names no input {unknown}")
-    if not all(ptype.raster for ptype in outputs.values()):
-        raise TypeError(f"{where}: a local node's outputs must all be rasters")
-    if local.frame is None and not any(spec.type.raster and name not in local.whole
+    if not all(ptype.raster and ptype.in_strips for ptype in outputs.values()):
+        raise TypeError(f"{where}: a local node's outputs must all be rasters made in strips")
+    if local.frame is None and not any(spec.type.raster and spec.type.in_strips and name not in local.whole
                                        for name, spec in inputs.items()):
         raise TypeError(f"{where}: a local node needs a raster input that is not whole, "
                         "or a frame")

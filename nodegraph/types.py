@@ -14,7 +14,10 @@ Gray          float32 array (H, W)                        Any
 CompactMask   uint8 array (H, W), 255 = 1 (a float32      Mask (converted), Gray
               one is quantized when a node outputs it)    (converted), Any
 Mask          float32 array (H, W), values in [0, 1]      Gray, CompactMask (quantized), Any
-Flow          float32 array (H, W, 2), (dx, dy) in px     Any
+Flow          float32 array (H, W, 2), (dx, dy) in px     CompactFlow (wrapped), Any
+CompactFlow   CoarseFlow: a flow field held at the grid   Flow (upsampled), Any
+              it was computed on, standing for its
+              bilinear upsampling to (H, W)
 Rect          tuple (x0, y0, x1, y1) of floats, in px     Any
 Shift         tuple (dx, dy) of floats, in px             Any
 Scalar        float                                       Any
@@ -24,12 +27,15 @@ Text          str                                         Any
 Any           anything                                    Any
 ============  ==========================================  ===============================
 
-A *converting* link (CompactImage -> Image, CompactMask -> Mask) is made by the executor when
-the reading node runs (``PortType.convert``): an 8-bit image or mask is held at a quarter of
-the float32 size for as long as it lives, and each reader gets the float32 value it declares,
-for the time of its call. A node whose output port is a CompactMask computes its mask in
-float32 as any other; ``call_node`` stores it as 8 bits (``PortType.store``: rint(255 m), an
-error of at most 1/510).
+A *converting* link (CompactImage -> Image, CompactMask -> Mask, CompactFlow -> Flow) is made
+by the executor when the reading node runs (``PortType.convert``): an 8-bit image or mask is
+held at a quarter of the float32 size for as long as it lives, a flow computed on a coarse
+grid at that grid's size (:class:`CoarseFlow`: 1.5 MB at 384x512 against 96 MB at 12 MP), and
+each reader gets the value it declares, for the time of its call. A node that declares
+CompactFlow reads the field at full size itself (on the fly, per pixel); a Flow linked into
+it arrives wrapped as a CoarseFlow of its own size, which reads back unchanged. A node whose
+output port is a CompactMask computes its mask in float32 as any other; ``call_node`` stores
+it as 8 bits (``PortType.store``: rint(255 m), an error of at most 1/510).
 
 A port type also owns what differs between kinds of value, so that no other module compares
 type names: how a ``--set`` string is parsed (``parse``), how a YAML default becomes a value
@@ -109,7 +115,9 @@ class PortType:
     from_yaml: Callable[[_AnyValue], _AnyValue] = field(default=lambda value: value, repr=False,
                                                         compare=False)
     preview: Callable[[_AnyValue], np.ndarray] | None = field(default=None, repr=False, compare=False)
-    raster: bool = False  # an array whose first two axes are the image's (H, W)
+    raster: bool = False  # a value whose shape[:2] is the image's (H, W)
+    # a local node may take it in strips (rows of an array; else it reads it whole)
+    in_strips: bool = True
     # The value of this type for a bypassed node with no input to pass through, given the
     # (H, W) of the node's inputs; None: no such value.
     bypass_fill: Callable[[tuple[int, int]], _AnyValue] | None = field(default=None, repr=False,
@@ -268,6 +276,57 @@ def compact_mask_to_float(value: np.ndarray) -> np.ndarray:
     return compact_to_float(value) if value.dtype == np.uint8 else value.astype(np.float32, copy=False)
 
 
+@dataclass(frozen=True, eq=False)
+class CoarseFlow:
+    """A flow field held at the grid it was computed on, standing for its upsampling to
+    ``size`` (H, W): bilinear as ``cv2.resize`` (INTER_LINEAR, pixel centres aligned), the
+    vectors rescaled from px of the coarse grid to px of the full one (:meth:`full`).
+
+    ``field``: float32 (h, w, 2), (dx, dy) in px of its own grid, h <= H and w <= W. A node
+    reading a CompactFlow port samples the upsampled field where it needs it (HZSR's
+    ``ops.flow_fields.flow_at`` computes any pixel of :meth:`full` in a Numba kernel), so
+    the full-size field is never made.
+    """
+
+    field: np.ndarray
+    size: tuple[int, int]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """The shape of the full-size field, (H, W, 2)."""
+        return (int(self.size[0]), int(self.size[1]), 2)
+
+    def full(self) -> np.ndarray:
+        """The full-size field, float32 (H, W, 2) in px of the full grid."""
+        return upsample_flow(self.field, self.size)
+
+
+def upsample_flow(flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinearly resample a flow field (h, w, 2) to ``size`` (H, W) and rescale its vectors
+    (px of the old grid) to px of the new one; float32 (H, W, 2)."""
+    h, w = int(size[0]), int(size[1])
+    fh, fw = flow.shape[:2]
+    if (fh, fw) == (h, w):
+        return flow.astype(np.float32, copy=False)
+    import cv2  # loaded with the first flow upsampled, not with the types
+    out = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
+    out[..., 0] *= w / fw
+    out[..., 1] *= h / fh
+    return out.astype(np.float32, copy=False)
+
+
+def _check_coarse_flow(value: _AnyValue) -> str | None:
+    if not isinstance(value, CoarseFlow):
+        return f"expected a CoarseFlow (a flow field and its full size), got {type(value).__name__}"
+    problem = _array_check(3, 2)(value.field)
+    if problem is not None:
+        return f"its field: {problem}"
+    h, w = value.field.shape[:2]
+    if not (0 < h <= value.size[0] and 0 < w <= value.size[1]):
+        return f"its field {value.field.shape[:2]} must be no larger than its size {tuple(value.size)}"
+    return None
+
+
 def _tuple_check(length: int) -> Callable[[_AnyValue], str | None]:
     def check(value: _AnyValue) -> str | None:
         if not isinstance(value, (tuple, list)) or len(value) != length:
@@ -360,7 +419,15 @@ Mask = PortType("Mask", "float32 weight map (H, W) in [0, 1]", (230, 180, 60),
                 preview=_picture("heat_map"), raster=True, bypass_fill=_zeros())
 Flow = PortType("Flow", "float32 displacement field (H, W, 2): (dx, dy) in pixels", (200, 90, 200),
                 _array_check(3, 2), _no_parse("Flow"), preview=_picture("flow_to_color"),
-                raster=True, bypass_fill=_zeros(2))
+                raster=True, bypass_fill=_zeros(2),
+                converts={"CompactFlow": lambda flow: CoarseFlow(flow, flow.shape[:2])})
+CompactFlow = PortType("CompactFlow", "displacement field held at the grid it was computed on "
+                       "(CoarseFlow), read as its bilinear upsampling to (H, W)", (200, 120, 220),
+                       _check_coarse_flow, _no_parse("CompactFlow"),
+                       preview=lambda value: _picture("flow_to_color")(value.full()),
+                       raster=True, in_strips=False,
+                       bypass_fill=lambda frame: CoarseFlow(np.zeros((1, 1, 2), np.float32), frame),
+                       converts={"Flow": lambda value: value.full()})
 Rect = PortType("Rect", "rectangle (x0, y0, x1, y1) in pixels", (110, 200, 120),
                 _tuple_check(4), _parse_numbers(4), from_yaml=_numbers_from_yaml, numeric=True)
 Shift = PortType("Shift", "translation (dx, dy) in pixels", (120, 200, 200),
@@ -375,8 +442,8 @@ Text = PortType("Text", "a string", (200, 200, 140), _check_text, str)
 Any = PortType("Any", "any value", (255, 255, 255), lambda value: None, str)
 
 PORT_TYPES: dict[str, PortType] = {
-    t.name: t for t in (CompactImage, Image, Gray, CompactMask, Mask, Flow, Rect, Shift, Scalar, Path,
-                        OutPath, Text, Any)
+    t.name: t for t in (CompactImage, Image, Gray, CompactMask, Mask, Flow, CompactFlow, Rect, Shift,
+                        Scalar, Path, OutPath, Text, Any)
 }
 
 

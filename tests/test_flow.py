@@ -48,7 +48,8 @@ def test_flow_computed_small_is_rescaled_to_full_resolution():
     out = flow(big_src, big_ref, method="dis", dis_preset="medium", work_height=384,
                work_width=512, onnx_model=None)
     assert out["forward"].shape == (800, 1200, 2)
-    assert _median_error(out["forward"], (21.6, -12.8)) < 0.6  # 0.3 px at the work size
+    assert out["forward"].field.shape == (341, 512, 2)  # held at the work size
+    assert _median_error(out["forward"].full(), (21.6, -12.8)) < 0.6  # 0.3 px at the work size
 
 
 def test_work_shape_keeps_aspect_and_never_enlarges():
@@ -106,8 +107,9 @@ def test_onnx_four_channel_static_gives_flow_std_in_full_res_px(tmp_path):
     out = flow(src, src, method="onnx", dis_preset="medium", work_height=384, work_width=512,
                onnx_model=model)
     sx, sy = 288 / 96, 256 / 64  # the static 64x96 grid, not the work size
-    np.testing.assert_allclose(out["forward"][..., 0], 2.0 * sx, atol=1e-5)
-    np.testing.assert_allclose(out["forward"][..., 1], -1.0 * sy, atol=1e-5)
+    forward = out["forward"].full()
+    np.testing.assert_allclose(forward[..., 0], 2.0 * sx, atol=1e-5)
+    np.testing.assert_allclose(forward[..., 1], -1.0 * sy, atol=1e-5)
     # Var_x = 1, Var_y = 4 work px^2 -> S = sqrt(1 * sx^2 + 4 * sy^2) full-res px.
     std = out["flow_std"]
     assert std.shape == (256, 288) and std.dtype == np.float32
@@ -154,7 +156,7 @@ def test_fine_preset_resolves_a_small_close_object_that_medium_smears():
     p90 = {}
     for preset in ("medium", "fine"):
         forward = flow(src, ref, method="dis", dis_preset=preset, work_height=384,
-                       work_width=512, onnx_model=None)["forward"]
+                       work_width=512, onnx_model=None)["forward"].full()
         error = np.linalg.norm(forward[154:206, 304:356] - (8.0, 0.0), axis=2)
         p90[preset] = float(np.percentile(error, 90))
     assert p90["fine"] < 0.4, p90

@@ -29,9 +29,10 @@ import warnings
 import cv2
 import numpy as np
 
-from nodegraph import CompactMask, Flow, Out, Param, Rect, Shift, node
+from nodegraph import CompactFlow, CompactMask, Out, Param, Rect, Shift, node
 from nodegraph.kernels import kernel, prange
-from nodegraph.nodes.ops.flow_fields import flow_unit
+from nodegraph.nodes.ops.flow_fields import as_coarse, flow_geometry, flow_in_row, flow_row, flow_unit, sample_flow
+from nodegraph.types import CoarseFlow
 
 KMEANS_SEED = 0
 KMEANS_ATTEMPTS = 3
@@ -59,7 +60,7 @@ def focus_roi_on_grid(shape: tuple[int, int], focus_roi, shift) -> tuple[int, in
     return xa, ya, xb, yb
 
 
-def focus_flow(flow_fwd: np.ndarray, roi: tuple[int, int, int, int], k: int,
+def focus_flow(flow_fwd: np.ndarray | CoarseFlow, roi: tuple[int, int, int, int], k: int,
                max_samples: int) -> np.ndarray:
     """F_fwd(x_f): centre of the largest k-means cluster of the ROI's flow vectors, (2,) float32.
 
@@ -67,9 +68,8 @@ def focus_flow(flow_fwd: np.ndarray, roi: tuple[int, int, int, int], k: int,
     with a fixed seed, k-means++ initialisation and a fixed number of attempts (reproducible).
     """
     x0, y0, x1, y1 = roi
-    region = flow_fwd[y0:y1, x0:x1]
-    step = max(1, int(math.ceil(math.sqrt(region.shape[0] * region.shape[1] / max_samples))))
-    samples = np.ascontiguousarray(region[::step, ::step].reshape(-1, 2), dtype=np.float32)
+    step = max(1, int(math.ceil(math.sqrt((y1 - y0) * (x1 - x0) / max_samples))))
+    samples = sample_flow(flow_fwd, (y0, y1), (x0, x1), step).reshape(-1, 2)
     if len(samples) == 1:  # OpenCV would read a single 1x2 sample as two 1-D samples
         return samples[0].copy()
     k = max(1, min(k, len(samples)))
@@ -81,11 +81,14 @@ def focus_flow(flow_fwd: np.ndarray, roi: tuple[int, int, int, int], k: int,
 
 
 @kernel(parallel=True)
-def _defocus_kernel(flow, focus, gamma, sigma_f, out):
+def _defocus_kernel(field, geometry, focus, gamma, sigma_f, out):
     for i in prange(out.shape[0]):
+        row = np.empty((field.shape[1], 2), np.float32)
+        flow_row(field, geometry, i, row)
         for j in range(out.shape[1]):
-            dx = flow[i, j, 0] - focus[0]
-            dy = flow[i, j, 1] - focus[1]
+            fx, fy = flow_in_row(row, geometry, j)
+            dx = fx - focus[0]
+            dy = fy - focus[1]
             t = (dx * dx + dy * dy - gamma) / sigma_f
             # the two branches of the logistic function that never overflow exp
             if t >= 0:
@@ -95,11 +98,13 @@ def _defocus_kernel(flow, focus, gamma, sigma_f, out):
                 out[i, j] = e / (1.0 + e)
 
 
-def defocus_mask(flow_fwd: np.ndarray, focus: np.ndarray, gamma: float, sigma_f: float) -> np.ndarray:
-    """M_defocus = sigmoid((||F_fwd(x) - focus||^2 - gamma) / sigma_f), float32 (H, W) (Numba)."""
-    flow_fwd = np.ascontiguousarray(flow_fwd, dtype=np.float32)
-    out = np.empty(flow_fwd.shape[:2], np.float32)
-    _defocus_kernel(flow_fwd, np.asarray(focus, np.float32), np.float32(gamma),
+def defocus_mask(flow_fwd: np.ndarray | CoarseFlow, focus: np.ndarray, gamma: float,
+                 sigma_f: float) -> np.ndarray:
+    """M_defocus = sigmoid((||F_fwd(x) - focus||^2 - gamma) / sigma_f), float32 (H, W) (Numba);
+    F_fwd full-size (H, W, 2) or coarse (read at full size)."""
+    flow = as_coarse(flow_fwd)
+    out = np.empty(flow.shape[:2], np.float32)
+    _defocus_kernel(flow.field, flow_geometry(flow), np.asarray(focus, np.float32), np.float32(gamma),
                     np.float32(sigma_f), out)
     return out
 
@@ -113,11 +118,13 @@ def defocus_mask_reference(flow_fwd, focus, gamma, sigma_f):
 
 def _load_kernels() -> None:
     """M_defocus's Numba kernel loaded from its cache (the node's warm-up)."""
-    defocus_mask(np.zeros((8, 8, 2), np.float32), np.zeros(2, np.float32), 1.0, 1.0)
+    flow = np.zeros((8, 8, 2), np.float32)
+    defocus_mask(flow, np.zeros(2, np.float32), 1.0, 1.0)
+    sample_flow(flow, (0, 8), (0, 8), 2)
 
 
-@node("hzsr.defocus", version=3, warm_up=_load_kernels)
-def defocus(flow_fwd: Flow, focus_roi: Rect = None, shift: Shift = None, *,
+@node("hzsr.defocus", version=4, warm_up=_load_kernels)
+def defocus(flow_fwd: CompactFlow, focus_roi: Rect = None, shift: Shift = None, *,
             gamma: float = Param(144.0, range=(0.0, 10000.0), unit="flow px^2",
                                  doc="tolerance gamma on the squared flow difference to the "
                                      "focal plane; 144 -> within ~12 flow px counts as in focus "

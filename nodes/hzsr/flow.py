@@ -2,7 +2,11 @@
 
 HZSR estimates flow at about 384x512 rather than at 12 MP: the W/T offset is large in full
 resolution pixels and flow is more accurate and robust at the small scale. The flow is then
-upsampled to full resolution and its vectors multiplied by the scale factors.
+upsampled to full resolution and its vectors multiplied by the scale factors: the node hands
+each field on at the grid it was computed on (a ``CoarseFlow``, port type CompactFlow, 1.5 MB
+instead of 96 MB at 12 MP), and its readers upsample it where they read a pixel
+(``ops.flow_fields.flow_at``, equal to ``cv2.resize`` to float rounding); a node declaring a
+plain ``Flow`` input gets the full-size field.
 
 F_fwd (``forward``) maps I_src to I_ref: I_ref(x + F_fwd(x)) ~ I_src(x), so warping I_ref by
 F_fwd lines it up with I_src. F_bwd (``backward``) is the same from I_ref to I_src.
@@ -19,11 +23,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from nodegraph import Flow, Gray, Image, Out, Param, Rect, node
+from nodegraph import CompactFlow, Gray, Image, Out, Param, Rect, node
 from nodegraph.errors import InputError
-from nodegraph.nodes.ops.flow_fields import resize_flow
 from nodegraph.nodes.ops.luminance import gray8
 from nodegraph.nodes.ops.onnx_sessions import model_fingerprint, onnx_session
+from nodegraph.types import CoarseFlow, upsample_flow
 
 # OpenCV's presets stop refining at half the work grid (finest scale 1). "fine" refines down to
 # the work grid itself, where the parallax of close objects (phone pairs) is resolved, with a
@@ -123,11 +127,20 @@ def _to_band(image: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(image, (0, 0), sigma) if sigma > 0.0 else image
 
 
-def estimate_flow(src: np.ndarray, ref: np.ndarray, method: str = "dis",
-                  work_size: tuple[int, int] = (384, 512), onnx_model: str | None = None,
-                  dis_preset: str = "fine", density: float = 1.0,
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(F_fwd, F_bwd, S or None) at full resolution, computed at the work size (module doc).
+def _held(field: np.ndarray, full: tuple[int, int]) -> CoarseFlow:
+    """A flow field of the work size as a CoarseFlow of the ``full`` size; a field larger
+    than that (a static ONNX model's input size) is resampled to it now."""
+    if field.shape[0] > full[0] or field.shape[1] > full[1]:
+        field = upsample_flow(field, full)
+    return CoarseFlow(np.ascontiguousarray(field, dtype=np.float32), full)
+
+
+def estimate_coarse_flow(src: np.ndarray, ref: np.ndarray, method: str = "dis",
+                         work_size: tuple[int, int] = (384, 512), onnx_model: str | None = None,
+                         dis_preset: str = "fine", density: float = 1.0,
+                         ) -> tuple[CoarseFlow, CoarseFlow, np.ndarray | None]:
+    """(F_fwd, F_bwd, S or None): the flows at the work size, standing for their upsampling
+    to full resolution (module doc), and S at full resolution.
 
     ``density``: working px per W px; both images are compared in W's optical band
     (:func:`optical_band_sigma`): detail only T holds cannot be matched in I_src and only
@@ -142,7 +155,7 @@ def estimate_flow(src: np.ndarray, ref: np.ndarray, method: str = "dis",
         a, b = _to_band(gray8(src, shape), sigma), _to_band(gray8(ref, shape), sigma)
         forward, backward = (_opencv_flow(a, b, method, dis_preset),
                              _opencv_flow(b, a, method, dis_preset))
-        return resize_flow(forward, full), resize_flow(backward, full), None
+        return _held(forward, full), _held(backward, full), None
     if method != "onnx":
         raise InputError(f"unknown flow method {method!r}; use dis, farneback or onnx")
     if not onnx_model:
@@ -155,10 +168,21 @@ def estimate_flow(src: np.ndarray, ref: np.ndarray, method: str = "dis",
     forward, log_var = _onnx_flow(session, a, b)
     backward, _ = _onnx_flow(session, b, a)  # backward flow: the same model with inputs swapped
     std = flow_std_full_res(log_var, full) if log_var is not None else None
-    return resize_flow(forward, full), resize_flow(backward, full), std
+    return _held(forward, full), _held(backward, full), std
 
 
-@node("hzsr.flow", version=2, fingerprint=lambda params: model_fingerprint(params["onnx_model"]))
+def estimate_flow(src: np.ndarray, ref: np.ndarray, method: str = "dis",
+                  work_size: tuple[int, int] = (384, 512), onnx_model: str | None = None,
+                  dis_preset: str = "fine", density: float = 1.0,
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """:func:`estimate_coarse_flow` with both flows upsampled to full resolution, float32
+    (H, W, 2) (for callers that want the fields themselves, e.g. the training rig)."""
+    forward, backward, std = estimate_coarse_flow(src, ref, method, work_size, onnx_model,
+                                                  dis_preset, density)
+    return forward.full(), backward.full(), std
+
+
+@node("hzsr.flow", version=3, fingerprint=lambda params: model_fingerprint(params["onnx_model"]))
 def flow(src: Image, ref: Image, crop: Rect = None, *,
          method: str = Param("dis", choices=("dis", "farneback", "onnx"),
                              doc="flow backend: OpenCV DIS, OpenCV Farneback or an ONNX model"),
@@ -172,17 +196,18 @@ def flow(src: Image, ref: Image, crop: Rect = None, *,
                                  doc="long side of the box the flow is computed in"),
          onnx_model: str | None = Param(None, doc="path of the ONNX flow model (method onnx); "
                                                   "layout in the module documentation"),
-         ) -> Out(forward=Flow, backward=Flow, flow_std=Gray):
+         ) -> Out(forward=CompactFlow, backward=CompactFlow, flow_std=Gray):
     """Forward (F_fwd: I_src -> I_ref) and backward (F_bwd) flow, computed downsampled.
 
     Both images are resized to fit work_width x work_height (aspect kept, never enlarged)
     and, with ``crop`` (T's footprint in W px; density = src width / crop width), blurred
     to W's optical band (sigma = sqrt((d s)^2 - 1) / 2 work px, s the work scale);
     flow is computed on luminance (DIS, Farneback) or RGB (ONNX), upsampled bilinearly and
-    its vectors rescaled to full resolution. ``flow_std`` is S(x) = sqrt(exp(log Var_x) +
-    exp(log Var_y)) in full-resolution px when the ONNX model emits log-variances, else None.
+    its vectors rescaled to full resolution (held at the work size, upsampled where a reader
+    reads it). ``flow_std`` is S(x) = sqrt(exp(log Var_x) + exp(log Var_y)) in
+    full-resolution px when the ONNX model emits log-variances, else None.
     """
     density = src.shape[1] / (crop[2] - crop[0]) if crop is not None else 1.0
-    forward, backward, std = estimate_flow(src, ref, method, (work_height, work_width),
-                                           onnx_model, dis_preset, density)
+    forward, backward, std = estimate_coarse_flow(src, ref, method, (work_height, work_width),
+                                                  onnx_model, dis_preset, density)
     return {"forward": forward, "backward": backward, "flow_std": std}

@@ -39,11 +39,15 @@ import math
 
 import numpy as np
 
-from nodegraph import CompactMask, Flow, Gray, Image, Out, Param, node
+from nodegraph import CompactFlow, CompactMask, Gray, Image, Out, Param, node
 from nodegraph.kernels import kernel, prange
 from nodegraph.nodes.ops.flow_fields import (
+    as_coarse,
     fb_residual_at,
     fb_residual_reference,
+    flow_geometry,
+    flow_in_row,
+    flow_row,
     flow_unit,
 )
 from nodegraph.nodes.ops.luminance import luminance
@@ -52,6 +56,7 @@ from nodegraph.nodes.ops.sampling import (
     bilinear_setup,
     sample_bilinear_reference,
 )
+from nodegraph.types import CoarseFlow
 
 # Per-block sums, in this order.
 _N, _GXX, _GYY, _GXY, _FX, _FY, _FF, _NR, _RR = range(9)
@@ -68,10 +73,13 @@ def _symmetric_gradient(y_src, y_ref, i, j, h, w):
 
 
 @kernel(parallel=True)
-def _block_sums_kernel(y_src, y_ref, flow, flow_bwd, block, sums):
+def _block_sums_kernel(y_src, y_ref, fwd, fwd_geometry, bwd, bwd_geometry, block, sums):
     h, w = y_src.shape
     for bi in prange(sums.shape[0]):
         i_end = min(bi * block + block, h)
+        rows = np.empty((i_end - bi * block, fwd.shape[1], 2), np.float32)  # the block's rows of F_fwd
+        for i in range(bi * block, i_end):
+            flow_row(fwd, fwd_geometry, i, rows[i - bi * block])
         for bj in range(sums.shape[1]):
             # scalar float64 accumulators: the flow moments would cancel in float32
             gxx = gyy = gxy = fxs = fys = ffs = nr = rr = 0.0
@@ -79,8 +87,7 @@ def _block_sums_kernel(y_src, y_ref, flow, flow_bwd, block, sums):
             for i in range(bi * block, i_end):
                 for j in range(bj * block, j_end):
                     gx, gy = _symmetric_gradient(y_src, y_ref, i, j, h, w)
-                    fx = flow[i, j, 0]
-                    fy = flow[i, j, 1]
+                    fx, fy = flow_in_row(rows[i - bi * block], fwd_geometry, j)
                     gxx += gx * gx
                     gyy += gy * gy
                     gxy += gx * gy
@@ -88,7 +95,7 @@ def _block_sums_kernel(y_src, y_ref, flow, flow_bwd, block, sums):
                     fys += fy
                     ffs += fx * fx + fy * fy
                     if (i - bi * block) % 2 == 0 and (j - bj * block) % 2 == 0:
-                        r, _ = fb_residual_at(flow, flow_bwd, i, j)
+                        r, _ = fb_residual_at(fx, fy, bwd, bwd_geometry, i, j)
                         nr += 1.0
                         rr += r * r
             out = sums[bi, bj]
@@ -133,15 +140,19 @@ def _upsample_kernel(block_var, block, s_max, out):
             out[i, j] = min(s, s_max) / s_max
 
 
-def estimated_flow_mask(flow_fwd: np.ndarray, flow_bwd: np.ndarray, y_src: np.ndarray,
-                        y_ref_warped: np.ndarray, s_max: float, window: int, sigma_n: float,
-                        g0: float) -> np.ndarray:
-    """M_flow with S estimated (module docstring), float32 (H, W) in [0, 1] (Numba)."""
-    f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
-    flow_fwd, flow_bwd, y_src, y_ref_warped = map(f32, (flow_fwd, flow_bwd, y_src, y_ref_warped))
+def estimated_flow_mask(flow_fwd: np.ndarray | CoarseFlow, flow_bwd: np.ndarray | CoarseFlow,
+                        y_src: np.ndarray, y_ref_warped: np.ndarray, s_max: float, window: int,
+                        sigma_n: float, g0: float) -> np.ndarray:
+    """M_flow with S estimated (module docstring), float32 (H, W) in [0, 1] (Numba); flows
+    full-size (H, W, 2) or coarse (read at full size, ``ops.flow_fields.flow_at``)."""
+    y_src, y_ref_warped = (np.ascontiguousarray(a, dtype=np.float32) for a in (y_src, y_ref_warped))
+    fwd, bwd = as_coarse(flow_fwd), as_coarse(flow_bwd)
     h, w = y_src.shape
+    if fwd.shape[:2] != (h, w) or bwd.shape[:2] != (h, w):
+        raise ValueError(f"flows {fwd.shape}, {bwd.shape} do not match the images {y_src.shape}")
     sums = np.empty((-(-h // window), -(-w // window), 9), np.float64)
-    _block_sums_kernel(y_src, y_ref_warped, flow_fwd, flow_bwd, window, sums)
+    _block_sums_kernel(y_src, y_ref_warped, fwd.field, flow_geometry(fwd), bwd.field, flow_geometry(bwd),
+                       window, sums)
     block_var = np.empty(sums.shape[:2] + (1,), np.float32)
     _block_variance_kernel(sums, sigma_n, g0, block_var)
     out = np.empty((h, w), np.float32)
@@ -195,8 +206,8 @@ def _load_kernels() -> None:
     estimated_flow_mask(flow, flow, plane, plane, 25.0, 8, 0.01, 0.0025)
 
 
-@node("hzsr.flow_uncertainty", version=4, warm_up=_load_kernels)
-def flow_uncertainty(flow_fwd: Flow, flow_bwd: Flow, src: Image, ref_warped: Image,
+@node("hzsr.flow_uncertainty", version=5, warm_up=_load_kernels)
+def flow_uncertainty(flow_fwd: CompactFlow, flow_bwd: CompactFlow, src: Image, ref_warped: Image,
                      flow_std: Gray = None, *,
                      s_max: float = Param(25.0, range=(0.1, 100.0), unit="flow px",
                                           doc="uncertainty S at which M_flow saturates to 1 "

@@ -12,35 +12,45 @@ from __future__ import annotations
 
 import numpy as np
 
-from nodegraph import CompactMask, Flow, Out, Param, node
+from nodegraph import CompactFlow, CompactMask, Out, Param, node
 from nodegraph.kernels import kernel, prange
 from nodegraph.nodes.ops.flow_fields import (
+    as_coarse,
     fb_residual_at,
     fb_residual_reference,
+    flow_geometry,
+    flow_in_row,
+    flow_row,
     flow_unit,
 )
+from nodegraph.types import CoarseFlow
 
 
 @kernel(parallel=True)
-def _occlusion_kernel(flow_fwd, flow_bwd, s, out_of_frame_occluded, out):
+def _occlusion_kernel(fwd, fwd_geometry, bwd, bwd_geometry, s, out_of_frame_occluded, out):
     for i in prange(out.shape[0]):
+        row = np.empty((fwd.shape[1], 2), np.float32)
+        flow_row(fwd, fwd_geometry, i, row)
         for j in range(out.shape[1]):
-            r, inside = fb_residual_at(flow_fwd, flow_bwd, i, j)
+            fx, fy = flow_in_row(row, fwd_geometry, j)
+            r, inside = fb_residual_at(fx, fy, bwd, bwd_geometry, i, j)
             if out_of_frame_occluded and not inside:
                 out[i, j] = 1.0
             else:
                 out[i, j] = min(s * r, np.float32(1.0))
 
 
-def occlusion_mask(flow_fwd: np.ndarray, flow_bwd: np.ndarray, s: float,
+def occlusion_mask(flow_fwd: np.ndarray | CoarseFlow, flow_bwd: np.ndarray | CoarseFlow, s: float,
                    out_of_frame_occluded: bool = True) -> np.ndarray:
-    """M_occ = min(s * ||F_fwd(x) + F_bwd(x + F_fwd(x))||_2, 1), float32 (H, W) in [0, 1] (Numba)."""
-    flow_fwd = np.ascontiguousarray(flow_fwd, dtype=np.float32)
-    flow_bwd = np.ascontiguousarray(flow_bwd, dtype=np.float32)
-    if flow_fwd.shape != flow_bwd.shape or flow_fwd.shape[2:] != (2,):
-        raise ValueError(f"flows must both be (H, W, 2), got {flow_fwd.shape}, {flow_bwd.shape}")
-    out = np.empty(flow_fwd.shape[:2], np.float32)
-    _occlusion_kernel(flow_fwd, flow_bwd, np.float32(s), bool(out_of_frame_occluded), out)
+    """M_occ = min(s * ||F_fwd(x) + F_bwd(x + F_fwd(x))||_2, 1), float32 (H, W) in [0, 1] (Numba).
+
+    Flows full-size (H, W, 2) or coarse (read at full size, ``ops.flow_fields.flow_at``)."""
+    fwd, bwd = as_coarse(flow_fwd), as_coarse(flow_bwd)
+    if fwd.shape != bwd.shape:
+        raise ValueError(f"flows must both be (H, W, 2) of one size, got {fwd.shape}, {bwd.shape}")
+    out = np.empty(fwd.shape[:2], np.float32)
+    _occlusion_kernel(fwd.field, flow_geometry(fwd), bwd.field, flow_geometry(bwd), np.float32(s),
+                      bool(out_of_frame_occluded), out)
     return out
 
 
@@ -61,8 +71,8 @@ def _load_kernels() -> None:
     occlusion_mask(flow, flow, 0.05)
 
 
-@node("hzsr.occlusion", version=3, warm_up=_load_kernels)
-def occlusion(flow_fwd: Flow, flow_bwd: Flow, *,
+@node("hzsr.occlusion", version=4, warm_up=_load_kernels)
+def occlusion(flow_fwd: CompactFlow, flow_bwd: CompactFlow, *,
               s: float = Param(0.05, range=(0.0, 10.0), unit="1/flow px",
                                doc="sensitivity s: a round-trip error of 1/s px of the flow's "
                                    "reference resolution (long side 512, see flow.flow_unit) "
@@ -74,7 +84,8 @@ def occlusion(flow_fwd: Flow, flow_bwd: Flow, *,
 
     Forward-backward consistency: where F_bwd does not bring x' = x + F_fwd(x) back to x,
     the pixel is seen by only one camera (or the flow is wrong there). F_bwd is read at x'
-    with the same bilinear, border-clamped sampler as the warp. Distances are in px of the
-    flow's reference resolution, so s holds at any image size.
+    with the same bilinear, border-clamped sampler as the warp; both fields are read at full
+    size from the grid they were computed on. Distances are in px of the flow's reference
+    resolution, so s holds at any image size.
     """
     return occlusion_mask(flow_fwd, flow_bwd, s / flow_unit(flow_fwd.shape), out_of_frame_occluded)
