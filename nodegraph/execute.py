@@ -28,7 +28,9 @@ sum over its strips, the peak memory that of the whole chain. A run that keeps e
 are full images anyway; a chain whose frames disagree (inputs of different sizes) or that
 misses a required input also runs whole, so its error is the usual one. With a cache, a
 chain is cached as a unit: its members' exported values under their keys, and it is reused
-when every member's key is unchanged.
+when every member's key is unchanged. An exported output declared ``Local(in_place=...)`` is
+assembled over its input's array when nothing else holds that array (no cache, no later
+reader, not a graph output, no other value sharing its memory): see :meth:`_Run._donor`.
 """
 from __future__ import annotations
 
@@ -463,6 +465,8 @@ class _Run:
             self._event("start", step)
         self.memory.reset()
         strips = _Strips(chain, names, exported, frame, self)
+        strips.donors = {(step.name, port): donor for step in chain for port in exported[step.name]
+                         if (donor := self._donor(step, port, names)) is not None}
         strips.run(self.strip_rows, self.workers)
         peak = self.memory.window()
         for step in chain:
@@ -509,6 +513,24 @@ class _Run:
                     return None
                 sizes.add(tuple(frame))
         return sizes.pop() if len(sizes) == 1 else None
+
+    def _donor(self, step: Step, output: str, names: set[str]) -> np.ndarray | None:
+        """The stored array that ``step``'s exported ``output`` may be assembled in
+        (``Local.in_place``): the input's value when nothing else holds it; else None."""
+        written = dict(step.spec.local.in_place).get(output)
+        source = step.sources.get(written) if written is not None else None
+        if not isinstance(source, Ref) or source.node in names or self.cache is not None or self.keep_all:
+            return None
+        key = (source.node, source.port)
+        value = self.values.get(key)
+        if (not isinstance(value, np.ndarray) or self.readers.get(key) != 1 or key in self.needed
+                or not value.flags.c_contiguous or not value.flags.writeable
+                or self.output_types[key].name != step.spec.inputs[written].type.name):
+            return None
+        if any(other_key != key and isinstance(other, np.ndarray) and np.may_share_memory(other, value)
+               for other_key, other in self.values.items()):  # e.g. a bypassed node passing it on
+            return None
+        return value
 
     def stored_inputs(self, step: Step) -> dict[str, Any]:
         """A step's input values as stored (not converted), None for unlinked ones."""
@@ -575,6 +597,7 @@ class _Strips:
         self.whole = {step.name: step_inputs(step, run.values, run.output_types, skip=_sliced_ports(step))
                       for step in chain}
         self.assembled: dict[tuple[str, str], Any] = {}
+        self.donors: dict[tuple[str, str], np.ndarray] = {}  # outputs assembled over an input
         self.seconds: dict[str, list[float]] = {step.name: [] for step in chain}
         self.messages: dict[str, list[tuple[str, str]]] = {step.name: [] for step in chain}
         self.count = 0
@@ -651,7 +674,9 @@ class _Strips:
             return
         with self._lock:  # only the first strip allocates; strips write disjoint rows
             if key not in self.assembled:
-                self.assembled[key] = np.empty((self.frame[0], *value.shape[1:]), value.dtype)
+                shape, donor = (self.frame[0], *value.shape[1:]), self.donors.get(key)
+                self.assembled[key] = (donor if donor is not None and donor.shape == shape
+                                       and donor.dtype == value.dtype else np.empty(shape, value.dtype))
         whole = self.assembled[key]
         if whole is None or whole.shape[1:] != value.shape[1:] or whole.dtype != value.dtype:
             step = next(s for s in self.chain if s.name == key[0])

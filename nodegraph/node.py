@@ -124,6 +124,13 @@ class Local:
     * ``frame``: for a node whose raster inputs are all whole (it resamples them onto a grid
       of its own), ``frame(inputs, params)`` gives its output's (H, W), or None to run it whole
       this time; each call then computes the rows :func:`output_rows` names.
+    * ``in_place``: {output: input} of the same shape and dtype: the executor may assemble the
+      output's strips in that input's array instead of a new one, when nothing else holds the
+      input (no later reader, not a graph output, no cache, no other value sharing its memory),
+      e.g. a blend written over the fused image it mixes. Declare it only where each output
+      pixel reads that input at the same pixel alone: a strip's rows are then written over
+      while a neighbouring strip may still read them, but only for its context rows, whose
+      results are dropped.
 
     A node that uses its frame's size (not only its values) asks :func:`frame_of`, which
     gives the whole frame's (H, W) in a strip call as in a whole-image one. Only declare what
@@ -133,9 +140,12 @@ class Local:
     halo: int | Callable[[dict[str, Any], tuple[int, int]], int] = 0
     whole: tuple[str, ...] = ()
     frame: Callable[[dict[str, Any], dict[str, Any]], tuple[int, int] | None] | None = None
+    in_place: tuple[tuple[str, str], ...] = ()  # given as a dict {output: input}
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "whole", tuple(self.whole))
+        pairs = self.in_place.items() if isinstance(self.in_place, dict) else self.in_place
+        object.__setattr__(self, "in_place", tuple((str(out), str(inp)) for out, inp in pairs))
 
     def rows(self, params: dict[str, Any], frame: tuple[int, int]) -> int:
         """The halo in rows for these parameters and this frame size (H, W)."""
@@ -321,6 +331,12 @@ def _check_local(local: Local, inputs: dict[str, InputSpec], outputs: dict[str, 
         raise TypeError(f"{where}: local whole names no input {unknown}")
     if not all(ptype.raster and ptype.in_strips for ptype in outputs.values()):
         raise TypeError(f"{where}: a local node's outputs must all be rasters made in strips")
+    for output, written in local.in_place:
+        spec = inputs.get(written)
+        if output not in outputs or spec is None or written in local.whole or not spec.type.in_strips \
+                or not spec.type.raster:
+            raise TypeError(f"{where}: in_place {output!r} -> {written!r} must name an output and an "
+                            "input read in strips (not whole)")
     if local.frame is None and not any(spec.type.raster and spec.type.in_strips and name not in local.whole
                                        for name, spec in inputs.items()):
         raise TypeError(f"{where}: a local node needs a raster input that is not whole, "

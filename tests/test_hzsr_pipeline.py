@@ -121,3 +121,32 @@ def test_ablation_files_are_generated_from_hzsr_yaml():
     done = subprocess.run([sys.executable, str(REPO / "tools" / "make_ablations.py"), "--check"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
+
+
+def test_the_blend_written_over_the_fused_image_equals_a_run_that_keeps_it(tmp_path, monkeypatch):
+    # hzsr.blend assembles its image over I_fusion (Local.in_place) unless something holds
+    # I_fusion: here a cache does, so the second run keeps it and must agree to the bit.
+    from nodegraph import execute
+    from nodegraph.graph import load_graph
+    from nodegraph.registry import default_registry
+    from nodegraph.validate import apply_settings
+
+    reused = []
+    donor = execute._Run._donor
+
+    def spy(run, step, output, names):
+        value = donor(run, step, output, names)
+        reused.append((step.name, output, value is not None))
+        return value
+
+    monkeypatch.setattr(execute._Run, "_donor", spy)
+    registry = default_registry()
+    graph = apply_settings(load_graph(PIPELINE), [f"out={tmp_path / 'out.png'}"], registry)
+    the_plan = execute.plan(graph, registry)
+    written_over = execute.run_plan(the_plan, strip_rows=40)
+    assert ("blend", "image", True) in reused and written_over.records["blend"].strips > 1
+    reused.clear()
+    kept = execute.run_plan(the_plan, strip_rows=40, cache=execute.Cache())
+    assert ("blend", "image", False) in reused
+    np.testing.assert_array_equal(written_over.outputs["image"], kept.outputs["image"])
+    np.testing.assert_array_equal(written_over.outputs["M_blend"], kept.outputs["M_blend"])
