@@ -34,7 +34,7 @@ def _working_to_output(u, v, crop, working_wh, zoom):
 @pytest.mark.parametrize("zoom", [1.0, 1.5, 2.0, 3.0, 5.0])
 def test_unchanged_blend_gives_bicubic_view_of_wide(zoom):
     wide, src, crop = _setup()
-    out = uncrop(wide, src, src.copy(), crop, RATIO, zoom=zoom)
+    out = uncrop(wide, src.copy(), crop, RATIO, zoom=zoom)
     expected = resample_region(wide, central_rect(256, 256, zoom), (256, 256))
     assert out.shape == wide.shape and out.dtype == np.float32
     if zoom == RATIO:  # the working grid is the output grid
@@ -52,8 +52,8 @@ def test_eight_bit_wide_gives_the_same_output_as_its_float_conversion(zoom):
     wide, src, crop = _setup()
     wide8 = np.rint(wide * 255).astype(np.uint8)
     blended = np.clip(src + 0.1, 0, 1)
-    got = uncrop(wide8, src, blended, crop, RATIO, zoom=zoom)
-    expected = uncrop(compact_to_float(wide8), src, blended, crop, RATIO, zoom=zoom)
+    got = uncrop(wide8, blended, crop, RATIO, zoom=zoom)
+    expected = uncrop(compact_to_float(wide8), blended, crop, RATIO, zoom=zoom)
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
 
 
@@ -75,8 +75,8 @@ def test_resample_region_of_the_pixels_read_equals_the_whole(rows, rect):
 
 def test_zoom_defaults_to_ratio():
     wide, src, crop = _setup()
-    np.testing.assert_array_equal(uncrop(wide, src, src, crop, RATIO, zoom=None),
-                                  uncrop(wide, src, src, crop, RATIO, zoom=RATIO))
+    np.testing.assert_array_equal(uncrop(wide, src, crop, RATIO, zoom=None),
+                                  uncrop(wide, src, crop, RATIO, zoom=RATIO))
 
 
 @pytest.mark.parametrize("zoom", [1.25, 2.0, 3.0])
@@ -89,8 +89,8 @@ def test_known_delta_lands_at_right_place_and_scale(zoom, tele_wh):
     bump = 0.2 * np.exp(-((xx - u0) ** 2 + (yy - v0) ** 2) / (2 * sigma**2))
     blended = src.copy()
     blended[..., 1] += bump  # the green channel only; src green stays away from 1 below
-    out = uncrop(wide, src, blended, crop, RATIO, zoom=zoom)
-    base = uncrop(wide, src, src, crop, RATIO, zoom=zoom)  # resampling is linear: out - base = R(bump)
+    out = uncrop(wide, blended, crop, RATIO, zoom=zoom)
+    base = uncrop(wide, src, crop, RATIO, zoom=zoom)  # resampling is linear: out - base = R(bump)
     diff = (out - base)[..., 1]
     np.testing.assert_allclose((out - base)[..., 0], 0.0, atol=1e-6)
     weight = np.abs(diff)
@@ -107,7 +107,7 @@ def test_known_delta_lands_at_right_place_and_scale(zoom, tele_wh):
 def test_delta_outside_view_is_dropped_and_output_in_range():
     wide, src, crop = _setup()
     blended = np.clip(src + 0.5, 0, 1)
-    out = uncrop(wide, src, blended, crop, RATIO, zoom=1.0)
+    out = uncrop(wide, blended, crop, RATIO, zoom=1.0)
     base = resample_region(wide, central_rect(256, 256, 1.0), (256, 256))
     # At zoom 1 T covers the central half only: the outer ring is plain W.
     np.testing.assert_array_equal(out[:60], base[:60])
@@ -117,7 +117,7 @@ def test_delta_outside_view_is_dropped_and_output_in_range():
 def test_zoom_below_one_rejected():
     wide, src, crop = _setup()
     with pytest.raises(InputError, match="zoom"):
-        uncrop(wide, src, src, crop, RATIO, zoom=0.5)
+        uncrop(wide, src, crop, RATIO, zoom=0.5)
 
 
 def test_detail_fades_out_before_the_edge_of_t_below_the_ratio():
@@ -127,11 +127,11 @@ def test_detail_fades_out_before_the_edge_of_t_below_the_ratio():
     src = np.full((120, 160, 3), 0.5, np.float32)
     blended = src + 0.2  # a constant detail over all of T
     crop = (40.0, 30.0, 120.0, 90.0)  # ratio 2
-    at_ratio = uncrop_image(wide, src, blended, crop, zoom=2.0, feather=0.05)
-    base = uncrop_image(wide, src, src, crop, zoom=2.0)
+    at_ratio = uncrop_image(wide, blended, crop, zoom=2.0, feather=0.05)
+    base = uncrop_image(wide, src, crop, zoom=2.0)
     np.testing.assert_allclose((at_ratio - base)[2:-2, 2:-2], 0.2, atol=1e-4)  # no ramp: no seam there
-    below = uncrop_image(wide, src, blended, crop, zoom=1.25, feather=0.05) - \
-        uncrop_image(wide, src, src, crop, zoom=1.25, feather=0.05)
+    below = uncrop_image(wide, blended, crop, zoom=1.25, feather=0.05) - \
+        uncrop_image(wide, src, crop, zoom=1.25, feather=0.05)
     row = below[60, :, 0]
     inside = np.nonzero(row > 1e-3)[0]
     assert row[inside[0]] < 0.1 and row[inside[-1]] < 0.1  # starts near 0 at T's edge
@@ -146,10 +146,10 @@ def test_turned_footprint_places_detail_and_pixel_size_tele_keeps_density():
     # the same footprint as ``crop`` given as a matrix: identical output
     footprint = rect_to_edge_matrix(crop, (256, 256))
     blended = np.clip(src + 0.1, 0, 1)
-    np.testing.assert_allclose(uncrop_image(wide, src, blended, crop, 2.0, footprint=footprint),
-                               uncrop_image(wide, src, blended, crop, 2.0), atol=1e-5)
+    np.testing.assert_allclose(uncrop_image(wide, blended, crop, 2.0, footprint=footprint),
+                               uncrop_image(wide, blended, crop, 2.0), atol=1e-5)
     # T's grid at 2x W's density: pixel_size tele renders the view at that density
-    big = uncrop_image(wide, src, blended, crop, 1.5, pixel_size="tele")
+    big = uncrop_image(wide, blended, crop, 1.5, pixel_size="tele")
     assert big.shape == (round(256 / 1.5 * 2), round(256 / 1.5 * 2), 3)
     # a footprint turned by 3 degrees about T's centre: a dot lands where the matrix says
     c, s_ = np.cos(np.radians(3)), np.sin(np.radians(3))
@@ -158,8 +158,8 @@ def test_turned_footprint_places_detail_and_pixel_size_tele_keeps_density():
     turned = footprint @ centre @ turn @ np.linalg.inv(centre)
     dot = src.copy()
     dot[96:101, 176:181, 1] += 0.3
-    out = uncrop_image(wide, src, dot, crop, 2.0, footprint=turned) - \
-        uncrop_image(wide, src, src, crop, 2.0, footprint=turned)
+    out = uncrop_image(wide, dot, crop, 2.0, footprint=turned) - \
+        uncrop_image(wide, src, crop, 2.0, footprint=turned)
     weight = np.abs(out[..., 1])
     oy, ox = np.mgrid[0:256, 0:256]
     got = ((weight * ox).sum() / weight.sum(), (weight * oy).sum() / weight.sum())
@@ -175,10 +175,10 @@ def test_inputs_are_left_untouched(zoom):
     resampling hands back the blended input)."""
     wide, src, crop = _setup()
     blended = np.clip(src + 0.3, 0.0, 1.5).astype(np.float32)  # out of range: clipping shows
-    kept = blended.copy(), wide.copy(), src.copy()
-    out = uncrop(wide, src, blended, crop, RATIO, zoom=zoom)
+    kept = blended.copy(), wide.copy()
+    out = uncrop(wide, blended, crop, RATIO, zoom=zoom)
     assert out is not blended and out.max() <= 1.0
-    for before, after in zip(kept, (blended, wide, src)):
+    for before, after in zip(kept, (blended, wide)):
         np.testing.assert_array_equal(after, before)
 
 
@@ -195,8 +195,8 @@ def _uncrop_inputs(rng, zoom, footprint=None, working_wh=(70, 61), eight_bit=Fal
     if eight_bit:  # as image.read gives it (a CompactImage)
         wide = np.rint(wide * 255).astype(np.uint8)
     crop = central_rect(70, 61, RATIO)
-    src = rng.random((working_wh[1], working_wh[0], 3), dtype=np.float32)
-    return {"wide": wide, "src": src, "blended": rng.random(src.shape, dtype=np.float32),
+    blended = rng.random((working_wh[1], working_wh[0], 3), dtype=np.float32)
+    return {"wide": wide, "blended": blended,
             "crop": crop, "ratio": RATIO, "zoom": zoom, "footprint": footprint}
 
 
@@ -262,8 +262,8 @@ def test_base_and_t_resampled_only_where_the_ramp_needs_them_equal_the_plain_mix
     x0, y0, x1, y1 = inputs["crop"]
     scale = np.diag([(x1 - x0) / 70, (y1 - y0) / 61, 1.0])
     inputs["footprint"] = np.array([[1, 0, x0 + shift[0] / 4], [0, 1, y0 + shift[1] / 4], [0, 0, 1.0]]) @ scale
-    args = (inputs["wide"], inputs["src"], inputs["blended"], inputs["crop"], zoom)
-    view, wh, to_working = uncrop_geometry(inputs["wide"].shape, inputs["src"].shape, inputs["crop"],
+    args = (inputs["wide"], inputs["blended"], inputs["crop"], zoom)
+    view, wh, to_working = uncrop_geometry(inputs["wide"].shape, inputs["blended"].shape, inputs["crop"],
                                            zoom, "wide", inputs["footprint"])
     base = resample_region(compact_to_float(inputs["wide"]), view, wh)
     fused = resample_working(inputs["blended"], to_working, wh)

@@ -129,16 +129,15 @@ def uncrop_geometry(wide_shape, working_shape, crop, zoom: float, pixel_size: st
     return view, wh, output_to_working_matrix(view, wh, crop, working_wh, footprint)
 
 
-def uncrop_image(wide: np.ndarray, src: np.ndarray, blended: np.ndarray, crop, zoom: float,
+def uncrop_image(wide: np.ndarray, blended: np.ndarray, crop, zoom: float,
                  feather: float = 0.03, pixel_size: str = "wide", footprint=None,
                  rows: tuple[int, int] | None = None) -> np.ndarray:
-    """W's central 1/zoom view at W's (or T's) pixel size, (blended - src) added where T covers
-    it; ``rows`` (top, bottom): only those rows of it (a strip), default all."""
-    if src.shape != blended.shape:
-        raise InputError(f"src {src.shape} and blended {blended.shape} must have the same size")
-    view, wh, to_working = uncrop_geometry(wide.shape, src.shape, crop, zoom, pixel_size, footprint)
+    """W's central 1/zoom view at W's (or T's) pixel size, the working grid's ``blended``
+    image resampled where T covers it; ``rows`` (top, bottom): only those rows of it (a
+    strip), default all."""
+    view, wh, to_working = uncrop_geometry(wide.shape, blended.shape, crop, zoom, pixel_size, footprint)
     rows = rows or (0, wh[1])
-    working_wh = (src.shape[1], src.shape[0])
+    working_wh = (blended.shape[1], blended.shape[0])
     blended = blended.astype(np.float32, copy=False)
     ramp = seam_ramp(to_working, working_wh, wh, feather * min(wh), rows)
     # The blended image itself is resampled, not its difference to I_src added to the base:
@@ -215,16 +214,16 @@ def _output_frame(inputs: dict, params: dict) -> tuple[int, int] | None:
     """(H, W) of the output for the executor's strips; None (run whole) when the working grid
     is shrunk first: every strip would shrink all of it again."""
     zoom = inputs["zoom"] if inputs["zoom"] is not None else inputs["ratio"]
-    _, wh, to_working = uncrop_geometry(inputs["wide"].shape, inputs["src"].shape, inputs["crop"],
+    _, wh, to_working = uncrop_geometry(inputs["wide"].shape, inputs["blended"].shape, inputs["crop"],
                                         float(zoom), params["pixel_size"], inputs["footprint"])
     return None if working_density(to_working) < SHRINK_BELOW else (wh[1], wh[0])
 
 
 # Bypassed, the node gives the blended crop on T's grid itself (not W). Local: each output
 # pixel is resampled from W and the working grid, which are read whole.
-@node("hzsr.uncrop", version=2, bypass={"image": "blended"},
-      local=Local(whole=("wide", "src", "blended"), frame=_output_frame))
-def uncrop(wide: CompactImage, src: Image, blended: Image, crop: Rect, ratio: Scalar,
+@node("hzsr.uncrop", version=3, bypass={"image": "blended"},
+      local=Local(whole=("wide", "blended"), frame=_output_frame))
+def uncrop(wide: CompactImage, blended: Image, crop: Rect, ratio: Scalar,
            footprint: Any = None, zoom: ZOOM = None, *,
            feather: float = Param(0.03, range=(0.0, 0.5), unit="fraction of the short side",
                                   doc="width of the ramp that fades T's detail out before the "
@@ -245,5 +244,5 @@ def uncrop(wide: CompactImage, src: Image, blended: Image, crop: Rect, ratio: Sc
     of pixel edges T -> W; without it W's ``crop`` on that grid) to the output density
     (INTER_AREA when shrinking much, else bicubic); works below, at and above the ratio.
     """
-    return uncrop_image(wide, src, blended, crop, float(zoom if zoom is not None else ratio),
+    return uncrop_image(wide, blended, crop, float(zoom if zoom is not None else ratio),
                         feather, pixel_size, footprint, output_rows())
