@@ -26,6 +26,19 @@ def test_matches_reference(shape, patch):
     np.testing.assert_allclose(out, ref, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("block_rows", [1, 2, 5, 8])
+@pytest.mark.parametrize("patch", [3, 7])
+def test_blocks_of_rows_give_the_whole_image_result(monkeypatch, block_rows, patch):
+    from nodegraph.nodes.hzsr import reject as module
+
+    rng = np.random.default_rng(block_rows + patch)
+    y_src = rng.random((23, 17), dtype=np.float32)
+    y_ref = np.clip(y_src + rng.normal(0, 0.2, y_src.shape), 0, 1).astype(np.float32)
+    whole = reject_mask(y_src, y_ref, patch, 1e-3)  # 23 rows: one block
+    monkeypatch.setattr(module, "BLOCK_ROWS", block_rows)
+    np.testing.assert_array_equal(reject_mask(y_src, y_ref, patch, 1e-3), whole)
+
+
 def test_zero_variance_patches():
     flat = np.full((8, 9), 0.4, np.float32)
     np.testing.assert_array_equal(reject_mask(flat, flat, 5, 1e-3), 0.0)

@@ -23,6 +23,8 @@ from nodegraph import CompactMask, Image, Out, Param, Rect, node
 from nodegraph.kernels import kernel, prange
 from nodegraph.nodes.ops.luminance import luminance
 
+BLOCK_ROWS = 256  # rows of M_reject computed at a time (reject_mask)
+
 
 @kernel(parallel=True)
 def _row_sums_kernel(y_src, y_ref, radius, sums):
@@ -63,13 +65,23 @@ def _reject_kernel(sums, radius, eps0, out):
 
 
 def reject_mask(y_src: np.ndarray, y_ref: np.ndarray, patch: int, eps0: float) -> np.ndarray:
-    """M_reject of two luminance images on the same grid (Numba); patch side 2*(patch//2)+1 px."""
+    """M_reject of two luminance images on the same grid (Numba); patch side 2*(patch//2)+1 px.
+
+    In blocks of BLOCK_ROWS rows, each with the patch radius of rows above and below: the
+    float64 patch sums of all rows at once were 32 bytes a pixel (96 MB at W's resolution
+    of a 12 MP T). A block's own rows see only real rows, so the result is the same."""
     y_src = np.ascontiguousarray(y_src, dtype=np.float32)
     y_ref = np.ascontiguousarray(y_ref, dtype=np.float32)
-    sums = np.empty((4,) + y_src.shape, np.float64)
-    _row_sums_kernel(y_src, y_ref, patch // 2, sums)
-    out = np.empty(y_src.shape, np.float32)
-    _reject_kernel(sums, patch // 2, float(eps0), out)
+    radius, (h, w) = patch // 2, y_src.shape
+    out = np.empty((h, w), np.float32)
+    for top in range(0, h, BLOCK_ROWS):
+        bottom = min(h, top + BLOCK_ROWS)
+        first, last = max(0, top - radius), min(h, bottom + radius)
+        sums = np.empty((4, last - first, w), np.float64)
+        _row_sums_kernel(y_src[first:last], y_ref[first:last], radius, sums)
+        block = np.empty((last - first, w), np.float32)
+        _reject_kernel(sums, radius, float(eps0), block)
+        out[top:bottom] = block[top - first:bottom - first]
     return out
 
 
@@ -126,4 +138,4 @@ def reject(src: Image, ref_warped: Image, crop: Rect, *,
     y_src = luminance(cv2.resize(src, low, interpolation=cv2.INTER_AREA))
     y_ref = luminance(cv2.resize(ref_warped, low, interpolation=cv2.INTER_AREA))
     mask = cv2.resize(reject_mask(y_src, y_ref, patch, eps0), (w, h), interpolation=cv2.INTER_LINEAR)
-    return np.clip(mask, 0.0, 1.0)
+    return np.clip(mask, 0.0, 1.0, out=mask)
