@@ -15,9 +15,9 @@ from nodegraph.nodes.hzsr.defocus import defocus_mask, defocus_mask_reference, f
 from nodegraph.nodes.hzsr.flow_uncertainty import estimated_flow_mask, estimated_flow_mask_reference
 from nodegraph.nodes.hzsr.occlusion import occlusion_mask, occlusion_mask_reference
 from nodegraph.nodes.hzsr.warp import warp_bilinear, warp_bilinear_reference
-from nodegraph.nodes.ops.flow_fields import as_coarse, resize_flow, sample_flow
+from nodegraph.nodes.ops.flow_fields import as_coarse, sample_flow
 from nodegraph.registry import Registry
-from nodegraph.types import PORT_TYPES, CoarseFlow
+from nodegraph.types import PORT_TYPES, CoarseFlow, upsample_flow
 
 # (coarse h, w) -> (full H, W): non-integer ratios, exact multiples, equal size, one cell,
 # a grid coarse along one axis only
@@ -46,7 +46,7 @@ def test_sampled_field_equals_the_resized_one(sizes):
     flow = _coarse(*sizes, scale=20.0, seed=sum(sizes[1]))
     full = flow.full()
     assert full.shape == flow.shape and full.dtype == np.float32
-    np.testing.assert_array_equal(full, resize_flow(flow.field, sizes[1]))
+    np.testing.assert_array_equal(full, upsample_flow(flow.field, sizes[1]))
     _close(sample_flow(flow, (0, full.shape[0]), (0, full.shape[1])), full, 20.0 * full.shape[1])
     h, w = full.shape[:2]
     rows, cols, step = (h // 3, h), (1, max(2, w - 2)), 3

@@ -10,7 +10,7 @@ from onnx import TensorProto, helper
 
 from nodegraph.errors import InputError
 from nodegraph.nodes.hzsr.flow import estimate_flow, flow, flow_std_full_res, work_shape
-from nodegraph.nodes.ops.flow_fields import resize_flow
+from nodegraph.types import upsample_flow
 
 SHIFT = (5.4, -3.2)
 
@@ -59,10 +59,10 @@ def test_work_shape_keeps_aspect_and_never_enlarges():
     assert work_shape((200, 300), (384, 512)) == (200, 300)
 
 
-def test_resize_flow_scales_vectors():
+def test_upsample_flow_scales_vectors():
     small = np.zeros((10, 20, 2), np.float32)
     small[..., 0], small[..., 1] = 1.5, -2.0
-    big = resize_flow(small, (30, 80))
+    big = upsample_flow(small, (30, 80))
     np.testing.assert_allclose(big[..., 0], 6.0)
     np.testing.assert_allclose(big[..., 1], -6.0)
 

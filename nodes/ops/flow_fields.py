@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from nodegraph.kernels import kernel, prange
-from nodegraph.types import CoarseFlow, upsample_flow
+from nodegraph.types import CoarseFlow
 
 from .sampling import bilinear_setup, sample_bilinear_reference
 
@@ -30,12 +30,6 @@ def flow_unit(shape: tuple[int, ...]) -> float:
     would mean something else at 12 MP than at 0.1 MP.
     """
     return max(shape[:2]) / FLOW_UNIT_SIDE
-
-
-def resize_flow(flow: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Bilinearly resample a flow field (H, W, 2) to ``shape`` (h, w) and rescale its vectors
-    (px of the old grid) to px of the new one; float32 (h, w, 2)."""
-    return upsample_flow(flow, shape)
 
 
 def as_coarse(flow: np.ndarray | CoarseFlow) -> CoarseFlow:
