@@ -283,9 +283,9 @@ class CoarseFlow:
     vectors rescaled from px of the coarse grid to px of the full one (:meth:`full`).
 
     ``field``: float32 (h, w, 2), (dx, dy) in px of its own grid, h <= H and w <= W. A node
-    reading a CompactFlow port samples the upsampled field where it needs it (HZSR's
-    ``ops.flow_fields.flow_at`` computes any pixel of :meth:`full` in a Numba kernel), so
-    the full-size field is never made.
+    declaring a CompactFlow input is expected to compute the pixels of :meth:`full` it reads
+    from the field itself, so the full-size field is never made; one declaring Flow gets
+    :meth:`full`.
     """
 
     field: np.ndarray
