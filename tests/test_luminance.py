@@ -38,12 +38,21 @@ def test_replace_luminance_into_a_view_equals_the_returned_image():
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (5, 3), (37, 61)])
-def test_replace_luminance_equals_the_plain_broadcast_sum(shape):
-    """OpenCV's add of the delta's three-channel copy (from a strided view, as the fusion's tile
-    cores are) gives exactly the plain NumPy rgb + (y - Y) per channel, clipped."""
+def test_replace_luminance_equals_the_plain_sum(shape):
+    """The Numba kernel against rgb + (y - Y) per channel, clipped, in float64 (from a strided
+    view, as the fusion's tile cores are): within float32's rounding of values up to 1."""
     rng = np.random.default_rng(shape[0])
     whole = rng.random((shape[0] + 4, shape[1] + 6, 3), dtype=np.float32)
     rgb = whole[2:-2, 3:-3]
     target = rng.uniform(-0.3, 1.3, shape).astype(np.float32)
-    expected = np.clip(rgb + (target - luminance(rgb))[..., None], 0.0, 1.0)
-    np.testing.assert_array_equal(replace_luminance(rgb, target), expected)
+    y = rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    expected = np.clip(rgb + (target - y)[..., None], 0.0, 1.0)
+    got = replace_luminance(rgb, target)
+    assert got.dtype == np.float32 and got.shape == rgb.shape
+    np.testing.assert_allclose(got, expected, rtol=0, atol=3e-7)
+    assert ((got == 0.0) == (expected == 0.0)).all() and ((got == 1.0) == (expected == 1.0)).all()
+
+
+def test_replace_luminance_refuses_a_plane_of_another_shape():
+    with pytest.raises(ValueError, match=r"\(H, W\) plane"):
+        replace_luminance(np.zeros((4, 5, 3), np.float32), np.zeros((4, 6), np.float32))

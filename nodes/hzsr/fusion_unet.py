@@ -417,8 +417,10 @@ def _model_fingerprint(params: dict) -> str:
 
 
 def _stage_bundled_model() -> None:
-    """onnx imported and the bundled model cut into its stages (the node's warm-up)."""
+    """onnx imported, the bundled model cut into its stages and the luminance kernel loaded
+    from Numba's cache (the node's warm-up)."""
     unet_stages(resolve_model(BUNDLED_MODEL))
+    replace_luminance(np.zeros((1, 1, 3), np.float32), np.zeros((1, 1), np.float32))
 
 
 @node("hzsr.fusion_unet", version=2, fingerprint=_model_fingerprint, warm_up=_stage_bundled_model)

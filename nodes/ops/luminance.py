@@ -4,8 +4,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from nodegraph.kernels import kernel
+
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-REPLACE_BLOCK_PIXELS = 1 << 16  # replace_luminance's block: a 0.75 MB three-channel temporary
+LUMA_R, LUMA_G, LUMA_B = (np.float32(weight) for weight in LUMA_WEIGHTS)
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
@@ -13,6 +15,17 @@ def luminance(rgb: np.ndarray) -> np.ndarray:
     # cv2.transform is a single pass over the pixels, ~5x faster than np.tensordot at 12 MP.
     y = cv2.transform(rgb.astype(np.float32, copy=False), LUMA_WEIGHTS[None, :])
     return y.reshape(rgb.shape[:2])
+
+
+@kernel(nogil=True)
+def _replace_luminance_kernel(rgb, y_new, out):
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            r, g, b = rgb[i, j, 0], rgb[i, j, 1], rgb[i, j, 2]
+            delta = y_new[i, j] - (LUMA_R * r + LUMA_G * g + LUMA_B * b)
+            out[i, j, 0] = min(max(r + delta, np.float32(0.0)), np.float32(1.0))
+            out[i, j, 1] = min(max(g + delta, np.float32(0.0)), np.float32(1.0))
+            out[i, j, 2] = min(max(b + delta, np.float32(0.0)), np.float32(1.0))
 
 
 def replace_luminance(rgb: np.ndarray, y_new: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -23,18 +36,18 @@ def replace_luminance(rgb: np.ndarray, y_new: np.ndarray, out: np.ndarray | None
     ``out`` (float32, rgb's shape, e.g. a view of a larger image) when given: no temporary
     of rgb's size.
     """
+    # One Numba pass per pixel (Y, the offset, the clip): at 12 MP in the fusion's 512 px
+    # cores 0.024 s against 0.133 s for OpenCV's transform, three-channel add and clip, which
+    # each went over the pixels again. Single-threaded and free of the GIL: the fusion calls
+    # it from its tile threads.
     rgb = np.asarray(rgb, np.float32)
+    y_new = np.asarray(y_new, np.float32)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or y_new.shape != rgb.shape[:2]:
+        raise ValueError(f"replace_luminance needs an (H, W, 3) image and an (H, W) plane, "
+                         f"got {rgb.shape} and {y_new.shape}")
     out = np.empty(rgb.shape, np.float32) if out is None else out
-    delta = np.subtract(y_new, luminance(rgb), dtype=np.float32)
-    # OpenCV adds the delta's three-channel copy in one SIMD pass (into ``out``'s strided rows
-    # as well): NumPy's broadcast over a last axis of 3 took ~2x the time of the whole
-    # function now (the fusion calls it on every 1 MP tile core). In blocks of rows, so that
-    # the copy is a small temporary (at the fusion's memory peak), not an image-sized one.
-    step = max(1, REPLACE_BLOCK_PIXELS // max(1, rgb.shape[1]))
-    for top in range(0, rgb.shape[0], step):
-        block = delta[top:top + step]
-        cv2.add(rgb[top:top + step], cv2.merge((block, block, block)), dst=out[top:top + step])
-    return np.clip(out, 0.0, 1.0, out=out)
+    _replace_luminance_kernel(rgb, y_new, out)
+    return out
 
 
 def gray8(image: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndarray:
