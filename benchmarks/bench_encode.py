@@ -4,7 +4,7 @@
 
 Encodes 8-bit RGB photos (by default the benchmark's 12 MP frame of bench_hzsr.py, made from
 a real photograph; any PHOTO given is resized to ``--size``): PNG as ``image.write`` writes it
-(``png_bytes``: the up filter, ISA-L's deflate) against OpenCV at the settings it was chosen
+(``png_parts``: the up filter, ISA-L's deflate) against OpenCV at the settings it was chosen
 with (``PNG_PARAMS``) and their alternatives, and JPEG at ``JPEG_PARAMS``. Medians of
 ``--runs`` encodes, interleaved so that load on a shared machine hits all alike; times
 relative to the first row.
@@ -23,12 +23,12 @@ import cv2
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_hzsr import make_pair  # noqa: E402 - the benchmark's frame, from its own module
 
-from nodegraph.nodes.image_io import JPEG_PARAMS, PNG_PARAMS, png_bytes  # noqa: E402
+from nodegraph.nodes.image_io import JPEG_PARAMS, PNG_PARAMS, png_parts  # noqa: E402
 
 # name -> (extension, OpenCV parameters), or a function of BGR samples -> the file's bytes
 CANDIDATES = {
     "PNG up filter, ISA-L deflate level 1 (image.write, shipped)":
-        lambda bgr: png_bytes(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)),
+        lambda bgr: png_parts(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)),
     "PNG level 1, up filter (OpenCV)": (".png", PNG_PARAMS),
     "PNG level 1, fast filter set (none/sub/up per row)":
         (".png", [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FAST_FILTERS]),
@@ -62,7 +62,7 @@ def main() -> None:
                     else:
                         encoded = cv2.imencode(encoder[0], image, encoder[1])[1]
                     seconds[name].append(time.perf_counter() - started)
-                    sizes[name] = len(encoded)
+                    sizes[name] = sum(map(len, encoded)) if isinstance(encoded, list) else len(encoded)
             first = statistics.median(next(iter(seconds.values())))
             print(f"{source.name} at {width}x{height}, medians of {args.runs}:")
             print("| encoder | s | time ratio | MB |")

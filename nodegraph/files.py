@@ -14,6 +14,7 @@ import re
 import stat
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import InputError
@@ -144,8 +145,10 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def write_atomic(path: str | os.PathLike, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` so that readers see the old file or the whole new one.
+def write_atomic(path: str | os.PathLike, payload: bytes | Sequence[bytes]) -> None:
+    """Write ``payload`` (bytes, or bytes-like parts written one after the other: an encoder's
+    output need not be joined into one copy) to ``path`` so that readers see the old file or
+    the whole new one.
 
     The bytes go to a temporary file ``.NAME.PID.XXXXXXXX.tmp`` in the same directory (same
     filesystem, so the rename is atomic), are flushed to disk, then ``os.replace``; on any
@@ -163,7 +166,8 @@ def write_atomic(path: str | os.PathLike, payload: bytes) -> None:
     try:
         os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; the result is an ordinary file
         with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
+            for part in [payload] if isinstance(payload, (bytes, bytearray, memoryview)) else payload:
+                handle.write(part)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, target)

@@ -201,6 +201,13 @@ def test_write_atomic_replaces_whole_file(tmp_path):
     assert target.read_bytes() == b"new"
 
 
+def test_write_atomic_writes_parts_in_order(tmp_path):
+    """An encoder's parts (bytes, memoryviews, NumPy buffers) land one after the other."""
+    target = tmp_path / "f.bin"
+    write_atomic(target, [b"ab", memoryview(b"cd"), np.frombuffer(b"ef", np.uint8).data, b""])
+    assert target.read_bytes() == b"abcdef"
+
+
 def test_written_file_has_ordinary_permissions(tmp_path):
     import stat
 
@@ -351,13 +358,15 @@ def test_png_bytes_decode_to_the_samples_in_libpng_and_pillow(shape, dtype, part
             np.testing.assert_array_equal(np.asarray(image.convert("RGB")), samples)
 
 
-def test_zlib_stream_in_parts_equals_the_data_whole(monkeypatch):
+@pytest.mark.parametrize("workers", [1, 4])
+def test_zlib_stream_in_parts_equals_the_data_whole(workers, monkeypatch):
     """The parts' stream inflates (zlib, checking its adler-32) to the data, at any part size,
-    including parts that do not divide it."""
+    including parts that do not divide it, deflated on one thread or several."""
     from nodegraph.nodes import image_io
 
     data = np.random.default_rng(0).integers(0, 8, 10_007, dtype=np.uint8)  # compressible
-    monkeypatch.setattr(image_io, "thread_share", lambda: 4)
+    monkeypatch.setattr(image_io, "thread_share", lambda: workers)
     for part_bytes in (1, 999, 5_000, 10_007, 1 << 20):
-        monkeypatch.setattr(image_io, "PNG_CHUNK_BYTES", part_bytes)
-        assert zlib.decompress(image_io._zlib_stream(data)) == data.tobytes()
+        parts = [data[start:start + part_bytes] for start in range(0, len(data), part_bytes)]
+        stream = image_io._zlib_parts([lambda part=part: part for part in parts])
+        assert zlib.decompress(b"".join(stream)) == data.tobytes()
