@@ -58,12 +58,12 @@ PROFILE_ROW = re.compile(r"^(\S+)\s+\S+\s+(ran|cached|bypassed)\s+([\d.]+)\s+\d+
 # the phone's plain digital zoom: a plain OpenCV script, with image.write's PNG encoder
 BICUBIC = """
 import sys, cv2
-from nodegraph.nodes.image_io import png_bytes
+from nodegraph.nodes.image_io import png_parts
 wide = cv2.imread(sys.argv[1])
 h, w = wide.shape[:2]
 crop = wide[h // 4: 3 * h // 4, w // 4: 3 * w // 4]
 zoomed = cv2.resize(crop, (w, h), interpolation=cv2.INTER_CUBIC)
-open(sys.argv[2], "wb").write(png_bytes(cv2.cvtColor(zoomed, cv2.COLOR_BGR2RGB)))
+open(sys.argv[2], "wb").writelines(png_parts(cv2.cvtColor(zoomed, cv2.COLOR_BGR2RGB)))
 """
 
 ONE_CORE = "1 core"

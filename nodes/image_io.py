@@ -45,10 +45,10 @@ EXIF_FOCAL_35MM = 0xA405  # FocalLengthIn35mmFilm, in the Exif sub-IFD
 # (none/sub/up chosen per row, which costs a pass per candidate) at -4 % to +1 % file size on
 # 12 MP photos (benchmarks/bench_encode.py; issue 14); Paeth or level 2 cost more time than
 # they save in bytes, level 0 writes 3x the bytes. image.write keeps the up filter but deflates
-# with ISA-L (:func:`png_bytes`); these settings remain the reference the benchmark compares.
+# with ISA-L (:func:`png_parts`); these settings remain the reference the benchmark compares.
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
 PNG_DEFLATE_LEVEL = 1  # ISA-L's levels are 0-3; 1: at 12 MP 0.24x zlib level 1's time, 8 % fewer bytes
-PNG_CHUNK_BYTES = 4 << 20  # filtered bytes per independently deflated part (png_bytes)
+PNG_CHUNK_BYTES = 4 << 20  # filtered bytes (whole rows, at least one) per independently deflated part
 PNG_ZLIB_HEADER = b"\x78\x01"  # deflate, 32 KB window, fastest level; (0x78 * 256 + 1) % 31 == 0
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_FILTER_UP = 2      # the filter-type byte that starts each row (PNG spec, section 9.2)
