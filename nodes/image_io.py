@@ -51,6 +51,7 @@ PNG_DEFLATE_LEVEL = 1  # ISA-L's levels are 0-3; 1: at 12 MP 0.24x zlib level 1'
 PNG_CHUNK_BYTES = 4 << 20  # filtered bytes (whole rows, at least one) per independently deflated part
 PNG_ZLIB_HEADER = b"\x78\x01"  # deflate, 32 KB window, fastest level; (0x78 * 256 + 1) % 31 == 0
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+JPEG_SIGNATURE = b"\xff\xd8\xff"  # start of image, then the first marker
 PNG_FILTER_UP = 2      # the filter-type byte that starts each row (PNG spec, section 9.2)
 PNG_TRUECOLOUR = 2     # IHDR colour type: RGB
 JPEG_PARAMS = [cv2.IMWRITE_JPEG_QUALITY, 95]
@@ -195,8 +196,14 @@ def read_samples(path: str | os.PathLike, max_megapixels: float = DEFAULT_MAX_ME
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as error:
         raise InputError(f"cannot read image file {path!r}: {error.strerror or error}") from None
+    # A JPEG holds no alpha and no 16-bit samples: libjpeg writes RGB itself, with no BGR
+    # image to convert (at 12 MP one 36 MB array and 0.01-0.1 s fewer); EXIF orientation is
+    # applied below for every format alike.
+    jpeg = data[:3].tobytes() == JPEG_SIGNATURE
+    flags = (cv2.IMREAD_COLOR_RGB | cv2.IMREAD_ANYDEPTH | cv2.IMREAD_IGNORE_ORIENTATION if jpeg
+             else cv2.IMREAD_UNCHANGED)
     with _decoder_messages() as messages:
-        pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+        pixels = cv2.imdecode(data, flags) if data.size else None
     said = f" ({messages[0][:200]})" if messages else ""
     if pixels is None or pixels.size == 0:
         raise InputError(f"cannot decode image file {path!r}: not a readable PNG, JPEG or TIFF{said}")
@@ -209,7 +216,8 @@ def read_samples(path: str | os.PathLike, max_megapixels: float = DEFAULT_MAX_ME
         orientation, focal = read_metadata(path)
     except Exception:  # noqa: BLE001 - OpenCV decoded it; metadata Pillow cannot parse is absent
         orientation, focal = 1, None
-    return to_rgb(apply_orientation(pixels, orientation)), focal
+    upright = apply_orientation(pixels, orientation)
+    return (upright if jpeg else to_rgb(upright)), focal
 
 
 def read_image(path: str | os.PathLike, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,

@@ -80,6 +80,24 @@ def test_jpeg_orientation_6_is_rotated_clockwise(tmp_path):
     assert out[-30:, :, 2].mean() > 0.9 and out[-30:, :, 0].mean() < 0.1
 
 
+@pytest.mark.parametrize("kind", ["colour", "gray", "turned"])
+def test_jpeg_decoded_to_rgb_equals_the_bgr_decode_reordered(kind, tmp_path):
+    """JPEGs are decoded straight to RGB: the same samples as OpenCV's BGR decode with its
+    channels reversed (gray repeated into three), EXIF orientation applied once, not twice
+    (OpenCV would apply it itself unless told not to)."""
+    rng = np.random.default_rng(3)
+    pixels = cv2.GaussianBlur(rng.integers(0, 256, (37, 53, 3), dtype=np.uint8), (5, 5), 1.5)
+    file = tmp_path / f"{kind}.jpg"
+    exif = PilImage.Exif()
+    exif[0x0112] = 6 if kind == "turned" else 1
+    PilImage.fromarray(pixels[..., 0] if kind == "gray" else pixels).save(file, quality=90, exif=exif)
+    stored = cv2.imread(str(file), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    expected = np.repeat(stored[..., None], 3, axis=2) if stored.ndim == 2 else stored[..., ::-1]
+    got = read(str(file))["image"]
+    assert got.dtype == np.uint8 and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, apply_orientation(expected, 6) if kind == "turned" else expected)
+
+
 def test_focal_length_35mm_read_from_exif(tmp_path):
     exif = PilImage.Exif()
     exif.get_ifd(0x8769)[EXIF_FOCAL_35MM] = 52
