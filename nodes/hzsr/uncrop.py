@@ -22,6 +22,8 @@ from nodegraph.nodes.ops.geometry import (
     central_rect,
     rect_to_grid_matrix,
     resample_region,
+    translate_cubic,
+    translation_of,
 )
 from nodegraph.nodes.ops.ramps import coverage_ramp
 from nodegraph.types import compact_to_float
@@ -52,6 +54,10 @@ def _warp(image: np.ndarray, matrix: np.ndarray, out_wh, interpolation: int,
     (or the edge replicated). Written into ``out`` when given (a view of a larger array
     whose rows are strided is fine: OpenCV writes through it)."""
     out_wh = (int(out_wh[0]), int(out_wh[1]))
+    shift = translation_of(matrix)
+    if (shift is not None and interpolation == cv2.INTER_CUBIC and border == cv2.BORDER_REPLICATE
+            and image.dtype == np.float32):
+        return translate_cubic(image, shift, out_wh, out)  # T at the output's density, shifted
     flags = interpolation | cv2.WARP_INVERSE_MAP
     if np.allclose(matrix[2], [0.0, 0.0, 1.0], atol=1e-12):
         return cv2.warpAffine(image, matrix[:2], out_wh, dst=out, flags=flags, borderMode=border,

@@ -1,6 +1,7 @@
 """Rectangles and resampling between pixel grids (pixel-edge rectangles, centres aligned)."""
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import cv2
@@ -53,6 +54,70 @@ def resample_region(image: np.ndarray, rect, out_wh, interpolation: int = cv2.IN
     if out.dtype == np.float32:  # in place: no second full-size copy
         return np.clip(out, 0.0, 1.0, out=out)
     return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+CUBIC_A = -0.75  # OpenCV's bicubic kernel parameter
+
+
+def cubic_taps(fraction: float) -> np.ndarray:
+    """OpenCV's four bicubic weights (A = CUBIC_A) of source pixels -1, 0, 1, 2 for a position
+    ``fraction`` (0 <= fraction < 1) past pixel 0; 0 gives (0, 1, 0, 0) exactly."""
+    x, a = float(fraction), CUBIC_A
+    c0 = ((a * (x + 1) - 5 * a) * (x + 1) + 8 * a) * (x + 1) - 4 * a
+    c1 = ((a + 2) * x - (a + 3)) * x * x + 1
+    c2 = ((a + 2) * (1 - x) - (a + 3)) * (1 - x) * (1 - x) + 1
+    return np.array([c0, c1, c2, 1 - c0 - c1 - c2], np.float32)
+
+
+def translation_of(matrix: np.ndarray) -> tuple[float, float] | None:
+    """(tx, ty) of a 2x3 or 3x3 matrix that only translates, else None."""
+    matrix = np.asarray(matrix, np.float64)
+    linear_is_identity = np.allclose(matrix[:2, :2], np.eye(2), rtol=0.0, atol=1e-12)
+    projective = matrix.shape[0] == 3 and not np.allclose(matrix[2], [0.0, 0.0, 1.0], rtol=0.0, atol=1e-12)
+    return None if projective or not linear_is_identity else (float(matrix[0, 2]), float(matrix[1, 2]))
+
+
+def translate_cubic(image: np.ndarray, shift: tuple[float, float], out_wh,
+                    out: np.ndarray | None = None) -> np.ndarray:
+    """Output pixel (x, y) = ``image`` (float32, (H, W) or (H, W, C)) at (x + shift[0],
+    y + shift[1]), bicubic, edges replicated: what ``cv2.warpAffine`` (INTER_CUBIC,
+    BORDER_REPLICATE, WARP_INVERSE_MAP) gives for a pure translation, written into ``out``
+    ((height, width[, C]) float32, a view is fine) when given.
+
+    A translation moves every pixel by the same fraction, so the 4x4 bicubic is two 4-tap
+    passes with one set of weights (``cv2.sepFilter2D``), where the warp computes 16 weights
+    per pixel: at 12 MP in strips on 2 cores 0.033-0.037 s against 0.064-0.065 s. Within 4e-6
+    of the warp at small coordinates; OpenCV computes them in float32 (1.6e-4 apart at
+    x ~ 4000, where this is the exact one). Output pixels whose source pixel lies beyond the
+    image (the taps' clamping differs there) are warped as before.
+    """
+    width, height = int(out_wh[0]), int(out_wh[1])
+    if out is None:
+        out = np.empty((height, width, *image.shape[2:]), np.float32)
+    h, w = image.shape[:2]
+    ix, iy = math.floor(shift[0]), math.floor(shift[1])
+    # output pixels whose source pixel (x + ix, y + iy) lies inside the image
+    x0, x1 = min(max(0, -ix), width), max(0, min(width, w - ix))
+    y0, y1 = min(max(0, -iy), height), max(0, min(height, h - iy))
+    if x0 < x1 and y0 < y1:
+        # OpenCV sees a NumPy view as a whole image (it replicates the view's edges), so the
+        # part read carries the taps' reach (1 pixel before, 2 after) where the image has it
+        r0, c0 = max(0, y0 + iy - 1), max(0, x0 + ix - 1)
+        r1, c1 = min(h, y1 + iy + 2), min(w, x1 + ix + 2)
+        filtered = cv2.sepFilter2D(image[r0:r1, c0:c1], cv2.CV_32F, cubic_taps(shift[0] - ix),
+                                   cubic_taps(shift[1] - iy), anchor=(1, 1),
+                                   borderType=cv2.BORDER_REPLICATE)
+        top, left = y0 + iy - r0, x0 + ix - c0
+        out[y0:y1, x0:x1] = filtered[top:top + y1 - y0, left:left + x1 - x0]
+    else:
+        x0 = x1 = y0 = y1 = 0
+    for top, bottom, left, right in ((0, y0, 0, width), (y1, height, 0, width),
+                                     (y0, y1, 0, x0), (y0, y1, x1, width)):
+        if top < bottom and left < right:
+            matrix = np.array([[1.0, 0.0, shift[0] + left], [0.0, 1.0, shift[1] + top]])
+            cv2.warpAffine(image, matrix, (right - left, bottom - top), dst=out[top:bottom, left:right],
+                           flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+    return out
 
 
 # pixels beyond a sample position that OpenCV's interpolation kernels read (Lanczos: 4)
