@@ -14,6 +14,22 @@ def test_luminance_matches_bt601_weighted_sum(shape):
     np.testing.assert_allclose(y, expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("cores", [2, 3, 8])
+def test_luminance_in_bands_on_the_cores_equals_one_pass(cores, monkeypatch):
+    """Above PARALLEL_PIXELS the rows are cut into one band per core, each written in place:
+    the same plane bit for bit as one cv2.transform, heights not divisible by the bands and
+    bands of a single row included."""
+    from nodegraph.nodes.ops import luminance as module
+
+    rgb = np.random.default_rng(cores).random((7, 13, 3), dtype=np.float32)
+    whole = luminance(rgb)
+    monkeypatch.setattr(module, "PARALLEL_PIXELS", 1)
+    monkeypatch.setattr(module, "thread_share", lambda: cores)
+    banded = luminance(rgb)
+    assert banded.shape == (7, 13) and banded.dtype == np.float32
+    np.testing.assert_array_equal(banded, whole)
+
+
 def test_replace_luminance_keeps_chroma():
     rgb = np.random.default_rng(0).uniform(0.2, 0.8, (20, 30, 3)).astype(np.float32)
     target = luminance(rgb) * 0.9 + 0.05
