@@ -3,6 +3,7 @@ onnxruntime sessions (a light module: importing it loads nothing else)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 
 def available_cores() -> int:
@@ -24,3 +25,23 @@ def thread_share() -> int:
     """How many threads this process should keep busy: its share of the cores when it has one
     (:func:`environment_share`), else every core it may run on."""
     return environment_share() or available_cores()
+
+
+BANDED_PIXELS = 1 << 21  # from this many pixels on, in_row_bands cuts the work into bands
+
+
+def in_row_bands(height: int, width: int, run_band: Callable[[slice], None]) -> None:
+    """Call ``run_band(rows)`` over [0, ``height``): once with all rows for an image under
+    BANDED_PIXELS pixels, else once per band of rows, one band per core, all at once on
+    threads. For per-pixel work by a library that runs on one thread and releases the GIL
+    (NumPy's casts and arithmetic, some OpenCV functions): the bands' fresh output pages are
+    faulted in by all the cores too."""
+    bands = min(thread_share(), height) if height * width >= BANDED_PIXELS else 1
+    if bands <= 1:
+        run_band(slice(0, height))
+        return
+    from concurrent.futures import ThreadPoolExecutor  # loaded with the first large image
+
+    cuts = [height * band // bands for band in range(bands + 1)]
+    with ThreadPoolExecutor(bands) as pool:
+        list(pool.map(run_band, [slice(top, bottom) for top, bottom in zip(cuts, cuts[1:])]))

@@ -73,6 +73,7 @@ from typing import Any as _AnyValue
 
 import numpy as np
 
+from .cores import in_row_bands
 from .errors import brief
 
 # Decimal notation only: Python's float() also takes "nan", "inf", "1_0" and surrounding blanks.
@@ -246,8 +247,13 @@ def compact_to_float(value: np.ndarray) -> np.ndarray:
     """A CompactImage as an Image: integer samples scaled by 1/full scale, float32 as is."""
     if value.dtype == np.float32:
         return value
-    scaled = value.astype(np.float32)
-    scaled /= float(np.iinfo(value.dtype).max)  # in place: one float32 copy, not two
+    scaled = np.empty(value.shape, np.float32)
+    full_scale = np.float32(np.iinfo(value.dtype).max)
+
+    def band(rows: slice) -> None:  # one pass, into the float32 array: no second copy
+        np.divide(value[rows], full_scale, out=scaled[rows], dtype=np.float32)
+
+    in_row_bands(value.shape[0], value.shape[1] if value.ndim > 1 else 1, band)
     return scaled
 
 
