@@ -320,8 +320,14 @@ def test_stale_temporaries_of_killed_writers_are_removed_by_the_next_write(tmp_p
         [fresh.name, live.name, unrelated.name, "next.png"])
 
 
+@pytest.mark.parametrize("banded", [False, True])
 @pytest.mark.parametrize("bit_depth", [8, 16])
-def test_samples_match_the_plain_rounding_rule(bit_depth):
+def test_samples_match_the_plain_rounding_rule(bit_depth, banded, monkeypatch):
+    """Whole, or in bands of rows on three threads (nodegraph.cores.in_row_bands)."""
+    if banded:
+        from nodegraph import cores
+        monkeypatch.setattr(cores, "BANDED_PIXELS", 1)
+        monkeypatch.setattr(cores, "thread_share", lambda: 3)
     rng = np.random.default_rng(bit_depth)
     image = rng.uniform(-0.2, 1.2, (33, 47, 3)).astype(np.float32)
     image[0, :3] = [0.5 / 255, 1.5 / 255, 254.5 / 255]  # halfway cases
