@@ -134,7 +134,8 @@ def _in_pairs(function, first, second) -> tuple:
     """(function(first), function(second)), the two on threads at once when the process has
     two cores or more: OpenCV releases the GIL, and its own threads leave cores idle in the
     DIS flow (at 384x512 on 2 cores, both directions 0.19-0.22 s against 0.21-0.25 s one after
-    the other; the same fields)."""
+    the other; the same fields). Not for the grays: their luminance already runs in bands on
+    the cores, and a pair of those was 0.01-0.015 s slower than one after the other."""
     if thread_share() < 2:
         return function(first), function(second)
     with ThreadPoolExecutor(2) as pool:
@@ -167,7 +168,7 @@ def estimate_coarse_flow(src: np.ndarray, ref: np.ndarray, method: str = "dis",
     if method in ("dis", "farneback"):
         shape = work_shape(full, work_size)
         sigma = optical_band_sigma(density, shape[1] / full[1])
-        a, b = _in_pairs(lambda image: _to_band(gray8(image, shape), sigma), src, ref)
+        a, b = (_to_band(gray8(image, shape), sigma) for image in (src, ref))  # each on the cores
         forward, backward = _in_pairs(lambda pair: _opencv_flow(*pair, method, dis_preset), (a, b), (b, a))
         return _held(forward, full), _held(backward, full), None
     if method != "onnx":
