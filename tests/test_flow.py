@@ -40,24 +40,6 @@ def test_known_shift_recovered(method, name):
     assert _median_error(backward, (-SHIFT[0], -SHIFT[1])) < 0.3
 
 
-@pytest.mark.parametrize("method", ["dis", "farneback"])
-def test_both_directions_on_two_threads_equal_one_after_the_other(method, monkeypatch):
-    """The two grays and the two flows are computed on two threads when there are two cores:
-    the fields equal those computed one after the other (one core) bit for bit."""
-    from nodegraph.nodes.hzsr import flow as flow_module
-
-    src, ref = _shifted_pair("astronaut")
-    fields = {}
-    for cores in (1, 2):
-        monkeypatch.setattr(flow_module, "thread_share", lambda cores=cores: cores)
-        forward, backward, _ = flow_module.estimate_coarse_flow(src, ref, method, density=1.5)
-        fields[cores] = (forward.field, backward.field)
-    for one, two in zip(fields[1], fields[2]):
-        np.testing.assert_array_equal(one, two)
-    forward, backward = (upsample_flow(field, src.shape[:2]) for field in fields[2])
-    assert _median_error(forward, SHIFT) < 0.3 and _median_error(backward, (-SHIFT[0], -SHIFT[1])) < 0.3
-
-
 def test_flow_computed_small_is_rescaled_to_full_resolution():
     # 2x the photo: flow runs at half size (long side 512) and must come back in full-res px.
     src, ref = _shifted_pair("coffee", (10.8, -6.4))

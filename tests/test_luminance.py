@@ -14,23 +14,6 @@ def test_luminance_matches_bt601_weighted_sum(shape):
     np.testing.assert_allclose(y, expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("cores", [2, 3, 8])
-def test_luminance_in_bands_on_the_cores_equals_one_pass(cores, monkeypatch):
-    """Large images are computed in one band of rows per core (nodegraph.cores.in_row_bands),
-    each written in place: the same plane bit for bit as one cv2.transform, heights not
-    divisible by the bands and bands of a single row included."""
-    from nodegraph import cores as cores_module
-
-    rgb = np.random.default_rng(cores).random((7, 13, 3), dtype=np.float32)
-    one_pass = cv2.transform(rgb, np.array([[0.299, 0.587, 0.114]], np.float32)).reshape(7, 13)
-    np.testing.assert_array_equal(luminance(rgb), one_pass)
-    monkeypatch.setattr(cores_module, "BANDED_PIXELS", 1)
-    monkeypatch.setattr(cores_module, "thread_share", lambda: cores)
-    banded = luminance(rgb)
-    assert banded.shape == (7, 13) and banded.dtype == np.float32
-    np.testing.assert_array_equal(banded, one_pass)
-
-
 def test_replace_luminance_keeps_chroma():
     rgb = np.random.default_rng(0).uniform(0.2, 0.8, (20, 30, 3)).astype(np.float32)
     target = luminance(rgb) * 0.9 + 0.05

@@ -20,13 +20,10 @@ uncertainty S(x) = sqrt(exp(log Var_x) + exp(log Var_y)) in full-resolution pixe
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import cv2
 import numpy as np
 
 from nodegraph import CompactFlow, Gray, Image, Out, Param, Rect, node
-from nodegraph.cores import thread_share
 from nodegraph.errors import InputError
 from nodegraph.nodes.ops.luminance import gray8
 from nodegraph.nodes.ops.onnx_sessions import model_fingerprint, onnx_session
@@ -130,19 +127,6 @@ def _to_band(image: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(image, (0, 0), sigma) if sigma > 0.0 else image
 
 
-def _in_pairs(function, first, second) -> tuple:
-    """(function(first), function(second)), the two on threads at once when the process has
-    two cores or more: OpenCV releases the GIL, and its own threads leave cores idle in the
-    DIS flow (at 384x512 on 2 cores, both directions 0.19-0.22 s against 0.21-0.25 s one after
-    the other; the same fields). Not for the grays: their luminance already runs in bands on
-    the cores, and a pair of those was 0.01-0.015 s slower than one after the other."""
-    if thread_share() < 2:
-        return function(first), function(second)
-    with ThreadPoolExecutor(2) as pool:
-        later = pool.submit(function, second)
-        return function(first), later.result()
-
-
 def _held(field: np.ndarray, full: tuple[int, int]) -> CoarseFlow:
     """A flow field of the work size as a CoarseFlow of the ``full`` size; a field larger
     than that (a static ONNX model's input size) is resampled to it now."""
@@ -168,8 +152,9 @@ def estimate_coarse_flow(src: np.ndarray, ref: np.ndarray, method: str = "dis",
     if method in ("dis", "farneback"):
         shape = work_shape(full, work_size)
         sigma = optical_band_sigma(density, shape[1] / full[1])
-        a, b = (_to_band(gray8(image, shape), sigma) for image in (src, ref))  # each on the cores
-        forward, backward = _in_pairs(lambda pair: _opencv_flow(*pair, method, dis_preset), (a, b), (b, a))
+        a, b = _to_band(gray8(src, shape), sigma), _to_band(gray8(ref, shape), sigma)
+        forward, backward = (_opencv_flow(a, b, method, dis_preset),
+                             _opencv_flow(b, a, method, dis_preset))
         return _held(forward, full), _held(backward, full), None
     if method != "onnx":
         raise InputError(f"unknown flow method {method!r}; use dis, farneback or onnx")
