@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import skimage.data
 
+from nodegraph import cores
 from nodegraph.errors import InputError
 from nodegraph.nodes.hzsr.align import (
     align,
@@ -141,11 +142,13 @@ def test_colour_match_equalises_mean_and_std():
 
 
 @pytest.mark.parametrize("block_pixels", [1 << 20, 1000])
-def test_colour_match_in_place_equals_a_new_image(monkeypatch, block_pixels):
+@pytest.mark.parametrize("banded_pixels", [1 << 21, 1])
+def test_colour_match_in_place_equals_a_new_image(monkeypatch, block_pixels, banded_pixels):
     """hzsr.align matches T's colour in its own float copy of T: the same values as a new image,
-    and as the per-channel map written out in NumPy, whole or in blocks of rows (1000 px: 7
-    rows of 131, the last block short)."""
+    and as the per-channel map written out in NumPy (statistics in float64), whole or in blocks
+    of rows (1000 px: 7 rows of 131, the last block short), in one band or one per core."""
     monkeypatch.setattr(colour, "TRANSFORM_BLOCK_PIXELS", block_pixels)
+    monkeypatch.setattr(cores, "BANDED_PIXELS", banded_pixels)
     rng = np.random.default_rng(5)
     tele = rng.random((257, 131, 3), dtype=np.float32)
     wide = rng.random((40, 30, 3), dtype=np.float32) * 0.6 + 0.3
@@ -154,10 +157,19 @@ def test_colour_match_in_place_equals_a_new_image(monkeypatch, block_pixels):
     matched = match_colour(scratch, scratch[::3].copy(), wide, out=scratch)
     assert matched is scratch
     np.testing.assert_array_equal(matched, expected)
-    region = tele[::3].reshape(-1, 3)
-    gain = wide.reshape(-1, 3).std(axis=0) / region.std(axis=0)
-    plain = tele * gain + (wide.reshape(-1, 3).mean(axis=0) - region.mean(axis=0) * gain)
+    region, wide64 = tele[::3].reshape(-1, 3).astype(np.float64), wide.reshape(-1, 3).astype(np.float64)
+    gain = wide64.std(axis=0) / region.std(axis=0)
+    plain = tele * gain + (wide64.mean(axis=0) - region.mean(axis=0) * gain)
     np.testing.assert_allclose(matched, np.clip(plain, 0.0, 1.0), atol=2e-6)
+
+
+def test_channel_statistics_equal_numpy_in_float64():
+    rng = np.random.default_rng(9)
+    samples = (rng.random((5000, 3)) * [0.2, 0.5, 1.0] + [0.1, 0.0, -0.3]).astype(np.float32)
+    mean, std = colour.channel_mean_std(samples[::7])  # a strided view, as hzsr.align passes
+    exact = samples[::7].astype(np.float64)
+    np.testing.assert_allclose(mean, exact.mean(axis=0), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(std, exact.std(axis=0), rtol=1e-9)
 
 
 def test_align_leaves_float_inputs_untouched_and_matches_samples():

@@ -267,7 +267,7 @@ def align_images(wide: np.ndarray, tele: np.ndarray, prior: float | None, *, mod
     return out
 
 
-@node("hzsr.align", version=3)
+@node("hzsr.align", version=4)
 def align(wide: CompactImage, tele: CompactImage, ratio: Scalar = None, *,
           mode: str = Param("auto", choices=MODES,
                             doc="auto: the cheap path when a prior ratio exists and it verifies, "
