@@ -272,3 +272,29 @@ def test_base_and_t_resampled_only_where_the_ramp_needs_them_equal_the_plain_mix
     assert ramp is None or (ramp == 1).any() and (ramp < 1).any()
     got = uncrop_image(*args, feather=0.2, footprint=inputs["footprint"])
     np.testing.assert_allclose(got, expected, atol=3e-5, rtol=0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_inside_working_grid_equals_the_warp_of_the_whole_grid(seed):
+    """The nearest-neighbour coverage of the working grid, warped from the part of the grid the
+    output reaches, equals the warp of all of it: affine and projective maps, outputs partly
+    outside, wholly inside and wholly outside the grid, and strips of them."""
+    from nodegraph.nodes.hzsr.uncrop import _from_origin, _warp, inside_working_grid
+
+    rng = np.random.default_rng(seed)
+    working_wh, out_wh = (int(rng.integers(40, 90)), int(rng.integers(40, 90))), (83, 67)
+    angle, scale = rng.uniform(-0.2, 0.2), rng.uniform(0.5, 1.6)
+    matrix = np.array([[scale * np.cos(angle), -scale * np.sin(angle), rng.uniform(-40, 40)],
+                       [scale * np.sin(angle), scale * np.cos(angle), rng.uniform(-40, 40)],
+                       [rng.uniform(-4e-4, 4e-4) if seed % 2 else 0.0,
+                        rng.uniform(-4e-4, 4e-4) if seed % 2 else 0.0, 1.0]])
+    if seed == 4:
+        matrix[:2, 2] += 500.0  # wholly outside
+    whole = np.ones((working_wh[1], working_wh[0]), np.uint8)
+    everywhere = _warp(whole, matrix, out_wh, cv2.INTER_NEAREST)
+    assert not everywhere.any() if seed == 4 else everywhere.any()
+    for first, last in ((0, out_wh[1]), (10, 37), (50, 67)):
+        strip = matrix @ _from_origin(0, first)
+        expected = _warp(whole, strip, (out_wh[0], last - first), cv2.INTER_NEAREST)
+        np.testing.assert_array_equal(inside_working_grid(strip, working_wh, (out_wh[0], last - first)),
+                                      expected)

@@ -186,6 +186,30 @@ def _column_span(mask: np.ndarray) -> tuple[int, int] | None:
     return (int(cols[0]), int(cols[-1]) + 1) if len(cols) else None
 
 
+def _mapped_corners(matrix: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(4, 2) images under the 3x3 ``matrix`` of the corner pixel centres of a width x height grid."""
+    corners = np.array([[0, 0, 1], [width - 1, 0, 1], [0, height - 1, 1], [width - 1, height - 1, 1]],
+                       np.float64) @ matrix.T
+    return corners[:, :2] / corners[:, 2:]
+
+
+def inside_working_grid(to_working: np.ndarray, working_wh, out_wh) -> np.ndarray:
+    """(h, w) uint8: 1 where an output pixel's nearest working-grid pixel exists, else 0 (a
+    nearest-neighbour warp of the grid's ones, BORDER_CONSTANT 0).
+
+    Only the part of the grid the output can reach is warped: the bounding box of the mapped
+    corners (a parallelogram's or a quadrilateral's: the map is affine or projective) and 2 px
+    for the rounding; every pixel that maps into the grid maps into that box, so the result
+    equals the warp of the whole grid (a strip of a 12 MP output read all 12 MB of it)."""
+    corners = _mapped_corners(to_working, int(out_wh[0]), int(out_wh[1]))
+    x0, y0 = (max(0, int(np.floor(v)) - 2) for v in corners.min(axis=0))
+    x1, y1 = (min(n, int(np.ceil(v)) + 3) for v, n in zip(corners.max(axis=0), working_wh))
+    if x0 >= x1 or y0 >= y1:
+        return np.zeros((int(out_wh[1]), int(out_wh[0])), np.uint8)
+    to_box = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0], [0.0, 0.0, 1.0]]) @ to_working
+    return _warp(np.ones((y1 - y0, x1 - x0), np.uint8), to_box, out_wh, cv2.INTER_NEAREST)
+
+
 def seam_ramp(to_working: np.ndarray, working_wh, out_wh, width_px: float,
               rows: tuple[int, int] | None = None) -> np.ndarray | None:
     """0 -> 1 ramp over ``width_px`` output px inside the edge of the working grid's footprint
@@ -196,9 +220,7 @@ def seam_ramp(to_working: np.ndarray, working_wh, out_wh, width_px: float,
     edge so that no step shows where T's field of view ends.
     """
     out_w, out_h = int(out_wh[0]), int(out_wh[1])
-    corners = np.array([[0, 0, 1], [out_w - 1, 0, 1], [0, out_h - 1, 1], [out_w - 1, out_h - 1, 1]],
-                       np.float64) @ to_working.T
-    corners = corners[:, :2] / corners[:, 2:]
+    corners = _mapped_corners(to_working, out_w, out_h)
     inside = ((corners[:, 0] >= -0.5) & (corners[:, 0] <= working_wh[0] - 0.5)
               & (corners[:, 1] >= -0.5) & (corners[:, 1] <= working_wh[1] - 0.5))
     if inside.all() or width_px <= 0:
@@ -207,8 +229,7 @@ def seam_ramp(to_working: np.ndarray, working_wh, out_wh, width_px: float,
     top, bottom = rows or (0, out_h)
     reach = 2 * (int(width_px) // 2)
     first, last = max(0, top - reach), min(out_h, bottom + reach)
-    inside = _warp(np.ones((working_wh[1], working_wh[0]), np.uint8), to_working @ _from_origin(0, first),
-                   (out_w, last - first), cv2.INTER_NEAREST)
+    inside = inside_working_grid(to_working @ _from_origin(0, first), working_wh, (out_w, last - first))
     return coverage_ramp(inside, width_px)[top - first: bottom - first]
 
 
