@@ -147,6 +147,8 @@ def _blend_inputs(rows, rng):
     raw[-9:-6, 20:30] = 0.0
     coverage = np.ones(shape, np.float32)
     coverage[: rows // 4, :10] = 0.0  # T does not cover a corner: the feather ramp
+    yy, xx = np.mgrid[:rows, :45]
+    coverage[(yy - rows // 2) ** 2 + (xx - 44) ** 2 < 49] = 0.0  # nor a half disc at the side
     return {"src": rng.random(shape + (3,), dtype=np.float32),
             "fused": rng.random(shape + (3,), dtype=np.float32),
             "M_blend_raw": raw, "coverage": coverage, "overlap": 1.0}
@@ -155,6 +157,7 @@ def _blend_inputs(rows, rng):
 @pytest.mark.parametrize("strip_rows", STRIP_ROWS)
 @pytest.mark.parametrize("rows", [61, 62])
 @pytest.mark.parametrize("params", [{}, dict(grow=3, smooth_sigma=2.5, feather=0.3),
+                                    dict(grow=0, smooth_sigma=0.5, feather=0.4),
                                     dict(grow=0, smooth_sigma=0.0, feather=0.0)])
 def test_blend_in_strips_equals_whole(rows, strip_rows, params):
     from strip_check import assert_strips_match_whole
@@ -184,10 +187,27 @@ def test_raw_weight_in_strips_equals_whole(strip_rows, linked):
     assert_strips_match_whole(spec_of(blend_raw_weight), inputs, None, strip_rows, atol=1e-6)
 
 
-def test_blend_halo_covers_the_smoothing_and_the_feather():
+def test_blend_halo_covers_the_smoothing_and_not_the_feather():
+    """The feather ramp reads the whole coverage map (hzsr.blend gets it whole in strips; the
+    strip tests above check it with a ramp across strip edges), so only the smoothing's reach
+    is the halo."""
     from nodegraph.nodes.hzsr.blend import blend_halo
 
     # Gaussian of sigma 2.5: OpenCV's float kernel reaches round(4 x 2.5) = 10 px; grow 3
     assert blend_halo(dict(grow=3, smooth_sigma=2.5, feather=0.0), (100, 200)) >= 13
-    # feather 0.3 of the short side 100: ramp radius 15, erosion + box mean reach 30 rows
-    assert blend_halo(dict(grow=0, smooth_sigma=0.0, feather=0.3), (100, 200)) == 30
+    assert blend_halo(dict(grow=3, smooth_sigma=2.5, feather=0.3), (100, 200)) == \
+        blend_halo(dict(grow=3, smooth_sigma=2.5, feather=0.0), (100, 200))
+
+
+@pytest.mark.parametrize("rows", [(0, 60), (0, 7), (9, 31), (15, 31), (40, 60)])
+def test_feather_of_rows_equals_the_rows_of_the_whole_feather(rows):
+    """feather_weight over some rows of the whole coverage map (8-bit, as hzsr.align stores
+    it) equals those rows of the map's whole ramp."""
+    coverage = np.full((60, 80), 255, np.uint8)
+    yy, xx = np.mgrid[:60, :80]
+    coverage[(yy - 5) ** 2 + (xx - 20) ** 2 < 64] = 0  # uncovered around (20, 5)
+    coverage[45:, 70:] = 128  # partly covered: counts as covered (> 0.5)
+    whole = feather_weight(coverage, (60, 80), 10.0)
+    part = feather_weight(coverage, (rows[1] - rows[0], 80), 10.0, rows)
+    np.testing.assert_array_equal(part, whole[rows[0]:rows[1]])
+    assert (whole < 1).any() and (whole > 0).any()

@@ -29,9 +29,10 @@ import math
 import cv2
 import numpy as np
 
-from nodegraph import CompactMask, Image, Local, Mask, Out, Param, Scalar, frame_of, node
+from nodegraph import CompactMask, Image, Local, Mask, Out, Param, Scalar, frame_of, node, output_rows
 from nodegraph.kernels import kernel, prange
-from nodegraph.nodes.ops.ramps import coverage_ramp
+from nodegraph.nodes.ops.ramps import coverage_ramp, ramp_reach
+from nodegraph.types import compact_mask_to_float
 
 
 @kernel(parallel=True)
@@ -92,29 +93,36 @@ def smooth_weight(weight: np.ndarray, grow: int, sigma: float) -> np.ndarray:
     return weight
 
 
-def feather_weight(coverage: np.ndarray | None, shape: tuple[int, int], feather_px: float) -> np.ndarray:
-    """Linear ramp 0 -> 1 over ~``feather_px`` px from the edge of T's coverage (1 without one)."""
+def feather_weight(coverage: np.ndarray | None, shape: tuple[int, int], feather_px: float,
+                   rows: tuple[int, int] | None = None) -> np.ndarray:
+    """Linear ramp 0 -> 1 over ~``feather_px`` px from the edge of T's coverage (1 without one),
+    (h, w) float32 of ``shape``: the rows [top, bottom) of the whole ``coverage`` map (as
+    stored: 8 bits, or float) that ``rows`` names (default all of them)."""
     if coverage is None:
         return np.ones(shape, np.float32)
-    return coverage_ramp(coverage, feather_px)
+    top, bottom = rows or (0, coverage.shape[0])
+    first, last = max(0, top - ramp_reach(feather_px)), min(coverage.shape[0], bottom + ramp_reach(feather_px))
+    return coverage_ramp(compact_mask_to_float(coverage[first:last]), feather_px)[top - first:bottom - first]
 
 
 def finish_weight(raw: np.ndarray, coverage: np.ndarray | None, grow: int, smooth_sigma: float,
-                  feather: float, frame: tuple[int, int] | None = None) -> np.ndarray:
+                  feather: float, frame: tuple[int, int] | None = None,
+                  rows: tuple[int, int] | None = None) -> np.ndarray:
     """M_blend from M_blend_raw: smoothed, then feathered (``feather``: fraction of the short
-    side of ``frame``, the whole image's (H, W) when ``raw`` is a strip of it)."""
+    side of ``frame``, the whole image's (H, W) when ``raw`` is a strip of it: its ``rows`` of
+    the whole ``coverage``)."""
     weight = smooth_weight(np.asarray(raw, np.float32), grow, smooth_sigma)
-    weight *= feather_weight(coverage, raw.shape, feather * min(frame or raw.shape))
+    weight *= feather_weight(coverage, raw.shape, feather * min(frame or raw.shape), rows)
     return weight
 
 
 def blend_halo(params: dict, frame: tuple[int, int]) -> int:
-    """Rows of context that make hzsr.blend on a strip exact: the wider of the erosion plus the
-    Gaussian's support (OpenCV's float kernel reaches round(4 sigma) px) and the feather ramp's
-    erosion plus box mean (2 x its radius, ops.ramps.coverage_ramp)."""
-    smoothing = params["grow"] + math.ceil(4 * params["smooth_sigma"]) + 1
-    feather_radius = int(params["feather"] * min(frame)) // 2
-    return max(smoothing, 2 * feather_radius)
+    """Rows of context that make hzsr.blend on a strip exact: the erosion plus the Gaussian's
+    support (OpenCV's float kernel reaches round(4 sigma) px). The feather ramp reads the
+    whole coverage map itself, which the strips get whole: its erosion and box mean reach
+    2 x its radius (45 rows each side at 12 MP), which as a halo made every strip compute
+    ~1.7x its rows."""
+    return params["grow"] + math.ceil(4 * params["smooth_sigma"]) + 1
 
 
 def blend_weight(shape: tuple[int, int], masks: list[np.ndarray], coverage: np.ndarray | None,
@@ -147,12 +155,14 @@ def blend_raw_weight(src: Image, M_occ: Mask = None, M_defocus: Mask = None,
 
 
 # Bypassed: I_src unchanged and M_blend zeros (nothing of the fusion used).
-# Local: M_blend at a pixel reads M_blend_raw and coverage within blend_halo of it; the
-# blended image reads I_fusion at that pixel alone, so it may be written over it (at 12 MP
-# one 137 MB image fewer at the run's peak).
+# Local: M_blend at a pixel reads M_blend_raw within blend_halo of it and the coverage map
+# (whole, as stored) within the feather's reach; the blended image reads I_fusion at that
+# pixel alone, so it may be written over it (at 12 MP one 137 MB image fewer at the run's
+# peak).
 @node("hzsr.blend", version=4, bypass={"image": "src", "M_blend": None},
-      local=Local(halo=blend_halo, in_place={"image": "fused"}), warm_up=_load_kernels)
-def blend(src: Image, fused: Image, M_blend_raw: Mask = None, coverage: Mask = None,
+      local=Local(halo=blend_halo, whole=("coverage",), in_place={"image": "fused"}),
+      warm_up=_load_kernels)
+def blend(src: Image, fused: Image, M_blend_raw: Mask = None, coverage: CompactMask = None,
           overlap: Scalar = None, *,
           grow: int = Param(1, range=(0, 64), unit="px",
                             doc="radius of the min filter that widens rejected regions before "
@@ -174,5 +184,5 @@ def blend(src: Image, fused: Image, M_blend_raw: Mask = None, coverage: Mask = N
     if overlap is not None and overlap <= 0:
         return {"image": src.copy(), "M_blend": np.zeros(shape, np.float32)}
     raw = np.ones(shape, np.float32) if M_blend_raw is None else M_blend_raw
-    weight = finish_weight(raw, coverage, grow, smooth_sigma, feather, frame_of(src))
+    weight = finish_weight(raw, coverage, grow, smooth_sigma, feather, frame_of(src), output_rows())
     return {"image": alpha_blend(src, fused, weight), "M_blend": weight}

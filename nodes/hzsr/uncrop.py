@@ -25,7 +25,7 @@ from nodegraph.nodes.ops.geometry import (
     translate_cubic,
     translation_of,
 )
-from nodegraph.nodes.ops.ramps import coverage_ramp
+from nodegraph.nodes.ops.ramps import coverage_ramp, ramp_reach
 from nodegraph.types import compact_to_float
 
 SHRINK_BELOW = 0.75  # output px per working px under which detail is area-averaged first
@@ -225,9 +225,8 @@ def seam_ramp(to_working: np.ndarray, working_wh, out_wh, width_px: float,
               & (corners[:, 1] >= -0.5) & (corners[:, 1] <= working_wh[1] - 0.5))
     if inside.all() or width_px <= 0:
         return None
-    # coverage_ramp reads 2 x its radius around each pixel: the strip's rows plus that many
     top, bottom = rows or (0, out_h)
-    reach = 2 * (int(width_px) // 2)
+    reach = ramp_reach(width_px)
     first, last = max(0, top - reach), min(out_h, bottom + reach)
     inside = inside_working_grid(to_working @ _from_origin(0, first), working_wh, (out_w, last - first))
     return coverage_ramp(inside, width_px)[top - first: bottom - first]

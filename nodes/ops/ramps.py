@@ -5,6 +5,13 @@ import cv2
 import numpy as np
 
 
+def ramp_reach(width_px: float) -> int:
+    """Rows (and columns) around a pixel that :func:`coverage_ramp` reads: its erosion's and
+    box mean's radius each; a strip of rows gets its exact ramp from the map's rows this many
+    beyond it on each side."""
+    return 2 * (int(width_px) // 2)
+
+
 def coverage_ramp(covered: np.ndarray, width_px: float) -> np.ndarray:
     """0 -> 1 ramp over ~``width_px`` px inwards from the edge of ``covered`` (H, W), float32.
 
