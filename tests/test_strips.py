@@ -4,6 +4,7 @@ exactly: the toy nodes do the same float operations in the same order on every p
 strip can differ from the whole run only through a wrong halo or a misplaced row."""
 import sys
 import warnings
+import weakref
 
 import numpy as np
 import pytest
@@ -67,6 +68,27 @@ def spy(image: Gray) -> Out(image=Gray):
     """A copy; records how many rows each call saw."""
     SEEN_ROWS.append(image.shape[0])
     return image.copy()
+
+
+STALE_ALIVE: list[bool] = []  # per call of strips.watched*: was the watched array alive
+WATCHED: list = []  # a weak reference to an earlier run's output
+
+
+def _watched(image, gain):
+    STALE_ALIVE.append(any(ref() is not None for ref in WATCHED))
+    return image * np.float32(gain)
+
+
+@node("strips.watched", local=Local())
+def watched(image: Gray, *, gain: float = Param(1.0, range=(0.0, 10.0))) -> Out(image=Gray):
+    """image x gain; records whether the array in WATCHED is still alive when it is called."""
+    return _watched(image, gain)
+
+
+@node("strips.watched_whole")
+def watched_whole(image: Gray, *, gain: float = Param(1.0, range=(0.0, 10.0))) -> Out(image=Gray):
+    """strips.watched, not local (run on the whole image)."""
+    return _watched(image, gain)
 
 
 @node("strips.check", local=Local())
@@ -211,6 +233,30 @@ def test_a_cache_reuses_a_chain_only_when_every_member_is_unchanged():
     assert fourth.records["blur"].status == "ran" and fourth.records["tall"].status == "cached"
     fifth = run_plan(plan(graph, registry()), cache=cache, strip_rows=10)
     assert {r.status for r in fifth.records.values()} == {"cached"}
+
+
+@pytest.mark.parametrize("kind", ["strips.watched", "strips.watched_whole"])
+def test_a_node_run_again_replaces_its_cache_entry_before_it_runs(kind):
+    """With a cache, a node whose key changed finds its stale entry gone when it runs, so its new
+    outputs can take the memory of the old ones (the cache keeps one entry per node)."""
+    graph = parse_graph(f"""\
+nodes:
+  src: {{type: strips.source, params: {{height: 40}}}}
+  w: {{type: {kind}, in: {{image: src.image}}}}
+outputs: {{out: w.image}}
+""")
+    cache = Cache()
+    first = run_plan(plan(graph, registry()), cache=cache, strip_rows=10)
+    WATCHED[:] = [weakref.ref(first.outputs["out"])]
+    del first
+    assert WATCHED[0]() is not None  # held by the cache alone
+    STALE_ALIVE.clear()
+    graph.nodes["w"].params["gain"] = 2.0
+    second = run_plan(plan(graph, registry()), cache=cache, strip_rows=10)
+    assert second.records["w"].status == "ran" and STALE_ALIVE and not any(STALE_ALIVE)
+    assert WATCHED[0]() is None
+    np.testing.assert_array_equal(second.outputs["out"],
+                                  run_plan(plan(graph, registry()), keep_all=True).outputs["out"])
 
 
 @pytest.mark.parametrize("workers", [1, 3])
