@@ -22,8 +22,10 @@ as strips (a node with a grid of its own, ``Local(frame=...)``, computes the row
 for from inputs read whole). Only the chain's *exported* values, read by a node outside it
 or a graph output, are assembled at full size; inputs read whole are converted once per
 chain. Strips after the first run in a thread pool, one worker per available core (the
-kernels inside release the GIL). Per node, the seconds recorded are the
-sum over its strips, the peak memory that of the whole chain. A run that keeps every value
+kernels inside release the GIL). Per node, the seconds recorded are the chain's wall time
+shared among its members in proportion to the time their strips took (strips on several
+threads overlap: their sum was thread-seconds, up to the core count times the wall time),
+the peak memory that of the whole chain. A run that keeps every value
 (``keep_all``: ``--debug-dir``, the editor) runs local nodes whole, as the values it shows
 are full images anyway; a chain whose frames disagree (inputs of different sizes) or that
 misses a required input also runs whole, so its error is the usual one. With a cache, a
@@ -477,12 +479,15 @@ class _Run:
         strips = _Strips(chain, names, exported, frame, self)
         strips.donors = {(step.name, port): donor for step in chain for port in exported[step.name]
                          if (donor := self._donor(step, port, names)) is not None}
+        started = time.perf_counter()
         strips.run(self.strip_rows, self.workers)
-        peak = self.memory.window()
+        wall, peak = time.perf_counter() - started, self.memory.window()
+        busy = {step.name: sum(strips.seconds[step.name]) for step in chain}
         for step in chain:
             record = self.records[step.name]
             record.status, record.peak_rss_mb = "ran", peak
-            record.seconds, record.strips = sum(strips.seconds[step.name]), strips.count
+            record.seconds = wall * busy[step.name] / (sum(busy.values()) or 1.0)
+            record.strips = strips.count
             outputs = {port: strips.assembled[(step.name, port)] for port in exported[step.name]}
             self.values.update({(step.name, port): value for port, value in outputs.items()})
             if self.cache is not None:

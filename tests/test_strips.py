@@ -3,6 +3,7 @@ toy raster nodes. Results are compared with the whole-image run (``keep_all`` ne
 exactly: the toy nodes do the same float operations in the same order on every pixel, so a
 strip can differ from the whole run only through a wrong halo or a misplaced row."""
 import sys
+import time
 import warnings
 import weakref
 
@@ -89,6 +90,13 @@ def watched(image: Gray, *, gain: float = Param(1.0, range=(0.0, 10.0))) -> Out(
 def watched_whole(image: Gray, *, gain: float = Param(1.0, range=(0.0, 10.0))) -> Out(image=Gray):
     """strips.watched, not local (run on the whole image)."""
     return _watched(image, gain)
+
+
+@node("strips.sleepy", local=Local())
+def sleepy(image: Gray, *, ms: float = Param(1.0, range=(0.0, 1000.0), unit="ms")) -> Out(image=Gray):
+    """image + 1, after sleeping ``ms`` per call (a strip's work that leaves the GIL free)."""
+    time.sleep(ms / 1000.0)
+    return image + np.float32(1.0)
 
 
 @node("strips.check", local=Local())
@@ -257,6 +265,25 @@ outputs: {{out: w.image}}
     assert WATCHED[0]() is None
     np.testing.assert_array_equal(second.outputs["out"],
                                   run_plan(plan(graph, registry()), keep_all=True).outputs["out"])
+
+
+def test_a_chain_on_several_threads_records_its_wall_time_shared_by_busy_time():
+    """Strips on 4 threads overlap: each member's seconds are its share of the chain's wall time
+    (by the time its strips took), so the members' seconds add up to no more than the run's,
+    where summing their strips' times gave ~4x that."""
+    graph = parse_graph("""\
+nodes:
+  src: {type: strips.source, params: {height: 80}}
+  light: {type: strips.sleepy, in: {image: src.image}, params: {ms: 10}}
+  heavy: {type: strips.sleepy, in: {image: light.image}, params: {ms: 30}}
+outputs: {out: heavy.image}
+""")
+    result = run_plan(plan(graph, registry()), strip_rows=10, workers=4)
+    light, heavy = result.records["light"], result.records["heavy"]
+    assert light.strips == heavy.strips == 8
+    assert light.seconds + heavy.seconds <= result.seconds
+    assert light.seconds + heavy.seconds < 0.6 * 8 * 0.040  # the strips' summed sleep: 0.32 s
+    assert 2.0 < heavy.seconds / light.seconds < 4.5
 
 
 @pytest.mark.parametrize("workers", [1, 3])
