@@ -470,8 +470,9 @@ class _Run:
             for step in chain:
                 self.step(self.index[step.name], step)
             return
-        for step in chain if self.cache is not None else ():
-            self.cache.discard(step.name)  # as in step(): the chain replaces every member's entry
+        if self.cache is not None:  # as in step(): the chain replaces every member's entry
+            for step in chain:
+                self.cache.discard(step.name)
         self.keys.update(keys)
         for step in chain:
             self._event("start", step)
