@@ -101,7 +101,8 @@ def feather_weight(coverage: np.ndarray | None, shape: tuple[int, int], feather_
     if coverage is None:
         return np.ones(shape, np.float32)
     top, bottom = rows or (0, coverage.shape[0])
-    first, last = max(0, top - ramp_reach(feather_px)), min(coverage.shape[0], bottom + ramp_reach(feather_px))
+    reach = ramp_reach(feather_px)
+    first, last = max(0, top - reach), min(coverage.shape[0], bottom + reach)
     return coverage_ramp(compact_mask_to_float(coverage[first:last]), feather_px)[top - first:bottom - first]
 
 
