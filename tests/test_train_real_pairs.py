@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch", reason="PyTorch (the optional 'train' extra
 from nodegraph.nodes.ops.luminance import luminance  # noqa: E402
 from nodegraph.nodes.train import cli  # noqa: E402
 from nodegraph.nodes.train.data import build_real_cache, load_cache, restrict_reference  # noqa: E402
-from nodegraph.nodes.train.export import export_onnx, load_onnx_weights  # noqa: E402
+from nodegraph.nodes.train.export import export_onnx, load_onnx_weights, onnx_widths  # noqa: E402
 from nodegraph.nodes.train.model import FusionUNet  # noqa: E402
 from nodegraph.nodes.train.real_pairs import (  # noqa: E402
     RealPair,
@@ -194,6 +194,8 @@ def test_onnx_weights_load_back_into_the_model(tmp_path):
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="cannot read"):
         load_onnx_weights(loaded, tmp_path / "junk.onnx")
+    with pytest.raises(ValueError, match="cannot read"):
+        onnx_widths(tmp_path / "junk.onnx")
 
 
 def test_user_pairs_are_registered_and_unrelated_ones_skipped(pairs_dir):
@@ -314,6 +316,9 @@ def test_fine_tuning_on_user_pairs_smoke(pairs_dir, tmp_path, capsys):
     (["--wide-truth", "0.5", "--real-fraction", "0.5", "--aligned-pairs", ".", "--data", "d"],
      "must leave part of each batch"),
     (["--w-upsampled", "0.5"], "--w-upsampled 0.5"),
+    (["--widths", "16", "24", "0", "48", "64"], "--widths 16 24 0 48 64"),
+    (["--teacher", "/nonexistent/t.onnx"], "--teacher /nonexistent/t.onnx: no such file"),
+    (["--w-distill", "-1"], "--w-distill -1"),
 ])
 def test_bad_options_are_one_line_exit_2(tmp_path, capsys, extra, message):
     args = _parser().parse_args(["train", "fusion", "--out", str(tmp_path / "m.onnx"), *extra])

@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch", reason="PyTorch (the optional 'train' extra
 
 from nodegraph.nodes.train import cli  # noqa: E402
 from nodegraph.nodes.train.data import build_cache, load_cache  # noqa: E402
-from nodegraph.nodes.train.export import export_onnx  # noqa: E402
+from nodegraph.nodes.train.export import export_onnx, onnx_widths  # noqa: E402
 from nodegraph.nodes.train.model import FusionUNet  # noqa: E402
 from nodegraph.nodes.train.train import TrainConfig, evaluate, train  # noqa: E402
 
@@ -63,6 +63,32 @@ def test_loss_falls_and_export_matches_torch(cache, tmp_path):
     assert len(lines) == 300 and {"l1", "cobi", "bright", "harm", "loss"} <= set(json.loads(lines[-1]))
     err = export_onnx(model, tmp_path / "m.onnx", check_size=(128, 192))
     assert err <= 1e-4
+
+
+def test_distillation_brings_a_narrower_student_to_its_teacher(cache, tmp_path):
+    torch.manual_seed(0)
+    teacher = FusionUNet()
+    with torch.no_grad():   # a teacher that is far from the identity the student starts at
+        for parameter in teacher.parameters():
+            parameter.normal_(0.0, 0.05)
+    export_onnx(teacher, tmp_path / "teacher.onnx")
+    assert onnx_widths(tmp_path / "teacher.onnx") == teacher.widths
+    narrow = (8, 12, 16, 24, 32)
+    cfg = TrainConfig(steps=200, batch=8, lr=3e-3, seed=0, threads=1, checkpoint_every=10 ** 9,
+                      val_every=10 ** 9, widths=narrow, teacher=str(tmp_path / "teacher.onnx"),
+                      weights={"l1": 0.0, "distill": 1.0})
+    x, y = load_cache(cache)
+    student, _ = train(cache, tmp_path / "work", cfg, progress=False)
+    assert student.widths == narrow
+    inputs = torch.from_numpy(x[:8].astype(np.float32))
+    with torch.no_grad():
+        start_gap = float((inputs[:, :1] - teacher(inputs)).abs().mean())   # the untrained student
+        gap = float((student(inputs) - teacher(inputs)).abs().mean())
+    # the L1 to the teacher is the only loss: without the teacher's output reaching it (or with
+    # the teacher trained along) the student would stay at the identity or chase a moving target
+    assert gap < 0.5 * start_gap
+    log = json.loads((tmp_path / "work" / "log.jsonl").read_text().splitlines()[-1])
+    assert "distill" in log and "l1" in log
 
 
 def test_resume_continues_from_checkpoint(cache, tmp_path):

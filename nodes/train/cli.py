@@ -109,6 +109,16 @@ def register(subparsers) -> None:
                    help="start from this exported model's weights ('bundled': the shipped "
                         "nodes/hzsr/models/fusion_unet.onnx; 'none': from scratch); "
                         "default: bundled with --pairs, else none")
+    p.add_argument("--widths", type=int, nargs=5, metavar="C",
+                   help="channels of the UNet's five levels, finest first (default: "
+                        "nodegraph.nodes.train.model.WIDTHS, 24 32 48 64 96); with --init, "
+                        "those of the model given")
+    p.add_argument("--teacher", metavar="MODEL.onnx",
+                   help="distil this exported model ('bundled': the shipped one): adds the L1 "
+                        "between the network's and the teacher's output, weight --w-distill; "
+                        "with --widths, trains a smaller network to give what it gives")
+    p.add_argument("--w-distill", type=float, default=1.0,
+                   help="weight of the distillation term (only with --teacher)")
     p.add_argument("--steps", type=int, default=15000, help="training steps (batches)")
     p.add_argument("--batch", type=int, default=16, help="patches per batch")
     p.add_argument("--lr", type=float,
@@ -168,19 +178,29 @@ def _check_options(args) -> None:
             raise InputError(f"{option} {folder}: no such folder")
     if args.pairs and args.aligned_pairs:
         raise InputError("--pairs and --aligned-pairs: give one kind of real pairs per run")
-    for option, path in (("--resume", args.resume), ("--init", _init_path(args))):
+    if args.widths is not None and min(args.widths) < 1:
+        raise InputError(f"--widths {' '.join(map(str, args.widths))}: every level needs at least 1 channel")
+    if args.w_distill < 0:
+        raise InputError(f"--w-distill {args.w_distill}: must not be negative")
+    for option, path in (("--resume", args.resume), ("--init", _init_path(args)),
+                         ("--teacher", _model_file(args.teacher))):
         if path is not None and not os.path.isfile(path):
             raise InputError(f"{option} {path}: no such file")
 
 
-def _init_path(args) -> str | None:
-    init = args.init or ("bundled" if args.pairs else "none")
-    if init == "none":
+def _model_file(value: str | None) -> str | None:
+    """The file an ONNX model option names: None for 'none' (or unset), the shipped model for
+    'bundled'."""
+    if value in (None, "none"):
         return None
-    if init == "bundled":
+    if value == "bundled":
         from nodegraph.nodes.hzsr.fusion_unet import BUNDLED_MODEL, resolve_model
         return resolve_model(BUNDLED_MODEL)
-    return init
+    return value
+
+
+def _init_path(args) -> str | None:
+    return _model_file(args.init or ("bundled" if args.pairs else "none"))
 
 
 def _existing_cache(cache: Path, option: str, wanted: dict) -> bool:
@@ -294,8 +314,8 @@ def _run_fusion(args) -> int:
     except ImportError:
         print("nodegraph train needs PyTorch: pip install 'nodegraph[train]'", file=sys.stderr)
         return 2
-    from .export import export_onnx, runtime_layout
-    from .model import DETAIL_SIGMAS, count_parameters, gflops
+    from .export import export_onnx, onnx_widths, runtime_layout
+    from .model import DETAIL_SIGMAS, WIDTHS, count_parameters, gflops
     from .simulate import RigParams
     from .train import TrainConfig, train
 
@@ -323,20 +343,26 @@ def _run_fusion(args) -> int:
     mix = {"real": args.real_fraction, "wide_truth": args.wide_truth}
     mix = {label: mix[label] for label in extra}
     w_cobi = args.w_cobi if args.w_cobi is not None else (PAIRS_COBI if args.pairs else 0.02)
+    try:
+        widths = tuple(args.widths) if args.widths else (onnx_widths(init) if init else WIDTHS)
+    except ValueError as err:
+        raise InputError(f"--init: {err}") from None
+    teacher = _model_file(args.teacher)
     cfg = TrainConfig(steps=args.steps, batch=args.batch, seed=args.seed,
                       lr=args.lr if args.lr is not None else (FINE_TUNE_LR if init else 1e-3),
                       threads=args.threads, checkpoint_every=args.checkpoint_every,
                       time_limit_s=args.time_limit * 60 if args.time_limit else None,
                       weights={"l1": 1.0, "cobi": w_cobi, "bright": args.w_bright,
-                               "harm": args.w_harm},
+                               "harm": args.w_harm,
+                               "distill": args.w_distill if teacher else 0.0},
                       trust_floor=args.trust_floor, detail_sigmas=tuple(args.detail_sigmas or DETAIL_SIGMAS),
-                      mix=mix, init=init)
+                      mix=mix, init=init, teacher=teacher, widths=widths)
     try:
         model, summary = train(main, work, cfg, resume=args.resume, progress=progress,
                                extra_data=extra)
         summary["onnx_max_abs_diff_vs_torch"] = export_onnx(model, out)
         runtime_layout(out, out)  # the layout hzsr.fusion_unet runs fastest
-    except ValueError as err:   # a --init or --resume file that does not fit the model
+    except ValueError as err:   # a --init, --teacher or --resume file that does not fit the model
         raise InputError(str(err)) from None
     except (OSError, RuntimeError, AssertionError) as err:
         print(f"error: nodegraph train fusion failed: {err}", file=sys.stderr)

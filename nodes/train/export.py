@@ -15,7 +15,7 @@ import torch
 
 from nodegraph.nodes.hzsr.fusion_unet import BANDS_INPUT, DETAIL_TAPS_KEY
 
-from .model import MULTIPLE, FusionUNet
+from .model import LEVELS, MULTIPLE, FusionUNet
 
 OPSET = 17
 INPUT_NAME = "x"      # (N, 3, H, W): Y_src, Ỹ_ref, M_occ; H, W multiples of 64
@@ -302,6 +302,23 @@ def export_onnx(model: FusionUNet, path: str | Path, check_size: tuple[int, int]
     err = float(np.abs(out - ref).max())
     assert err <= atol, f"onnxruntime differs from torch by {err} > {atol}"
     return err
+
+
+def onnx_widths(path: str | Path) -> tuple[int, ...]:
+    """The per-level channel widths of a fusion UNet exported by :func:`export_onnx` (from its
+    encoder convolutions' output channels), so that a model of any width can be loaded;
+    ValueError when the file is not such a model."""
+    import onnx
+
+    try:
+        graph = onnx.load(str(path)).graph
+    except Exception as err:  # noqa: BLE001 - any parse failure means: not an ONNX model
+        raise ValueError(f"cannot read ONNX model {str(path)!r}: {err}") from None
+    dims = {t.name: tuple(t.dims) for t in graph.initializer}
+    names = [f"enc.{level}.0.weight" for level in range(LEVELS)]
+    if not all(name in dims for name in names):
+        raise ValueError(f"ONNX model {str(path)!r} is not a fusion UNet (no encoder weights)")
+    return tuple(int(dims[name][0]) for name in names)
 
 
 def load_onnx_weights(model: FusionUNet, path: str | Path) -> None:

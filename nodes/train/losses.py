@@ -21,6 +21,10 @@
   worse than the upsampled W, which is HZSR's promise ("never worse than W"): L1 weighs a
   wrong transfer of T and a missed right one alike, this term makes the wrong one dearer, where
   T shows another surface that M_occ did not flag.
+- Distillation (only with a teacher network): L1 between Y_fusion and the teacher's Y_fusion
+  on the same input, weighted per pixel like the L1 term, so a smaller network learns to give
+  what a larger one gives where the pipeline will use it (Hinton et al. 2015's knowledge
+  distillation, on the regression output).
 """
 from __future__ import annotations
 
@@ -91,9 +95,11 @@ def blended_output(y_fusion: torch.Tensor, y_src: torch.Tensor,
 
 def total_loss(y_fusion: torch.Tensor, y_target: torch.Tensor, y_src: torch.Tensor,
                weights: dict[str, float], pixel_weight: torch.Tensor | None = None,
-               m_blend: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+               m_blend: torch.Tensor | None = None, y_teacher: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, dict[str, float]]:
     """Weighted sum of the losses and their values (for the log); ``pixel_weight`` weights the
-    L1 term per pixel, ``m_blend`` turns Y_fusion into the pipeline's output for the no-harm term."""
+    L1 terms per pixel, ``m_blend`` turns Y_fusion into the pipeline's output for the no-harm
+    term, ``y_teacher`` (a teacher's Y_fusion) enables the distillation term."""
     def wanted(name):
         return weights.get(name, 0) > 0
 
@@ -101,6 +107,8 @@ def total_loss(y_fusion: torch.Tensor, y_target: torch.Tensor, y_src: torch.Tens
              "cobi": cobi_loss(y_fusion, y_target) if wanted("cobi") else None,
              "bright": brightness_loss(y_fusion, y_src) if wanted("bright") else None,
              "harm": harm_loss(blended_output(y_fusion, y_src, m_blend), y_src, y_target)
-             if wanted("harm") else None}
+             if wanted("harm") else None,
+             "distill": l1_loss(y_fusion, y_teacher, pixel_weight)
+             if wanted("distill") and y_teacher is not None else None}
     total = sum(weights[k] * v for k, v in parts.items() if v is not None)
     return total, {k: float(v.detach()) for k, v in parts.items() if v is not None}

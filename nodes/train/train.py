@@ -16,7 +16,7 @@ from tqdm import tqdm
 from nodegraph.errors import InputError
 
 from .data import augment, load_cache
-from .export import load_onnx_weights
+from .export import load_onnx_weights, onnx_widths
 from .losses import blended_output, harm_loss, total_loss
 from .model import DETAIL_SIGMAS, WIDTHS, FusionUNet
 
@@ -39,6 +39,7 @@ class TrainConfig:
     # the main cache gives the rest
     mix: dict = field(default_factory=dict)
     init: str | None = None   # ONNX model whose weights the training starts from (fine-tuning)
+    teacher: str | None = None   # ONNX model to distil (the "distill" weight), any width
 
 
 def _set_seed(seed: int) -> None:
@@ -65,8 +66,16 @@ def split_labels(yb: torch.Tensor, trust_floor: float
     return yb[:, :1], trust_floor + (1.0 - trust_floor) * m_blend, m_blend
 
 
+def load_teacher(path: str | Path, detail_sigmas: tuple) -> FusionUNet:
+    """A frozen fusion UNet with the weights (and widths) of the exported model at ``path``."""
+    teacher = FusionUNet(onnx_widths(path), tuple(detail_sigmas))
+    load_onnx_weights(teacher, path)
+    teacher.requires_grad_(False)
+    return teacher.eval()
+
+
 def evaluate(model: FusionUNet, x: np.ndarray, y: np.ndarray, weights: dict, trust_floor: float,
-             batch: int = 32) -> dict:
+             batch: int = 32, teacher: FusionUNet | None = None) -> dict:
     """Mean losses on a validation set, plus L1 of the identity (Y_fusion = Y_src) for scale
     and, where the cache has M_blend, ``l1_blended``: L1 of what the pipeline outputs,
     M_blend Y_fusion + (1 - M_blend) Y_src (the number to choose models by), and
@@ -79,7 +88,8 @@ def evaluate(model: FusionUNet, x: np.ndarray, y: np.ndarray, weights: dict, tru
             yb = torch.from_numpy(y[i:i + batch].astype(np.float32))
             target, pixel_weight, m_blend = split_labels(yb, trust_floor)
             fused, y_src = model(xb), xb[:, :1]
-            _, parts = total_loss(fused, target, y_src, weights, pixel_weight, m_blend)
+            y_teacher = teacher(xb) if teacher is not None else None
+            _, parts = total_loss(fused, target, y_src, weights, pixel_weight, m_blend, y_teacher)
             parts["l1_identity"] = float((y_src - target).abs().mean())
             if m_blend is not None:
                 blended = blended_output(fused, y_src, m_blend)
@@ -107,9 +117,11 @@ def batch_counts(batch: int, mix: dict) -> dict:
     return counts
 
 
-def _validate(model: FusionUNet, val_sets: dict, cfg: TrainConfig) -> dict:
+def _validate(model: FusionUNet, val_sets: dict, cfg: TrainConfig,
+              teacher: FusionUNet | None) -> dict:
     """{"val": losses on the main cache's validation split, "val_LABEL": on an extra cache's}."""
-    return {"val" + (f"_{label}" if label else ""): evaluate(model, *v, cfg.weights, cfg.trust_floor)
+    return {"val" + (f"_{label}" if label else ""):
+            evaluate(model, *v, cfg.weights, cfg.trust_floor, teacher=teacher)
             for label, v in val_sets.items()}
 
 
@@ -118,7 +130,8 @@ def train(data_dir: str | Path, work_dir: str | Path, cfg: TrainConfig, resume: 
     """Train on the cache in ``data_dir`` (and the caches ``extra_data`` = {label: dir}, mixed
     into each batch by ``cfg.mix``); checkpoints and ``log.jsonl`` go to ``work_dir``.
 
-    Starts from the weights of ``cfg.init`` (an exported model) when given. Returns the trained
+    Starts from the weights of ``cfg.init`` (an exported model) when given, and distils
+    ``cfg.teacher`` (another exported model) when given. Returns the trained
     model and a summary (steps, wall time, last and validation losses; ``val_LABEL`` for each
     extra cache with a validation split).
     """
@@ -134,6 +147,7 @@ def train(data_dir: str | Path, work_dir: str | Path, cfg: TrainConfig, resume: 
     model = FusionUNet(tuple(cfg.widths), tuple(cfg.detail_sigmas))
     if cfg.init:
         load_onnx_weights(model, cfg.init)
+    teacher = load_teacher(cfg.teacher, cfg.detail_sigmas) if cfg.teacher else None
     optim = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     rng = np.random.default_rng(cfg.seed)
     start, elapsed0 = 0, 0.0
@@ -172,7 +186,10 @@ def train(data_dir: str | Path, work_dir: str | Path, cfg: TrainConfig, resume: 
             xb, yb = augment(np.concatenate(xs), np.concatenate(ys), rng)
             xb, yb = torch.from_numpy(xb), torch.from_numpy(yb)
             target, pixel_weight, m_blend = split_labels(yb, cfg.trust_floor)
-            loss, parts = total_loss(model(xb), target, xb[:, :1], cfg.weights, pixel_weight, m_blend)
+            with torch.no_grad():
+                y_teacher = teacher(xb) if teacher is not None else None
+            loss, parts = total_loss(model(xb), target, xb[:, :1], cfg.weights, pixel_weight,
+                                     m_blend, y_teacher)
             optim.zero_grad(set_to_none=True)
             loss.backward()
             optim.step()
@@ -182,7 +199,7 @@ def train(data_dir: str | Path, work_dir: str | Path, cfg: TrainConfig, resume: 
             last = {"step": step + 1, "loss": value, **parts, "lr": lr,
                     "elapsed_s": round(time.time() - t0 + elapsed0, 1)}
             if (step + 1) % cfg.val_every == 0:
-                last.update(_validate(model, val_sets, cfg))
+                last.update(_validate(model, val_sets, cfg, teacher))
             log.write(json.dumps(last) + "\n")
             log.flush()
             if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
@@ -196,6 +213,6 @@ def train(data_dir: str | Path, work_dir: str | Path, cfg: TrainConfig, resume: 
     summary = {"steps": steps_done, "steps_planned": cfg.steps, "resumed_from": start,
                "wall_s": round(time.time() - t0 + elapsed0, 1),
                "last": last, "config": asdict(cfg)}
-    summary.update(_validate(model, val_sets, cfg))
+    summary.update(_validate(model, val_sets, cfg, teacher))
     model.eval()
     return model, summary
