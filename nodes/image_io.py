@@ -33,10 +33,10 @@ from PIL import ExifTags
 from PIL import Image as _PilImage
 
 from nodegraph import CompactImage, Image, Out, OutPath, Param, Path, Scalar, node, wrote
-from nodegraph.cores import in_row_bands, thread_share
+from nodegraph.cores import thread_share
 from nodegraph.errors import InputError
 from nodegraph.files import write_atomic
-from nodegraph.types import compact_to_float
+from nodegraph.types import compact_to_float, float_to_samples
 
 EXIF_ORIENTATION = 0x0112
 EXIF_FOCAL_35MM = 0xA405  # FocalLengthIn35mmFilm, in the Exif sub-IFD
@@ -231,25 +231,9 @@ def read_image(path: str | os.PathLike, max_megapixels: float = DEFAULT_MAX_MEGA
 
 def to_samples(image: np.ndarray, bit_depth: int, bgr: bool = True) -> np.ndarray:
     """Float RGB in [0, 1] -> samples rint(clip(x, 0, 1) * full scale), uint8 or uint16, in
-    OpenCV's BGR order (``bgr``) or as RGB; the product in double precision (as
-    ``quantize_mask``'s), so a float32 value a hair above a half rounds up.
-
-    One OpenCV multiply into the integer type (SIMD; its saturating cast clips and rounds half
-    to even, as np.rint): no float copy of the image, which at 12 MP cost twice the
-    conversion itself. It runs on one thread, so large images go to the cores in bands of
-    rows (12 MP on 2 cores, warm: 0.015 s against 0.020 s).
-    """
-    image = np.ascontiguousarray(image, np.float32)
-    # one channel of H rows: OpenCV would read a scalar as (s, 0, 0, 0) for 3 channels
-    flat = image.reshape(image.shape[0], -1)
-    samples = np.empty(image.shape, np.uint8 if bit_depth == 8 else np.uint16)
-    flat_samples = samples.reshape(flat.shape)
-
-    def band(rows: slice) -> None:
-        cv2.multiply(flat[rows], float(2 ** bit_depth - 1), dst=flat_samples[rows],
-                     dtype=cv2.CV_8U if bit_depth == 8 else cv2.CV_16U)
-
-    in_row_bands(image.shape[0], image.shape[1] if image.ndim > 1 else 1, band)
+    OpenCV's BGR order (``bgr``) or as RGB: :func:`nodegraph.types.float_to_samples` (the
+    product in double precision, as ``quantize_mask``'s), then the channels swapped by OpenCV."""
+    samples = float_to_samples(image, bit_depth)
     return cv2.cvtColor(samples, cv2.COLOR_RGB2BGR) if bgr and samples.ndim == 3 else samples
 
 
