@@ -304,17 +304,21 @@ def export_onnx(model: FusionUNet, path: str | Path, check_size: tuple[int, int]
     return err
 
 
+def _read_graph(path: str | Path):
+    """The graph of the ONNX file at ``path``; ValueError when it cannot be read as one."""
+    import onnx
+
+    try:
+        return onnx.load(str(path)).graph
+    except Exception as err:  # noqa: BLE001 - any parse failure means: not an ONNX model
+        raise ValueError(f"cannot read ONNX model {str(path)!r}: {err}") from None
+
+
 def onnx_widths(path: str | Path) -> tuple[int, ...]:
     """The per-level channel widths of a fusion UNet exported by :func:`export_onnx` (from its
     encoder convolutions' output channels), so that a model of any width can be loaded;
     ValueError when the file is not such a model."""
-    import onnx
-
-    try:
-        graph = onnx.load(str(path)).graph
-    except Exception as err:  # noqa: BLE001 - any parse failure means: not an ONNX model
-        raise ValueError(f"cannot read ONNX model {str(path)!r}: {err}") from None
-    dims = {t.name: tuple(t.dims) for t in graph.initializer}
+    dims = {t.name: tuple(t.dims) for t in _read_graph(path).initializer}
     names = [f"enc.{level}.0.weight" for level in range(LEVELS)]
     if not all(name in dims for name in names):
         raise ValueError(f"ONNX model {str(path)!r} is not a fusion UNet (no encoder weights)")
@@ -329,13 +333,9 @@ def load_onnx_weights(model: FusionUNet, path: str | Path) -> None:
     name and alias the others by Identity nodes; both are followed. ValueError when the file is
     not such a model or its tensors do not fit ``model``'s architecture.
     """
-    import onnx
     from onnx import numpy_helper
 
-    try:
-        graph = onnx.load(str(path)).graph
-    except Exception as err:  # noqa: BLE001 - any parse failure means: not an ONNX model
-        raise ValueError(f"cannot read ONNX model {str(path)!r}: {err}") from None
+    graph = _read_graph(path)
     tensors = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     for n in graph.node:
         if n.op_type == "Identity" and n.input[0] in tensors:
